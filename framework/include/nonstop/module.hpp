@@ -1,0 +1,126 @@
+// The module contract: the one interface that module libraries built outside this repository
+// compile against. Names listed in DESIGN.md are fixed; additions are allowed.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace nonstop {
+
+namespace detail {
+class ModuleTask;
+}
+
+/// One request between modules. The framework carries it inside an ACE_Message_Block.
+struct Message {
+    std::uint32_t type = 0;      // application-defined
+    std::uint16_t protocol = 1;  // message-protocol version (thesis 3.5, transaction 6)
+    std::string sender;          // set by the framework: the sending module's name
+    std::string payload;         // bytes
+};
+
+/// A checkpoint handed from the old version to the new one.
+struct State {
+    std::uint32_t schema = 0;  // the old implementation's state format version
+    std::string bytes;
+};
+
+/// The framework, as seen from inside one module implementation.
+class Context {
+public:
+    Context(const Context&) = delete;
+    Context& operator=(const Context&) = delete;
+
+    /// This module's name.
+    const std::string& name() const;
+    /// Sends `m` to the module named `to` through its proxy. False: unknown name, or this
+    /// implementation is passive (disabled, being replaced, or not yet started).
+    bool send(std::string_view to, Message m);
+    /// Becomes publisher of the event tag (name(), event).
+    void publish(std::string_view event);
+    /// Subscribes this module to the tag (publisher, event); idempotent.
+    void subscribe(std::string_view publisher, std::string_view event);
+    /// Removes this module's subscription to (publisher, event), if any.
+    void unsubscribe(std::string_view publisher, std::string_view event);
+    /// Multicasts `m` to every subscriber of (name(), event); returns how many received it.
+    std::size_t notify(std::string_view event, Message m);
+    /// Delivers a kTimerTick message to this module every `period` through its proxy;
+    /// zero cancels. The timer belongs to the module name and survives replacement.
+    void schedule_timer(std::chrono::milliseconds period);
+    /// The version string of this implementation's library.
+    const std::string& version() const;
+
+private:
+    friend class detail::ModuleTask;
+    explicit Context(detail::ModuleTask& task) : task_(task) {}
+    detail::ModuleTask& task_;
+};
+
+inline constexpr std::uint32_t kTimerTick = 0xFFFF0001;
+
+/// Base class of every module implementation (the thesis's ModuleImp). The framework owns the
+/// thread and the service loop; a subclass only reacts to the calls below.
+class Module {
+public:
+    virtual ~Module() = default;
+    /// In the module's own thread, before service. Throwing fails the load or replacement.
+    virtual void initialize() {}
+    /// One request, in the module's own thread.
+    virtual void handle(const Message& m) = 0;
+    /// Active: may initiate requests. Called in the module's own thread.
+    virtual void enable() {}
+    /// Passive: must initiate none. Called in the module's own thread.
+    virtual void disable() {}
+    /// Checkpoint, taken while the module is quiescent; throwing votes NO.
+    virtual State put_state() { return {}; }
+    /// Recover from the previous version's checkpoint before service; throwing aborts.
+    virtual void get_state(const State& /*s*/) {}
+    /// Service has ended: called in the module's own thread after its last message.
+    virtual void terminate() {}
+
+protected:
+    /// The framework as seen from this module; valid from initialize() on.
+    Context& context() { return *context_; }
+
+private:
+    friend class detail::ModuleTask;
+    Context* context_ = nullptr;
+};
+
+/// What a module library exports: built by NONSTOP_MODULE, read by the VersionRepository.
+struct ModuleDescriptor {
+    const char* kind;
+    const char* version;
+    Module* (*create)();
+    void (*destroy)(Module*);
+};
+
+/// The framework ABI a module library was compiled against. The runtime refuses a library whose
+/// value differs from its own: the version number changes whenever the contract's layout does,
+/// and the sizes catch a library compiled with another standard library or string ABI.
+constexpr std::uint32_t abi_version() {
+    constexpr std::uint32_t contract = 1;
+    return (contract << 24) ^ (static_cast<std::uint32_t>(sizeof(Message)) << 12) ^
+           (static_cast<std::uint32_t>(sizeof(State)) << 4) ^
+           static_cast<std::uint32_t>(sizeof(std::string));
+}
+
+}  // namespace nonstop
+
+#define NONSTOP_EXPORT __attribute__((visibility("default")))
+
+/// In exactly one source file of a module library: exports the factory (thesis 4.6.1) and the
+/// framework ABI version the library was built against.
+#define NONSTOP_MODULE(CLASS, KIND, VERSION)                                                   \
+    extern "C" NONSTOP_EXPORT std::uint32_t nonstop_module_abi() {                              \
+        return ::nonstop::abi_version();                                                        \
+    }                                                                                           \
+    extern "C" NONSTOP_EXPORT const ::nonstop::ModuleDescriptor* nonstop_module_descriptor() { \
+        static constexpr ::nonstop::ModuleDescriptor descriptor{                                \
+            KIND, VERSION, []() -> ::nonstop::Module* { return new CLASS(); },                  \
+            [](::nonstop::Module* m) { delete m; }};                                            \
+        return &descriptor;                                                                     \
+    }

@@ -1,0 +1,73 @@
+// The object a host server embeds: owns one of each service and is the process's access point
+// to them (the thesis's singletons, as one object that tests can also build on their own).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "nonstop/config.hpp"
+#include "nonstop/event_manager.hpp"
+#include "nonstop/module.hpp"
+#include "nonstop/module_info.hpp"
+#include "nonstop/name_service.hpp"
+#include "nonstop/transaction_report.hpp"
+#include "nonstop/upgrader.hpp"
+#include "nonstop/version_repository.hpp"
+
+namespace nonstop {
+
+namespace detail {
+class TimerService;
+}
+
+class Runtime {
+public:
+    explicit Runtime(Config config = {});
+    /// Removes every module (each serves its queue first) and stops the timers.
+    ~Runtime();
+    Runtime(const Runtime&) = delete;
+    Runtime& operator=(const Runtime&) = delete;
+
+    /// The process-wide runtime, built with the default Config (and NONSTOP_MODULE_PATH) on
+    /// first use.
+    static Runtime& instance();
+
+    NameService& names() { return names_; }
+    EventManager& events() { return events_; }
+    VersionRepository& libraries() { return libraries_; }
+    Upgrader& upgrader() { return upgrader_; }
+    const Config& config() const { return config_; }
+    detail::TimerService& timers() { return *timers_; }
+
+    // Host-side operations; each returns the upgrader's report.
+    TransactionReport load(const std::string& name, const std::string& library) {
+        return upgrader_.load(name, library);
+    }
+    TransactionReport unload(const std::string& name) { return upgrader_.unload(name); }
+    TransactionReport replace(const std::string& name, const std::string& library) {
+        return upgrader_.replace(name, library);
+    }
+    TransactionReport enable(const std::string& name) { return upgrader_.enable(name); }
+    TransactionReport disable(const std::string& name) { return upgrader_.disable(name); }
+
+    /// Sends a message from host code; its sender is "host" unless set. False: unknown name.
+    bool send(std::string_view to, Message m);
+    /// Every module, sorted by name.
+    std::vector<ModuleInfo> modules() const;
+    /// One module; empty if the name is unknown.
+    std::optional<ModuleInfo> info(std::string_view name) const;
+
+private:
+    Config config_;
+    NameService names_;
+    EventManager events_;
+    VersionRepository libraries_;
+    std::unique_ptr<detail::TimerService> timers_;
+    Upgrader upgrader_;
+};
+
+}  // namespace nonstop

@@ -1,0 +1,94 @@
+// The version-control repository (thesis 3.3.4, table 4.5): every module library the process has
+// loaded, what it declares, and how many module instances still run its code.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "nonstop/module.hpp"
+
+namespace nonstop {
+
+/// The identity of a library file on disk: a file rewritten in place gets a new one.
+struct FileIdentity {
+    std::uint64_t device = 0;
+    std::uint64_t inode = 0;
+    std::int64_t size = 0;
+    std::int64_t mtime_ns = 0;
+    bool operator==(const FileIdentity&) const = default;
+};
+
+/// One loaded module library. It stays mapped while a shared_ptr to it lives; every module
+/// instance created from it holds one, so the last instance destroyed unloads it.
+class Library {
+public:
+    ~Library();
+    Library(const Library&) = delete;
+    Library& operator=(const Library&) = delete;
+
+    /// The path the operator named, made absolute.
+    const std::string& path() const { return path_; }
+    /// The file actually mapped: `path()`, or a private copy when `path()` changed on disk
+    /// while an older version of it was still loaded.
+    const std::string& mapped_path() const { return mapped_path_; }
+    const std::string& kind() const { return kind_; }
+    const std::string& version() const { return version_; }
+    const FileIdentity& identity() const { return identity_; }
+    /// Creates one instance through the library's factory; throws Error naming the library.
+    Module* create() const;
+    /// Destroys an instance with the library's own code.
+    void destroy(Module* m) const;
+
+private:
+    friend class VersionRepository;
+    Library() = default;
+    struct Handle;
+    std::unique_ptr<Handle> handle_;
+    const ModuleDescriptor* descriptor_ = nullptr;
+    std::string path_, mapped_path_, kind_, version_;
+    FileIdentity identity_;
+    bool private_copy_ = false;
+};
+
+/// What the repository shows of one library.
+struct LibraryInfo {
+    std::string path;
+    std::string mapped_path;
+    std::string kind;
+    std::string version;
+    long instances = 0;  // module instances using it (including ones being created)
+};
+
+class VersionRepository {
+public:
+    /// `module_path`: directories searched for a library named without a '/'.
+    explicit VersionRepository(std::vector<std::string> module_path = {});
+    ~VersionRepository();
+
+    /// Resolves a library name against the module path (a name with '/' is used as given)
+    /// and returns an absolute path; throws Error when no such file exists.
+    std::string resolve(const std::string& library) const;
+    /// Loads (or shares, when already loaded and unchanged on disk) the library: now-binding,
+    /// local symbols; checks the ABI and the factory before anything is created. Throws Error
+    /// with a one-sentence reason.
+    std::shared_ptr<Library> acquire(const std::string& library);
+    /// Every library currently loaded.
+    std::vector<LibraryInfo> list() const;
+    /// True while some instance uses the library at `path` (the operator's name or resolved).
+    bool loaded(const std::string& path) const;
+    void set_module_path(std::vector<std::string> module_path);
+    std::vector<std::string> module_path() const;
+
+private:
+    std::shared_ptr<Library> open(const std::string& path, const FileIdentity& identity,
+                                  bool private_copy);
+    mutable std::mutex mutex_;
+    std::vector<std::string> module_path_;
+    std::vector<std::weak_ptr<Library>> libraries_;
+    std::uint64_t copies_ = 0;
+};
+
+}  // namespace nonstop

@@ -1,0 +1,51 @@
+// The input queue of one module implementation, and the swap buffer of a proxy: the same type,
+// because the buffer a proxy fills during a swap becomes the input queue of whichever
+// implementation serves next (thesis 4.4).
+#pragma once
+
+#include <ace/Condition_Thread_Mutex.h>
+#include <ace/Message_Block.h>
+#include <ace/Message_Queue.h>
+#include <ace/Synch_Traits.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "nonstop/module.hpp"
+
+namespace nonstop::detail {
+
+class InputQueue {
+public:
+    /// Kinds of block besides application messages (ACE's MB_DATA).
+    static constexpr ACE_Message_Block::ACE_Message_Type kTerminate = ACE_Message_Block::MB_STOP;
+    static constexpr ACE_Message_Block::ACE_Message_Type kEnable = ACE_Message_Block::MB_USER + 1;
+    static constexpr ACE_Message_Block::ACE_Message_Type kDisable = ACE_Message_Block::MB_USER + 2;
+
+    /// `capacity`: messages held before put() blocks the sender.
+    explicit InputQueue(std::size_t capacity);
+    ~InputQueue();
+    InputQueue(const InputQueue&) = delete;
+    InputQueue& operator=(const InputQueue&) = delete;
+
+    /// Appends an application message; blocks while the queue is full. False if the queue is
+    /// deactivated (it is not, while anything can reach it).
+    bool put(Message&& m);
+    /// Puts a control block (enable/disable) ahead of every waiting message.
+    void put_control_first(ACE_Message_Block::ACE_Message_Type type);
+    /// Appends the termination message that ends this queue for its consumer.
+    void put_terminate(std::uint64_t term);
+    /// Blocks for the next block. The caller owns it; see message_of / term_of.
+    ACE_Message_Block* take();
+    std::size_t size();
+
+    /// The message a data block carries; the caller owns it and releases the block.
+    static std::unique_ptr<Message> message_of(ACE_Message_Block* block);
+    static std::uint64_t term_of(const ACE_Message_Block* block);
+
+private:
+    ACE_Message_Queue<ACE_MT_SYNCH> queue_;
+};
+
+}  // namespace nonstop::detail

@@ -1,0 +1,206 @@
+#include "nonstop/module_proxy.hpp"
+
+#include <cstdio>
+#include <thread>
+
+#include "input_queue.hpp"
+#include "module_task.hpp"
+#include "nonstop/error.hpp"
+#include "nonstop/version_repository.hpp"
+
+namespace nonstop {
+
+using detail::Clock;
+using detail::InputQueue;
+
+ModuleProxy::ModuleProxy(std::string name, std::size_t capacity)
+    : name_(std::move(name)), capacity_(capacity) {}
+
+ModuleProxy::~ModuleProxy() = default;
+
+bool ModuleProxy::put(Message&& m) {
+    for (;;) {
+        const std::uint64_t epoch = epoch_.load();
+        auto& inflight = inflight_[epoch & 1];
+        inflight.fetch_add(1);
+        if (epoch_.load() != epoch) {  // a retarget began between the two loads: count again
+            inflight.fetch_sub(1);
+            continue;
+        }
+        InputQueue* target = target_.load();
+        const bool accepted = target != nullptr && target->put(std::move(m));
+        if (accepted && swapping_.load(std::memory_order_relaxed)) note_buffered();
+        inflight.fetch_sub(1);
+        return accepted;
+    }
+}
+
+void ModuleProxy::note_buffered() {
+    if (buffered_.fetch_add(1, std::memory_order_acq_rel) == 0) {
+        const auto now = Clock::now().time_since_epoch();
+        first_buffered_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count(),
+                                 std::memory_order_release);
+    }
+}
+
+std::chrono::steady_clock::time_point ModuleProxy::first_buffered() const {
+    return Clock::time_point(std::chrono::nanoseconds(first_buffered_ns_.load()));
+}
+
+void ModuleProxy::retarget(std::shared_ptr<InputQueue> queue) {
+    target_.store(queue.get());
+    const std::uint64_t old_epoch = epoch_.fetch_add(1);
+    // Every sender that may still hold the previous target counted itself under old_epoch.
+    while (inflight_[old_epoch & 1].load() != 0) std::this_thread::yield();
+    queue_ = std::move(queue);
+}
+
+ModuleInfo ModuleProxy::info() const {
+    std::lock_guard lock(mutex_);
+    ModuleInfo i;
+    i.name = name_;
+    i.enabled = enabled_;
+    i.in_transaction = in_transaction_;
+    i.handled = handled_.load(std::memory_order_relaxed);
+    i.handler_errors = errors_.load(std::memory_order_relaxed);
+    if (queue_) i.queue_depth = queue_->size();
+    if (current_) {
+        i.kind = current_->library().kind();
+        i.version = current_->library().version();
+        i.library = current_->library().path();
+        i.status = current_->status();
+        if (in_transaction_) i.queue_depth += current_->queue_depth();
+    }
+    return i;
+}
+
+void ModuleProxy::enable() {
+    std::lock_guard lock(mutex_);
+    if (in_transaction_) throw Error("module '" + name_ + "' is in a transaction");
+    if (!current_ || !queue_) throw Error("module '" + name_ + "' has no implementation");
+    enabled_ = true;
+    current_->set_active(*queue_);
+}
+
+void ModuleProxy::disable() {
+    std::lock_guard lock(mutex_);
+    if (in_transaction_) throw Error("module '" + name_ + "' is in a transaction");
+    if (!current_ || !queue_) throw Error("module '" + name_ + "' has no implementation");
+    enabled_ = false;
+    current_->set_passive(*queue_);
+}
+
+bool ModuleProxy::enabled() const {
+    std::lock_guard lock(mutex_);
+    return enabled_;
+}
+
+ModuleProxy::Task ModuleProxy::current() const {
+    std::lock_guard lock(mutex_);
+    return current_;
+}
+
+void ModuleProxy::attach(Task task) {
+    std::lock_guard lock(mutex_);
+    current_ = std::move(task);
+    enabled_ = true;
+    in_transaction_ = true;  // until start()
+    retarget(std::make_shared<InputQueue>(capacity_));
+}
+
+ModuleProxy::Vote ModuleProxy::prepare(std::chrono::milliseconds timeout, Intake intake) {
+    Task old;
+    std::uint64_t term;
+    const auto begin = Clock::now();
+    {
+        std::lock_guard lock(mutex_);
+        if (in_transaction_) throw Error("module '" + name_ + "' is already in a transaction");
+        if (!current_ || !queue_) throw Error("module '" + name_ + "' has no implementation");
+        in_transaction_ = true;
+        was_enabled_ = enabled_;
+        old = current_;
+        buffered_.store(0);
+        first_buffered_ns_.store(0);
+        std::shared_ptr<InputQueue> drained = queue_;
+        swapping_.store(intake == Intake::buffer);
+        old->set_passive(*drained);
+        retarget(intake == Intake::buffer ? std::make_shared<InputQueue>(capacity_) : nullptr);
+        term_ = term = old->next_term();
+        drained->put_terminate(term);
+    }
+    Vote vote;
+    if (!old->wait_quiescent(term, begin + timeout)) {
+        char seconds[32];
+        std::snprintf(seconds, sizeof seconds, "%.3f", timeout.count() / 1000.0);
+        vote.reason = "module '" + name_ + "' did not reach quiescence within " + seconds +
+                      " s (its handler is still busy)";
+        return vote;
+    }
+    vote.quiescence = Clock::now() - begin;
+    try {
+        vote.state = old->checkpoint();
+    } catch (const std::exception& e) {
+        vote.reason = "module '" + name_ + "' failed to checkpoint its state: " + e.what();
+        return vote;
+    } catch (...) {
+        vote.reason = "module '" + name_ + "' failed to checkpoint its state";
+        return vote;
+    }
+    vote.yes = true;
+    return vote;
+}
+
+std::string ModuleProxy::restore(detail::ModuleTask& fresh, const State& state) {
+    try {
+        fresh.restore(state);
+    } catch (const std::exception& e) {
+        return "module '" + name_ + "' version " + fresh.library().version() +
+               " failed to restore the state of version " + current()->library().version() +
+               ": " + e.what();
+    } catch (...) {
+        return "module '" + name_ + "' version " + fresh.library().version() +
+               " failed to restore the checkpointed state";
+    }
+    return {};
+}
+
+ModuleProxy::Task ModuleProxy::swap(Task fresh) {
+    Task old;
+    {
+        std::lock_guard lock(mutex_);
+        old = std::exchange(current_, std::move(fresh));
+        old->finish(term_);
+    }
+    old->join();
+    return old;
+}
+
+void ModuleProxy::start() {
+    std::lock_guard lock(mutex_);
+    current_->start(queue_);
+    enabled_ = true;
+    swapping_.store(false);
+    in_transaction_ = false;
+}
+
+void ModuleProxy::abort() {
+    std::lock_guard lock(mutex_);
+    if (!queue_) retarget(std::make_shared<InputQueue>(capacity_));  // reopen after refusing
+    current_->resume(term_, queue_, was_enabled_);
+    enabled_ = was_enabled_;
+    swapping_.store(false);
+    in_transaction_ = false;
+}
+
+ModuleProxy::Task ModuleProxy::retire() {
+    Task old;
+    {
+        std::lock_guard lock(mutex_);
+        old = std::move(current_);
+        old->finish(term_);
+    }
+    old->join();
+    return old;
+}
+
+}  // namespace nonstop

@@ -1,0 +1,149 @@
+// Every bad input gets a one-sentence error naming the cause, changes nothing, loses nothing.
+#include <thread>
+
+#include "test_support.hpp"
+
+namespace nonstop::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct BadLibrary {
+    const char* library;
+    const char* reason;  // must appear in the report's reason
+};
+
+class BadLoad : public RuntimeTest, public ::testing::WithParamInterface<BadLibrary> {};
+
+TEST_P(BadLoad, IsReportedAndRegistersNothing) {
+    ASSERT_TRUE(rt().load("keeper", "libcounter_v1.so").ok());
+    const auto report = rt().load("newcomer", GetParam().library);
+    EXPECT_NE(report.outcome, Outcome::committed);
+    EXPECT_NE(report.reason.find(GetParam().reason), std::string::npos) << report.reason;
+    EXPECT_EQ(report.reason.find('\n'), std::string::npos) << "one sentence: " << report.reason;
+    EXPECT_FALSE(rt().info("newcomer"));
+    EXPECT_FALSE(rt().send("newcomer", Message{}));
+    EXPECT_FALSE(mapped(std::string(GetParam().library)));
+    ASSERT_EQ(rt().libraries().list().size(), 1u);
+    // The module that was there is untouched.
+    send_numbered(rt(), "keeper", "k", 3);
+    ASSERT_TRUE(probe::wait_count(3));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Libraries, BadLoad,
+    ::testing::Values(BadLibrary{"libmissing.so", "library file 'libmissing.so' does not exist"},
+                      BadLibrary{"libnot_elf.so", "cannot load library"},
+                      BadLibrary{"libfaulty_no_factory.so", "has no nonstop module factory"},
+                      BadLibrary{"libfaulty_wrong_abi.so", "was built for nonstop ABI 12345"},
+                      BadLibrary{"libfaulty_factory_throws.so", "threw: constructor refuses to build"},
+                      BadLibrary{"libfaulty_factory_null.so", "returned no module"},
+                      BadLibrary{"libfaulty_init_throws.so",
+                                 "failed to initialize: no configuration found"}));
+
+class BadReplace : public RuntimeTest, public ::testing::WithParamInterface<BadLibrary> {};
+
+TEST_P(BadReplace, LeavesTheOldVersionServingEveryMessage) {
+    ASSERT_TRUE(rt().load("m", "libcounter_v1.so").ok());
+    send_numbered(rt(), "m", "before", 5);
+    const auto report = rt().replace("m", GetParam().library);
+    EXPECT_EQ(report.outcome, Outcome::aborted);
+    EXPECT_NE(report.reason.find(GetParam().reason), std::string::npos) << report.reason;
+    send_numbered(rt(), "m", "after", 5);
+    ASSERT_TRUE(probe::wait_count(10));
+    auto seen = events_of("m");
+    ASSERT_EQ(seen.size(), 10u);
+    for (int i = 0; i < 10; ++i) {
+        EXPECT_EQ(seen[i].payload, (i < 5 ? "before" : "after") + std::to_string(i % 5));
+        EXPECT_EQ(seen[i].version, "1");
+    }
+    EXPECT_EQ(rt().info("m")->version, "1");
+    EXPECT_EQ(rt().info("m")->status, ModuleStatus::service);
+    EXPECT_FALSE(mapped(std::string(GetParam().library)));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Libraries, BadReplace,
+    ::testing::Values(BadLibrary{"libmissing.so", "does not exist"},
+                      BadLibrary{"libnot_elf.so", "cannot load library"},
+                      BadLibrary{"libfaulty_no_factory.so", "has no nonstop module factory"},
+                      BadLibrary{"libfaulty_wrong_abi.so", "ABI 12345"},
+                      BadLibrary{"libfaulty_factory_throws.so", "constructor refuses to build"},
+                      BadLibrary{"libfaulty_factory_null.so", "returned no module"},
+                      BadLibrary{"libfaulty_init_throws.so", "no configuration found"},
+                      BadLibrary{"libfaulty_get_state.so", "failed to restore"}));
+
+TEST_F(RuntimeTest, DuplicateAndUnknownNamesAreRejected) {
+    ASSERT_TRUE(rt().load("m", "libcounter_v1.so").ok());
+    auto report = rt().load("m", "libcounter_v2.so");
+    EXPECT_EQ(report.outcome, Outcome::rejected);
+    EXPECT_EQ(report.reason, "a module named 'm' already exists");
+    EXPECT_FALSE(mapped("libcounter_v2.so"));
+    for (auto r : {rt().unload("ghost"), rt().replace("ghost", "libcounter_v2.so"),
+                   rt().enable("ghost"), rt().disable("ghost")}) {
+        EXPECT_EQ(r.outcome, Outcome::rejected) << r.command;
+        EXPECT_EQ(r.reason, "no module is named 'ghost'") << r.command;
+    }
+    EXPECT_FALSE(rt().send("ghost", Message{}));
+    EXPECT_EQ(rt().info("m")->version, "1");
+    send_numbered(rt(), "m", "x", 2);
+    ASSERT_TRUE(probe::wait_count(2));
+}
+
+TEST_F(RuntimeTest, CheckpointFailureVotesNoAndKeepsTheOldVersion) {
+    ASSERT_TRUE(rt().load("m", "libfaulty_put_state.so").ok());
+    send_numbered(rt(), "m", "a", 5);
+    const auto report = rt().replace("m", "libcounter_v2.so");
+    EXPECT_EQ(report.outcome, Outcome::aborted);
+    EXPECT_EQ(report.reason, "module 'm' failed to checkpoint its state: state is corrupt");
+    ASSERT_EQ(report.targets.size(), 1u);
+    EXPECT_EQ(report.targets[0].vote, "no");
+    send_numbered(rt(), "m", "b", 5);
+    ASSERT_TRUE(probe::wait_count(10));
+    auto seen = events_of("m");
+    ASSERT_EQ(seen.size(), 10u);
+    for (auto& e : seen) EXPECT_EQ(e.version, "put_state");
+    EXPECT_EQ(rt().info("m")->version, "put_state");
+    EXPECT_FALSE(mapped("libcounter_v2.so"));
+}
+
+TEST_F(RuntimeTest, QuiescenceTimeoutAbortsAndDeliversEverythingInOrder) {
+    config.quiescence_timeout = 200ms;
+    ASSERT_TRUE(rt().load("slow", "libcounter_v1.so").ok());
+    probe::close_gate("g");
+    ASSERT_TRUE(rt().send("slow", Message{2, 1, {}, "g"}));  // its handler is now busy
+    ASSERT_TRUE(probe::wait_until_blocked("g"));
+    send_numbered(rt(), "slow", "queued", 5);
+
+    // Messages sent while the replacement is under way are buffered by the proxy.
+    std::thread during([&] {
+        while (!rt().info("slow")->in_transaction) std::this_thread::yield();
+        send_numbered(rt(), "slow", "during", 5);
+    });
+    const auto report = rt().replace("slow", "libcounter_v2.so");
+    during.join();
+    EXPECT_EQ(report.outcome, Outcome::aborted);
+    EXPECT_EQ(report.reason,
+              "module 'slow' did not reach quiescence within 0.200 s (its handler is still busy)");
+    EXPECT_EQ(report.targets.at(0).vote, "no");
+    EXPECT_FALSE(mapped("libcounter_v2.so"));
+    send_numbered(rt(), "slow", "after", 5);
+
+    probe::open_gate("g");
+    ASSERT_TRUE(probe::wait_count(16));
+    auto seen = events_of("slow");
+    ASSERT_EQ(seen.size(), 16u);
+    EXPECT_EQ(seen[0].payload, "g");
+    const char* phases[] = {"queued", "during", "after"};
+    for (int i = 0; i < 15; ++i) {
+        EXPECT_EQ(seen[i + 1].payload, phases[i / 5] + std::to_string(i % 5));
+        EXPECT_EQ(seen[i + 1].version, "1");
+    }
+    EXPECT_EQ(rt().info("slow")->status, ModuleStatus::service);
+    // A later replacement succeeds and continues the count.
+    ASSERT_TRUE(rt().replace("slow", "libcounter_v2.so").ok());
+    EXPECT_EQ(probe::get("slow.count"), "16");
+}
+
+}  // namespace
+}  // namespace nonstop::test

@@ -1,0 +1,96 @@
+// The test module. Built as several versions (COUNTER_VERSION) of one kind "counter":
+//   1: state schema 1; refuses any other schema.
+//   2, 3: state schema 2; understand schemas 1 and 2.
+// Every message it handles is recorded in the probe; it counts them and the count is its state.
+// Message types: 1 record, 2 block on the gate named by the payload then record,
+// 3 forward a message to the module named by the payload, 10 notify N "tick" events.
+// Options, read from the probe in initialize(): NAME.subscribe = "publisher event",
+// NAME.timer = period in ms, NAME.publish = event.
+#include <nonstop/module.hpp>
+
+#include <sstream>
+#include <stdexcept>
+
+#include "probe.hpp"
+
+#ifndef COUNTER_VERSION
+#error COUNTER_VERSION must be defined
+#endif
+#define COUNTER_STR2(x) #x
+#define COUNTER_STR(x) COUNTER_STR2(x)
+
+namespace {
+
+// An inline-function static and a template static: without -fno-gnu-unique these become
+// STB_GNU_UNIQUE symbols and pin the library in memory after dlclose().
+inline long& calls() {
+    static long n = 0;
+    return n;
+}
+template <class T>
+struct Tally {
+    static inline T total{};
+};
+
+class Counter : public nonstop::Module {
+public:
+    void initialize() override {
+        const auto& me = context().name();
+        if (auto sub = probe::get(me + ".subscribe"); !sub.empty()) {
+            std::istringstream in(sub);
+            std::string publisher, event;
+            in >> publisher >> event;
+            context().subscribe(publisher, event);
+        }
+        if (auto event = probe::get(me + ".publish"); !event.empty()) context().publish(event);
+        if (auto period = probe::get(me + ".timer"); !period.empty())
+            context().schedule_timer(std::chrono::milliseconds(std::stol(period)));
+        if (probe::get(me + ".fail_initialize") == "1")
+            throw std::runtime_error("initialize was told to fail");
+    }
+
+    void handle(const nonstop::Message& m) override {
+        ++calls();
+        Tally<long>::total += 1;
+        const auto& me = context().name();
+        if (m.type == 2) probe::wait_gate(m.payload);
+        if (m.type == 3) {
+            const bool sent = context().send(m.payload, nonstop::Message{1, 1, {}, "forwarded"});
+            probe::set(me + ".sent", sent ? "1" : "0");
+        }
+        if (m.type == 10) {
+            const int n = std::stoi(m.payload);
+            for (int i = 0; i < n; ++i)
+                context().notify("tick", nonstop::Message{11, 1, {}, std::to_string(++ticks_)});
+        }
+        ++count_;
+        probe::set(me + ".count", std::to_string(count_));
+        probe::record({me, context().version(), m.sender, m.type, m.payload});
+    }
+
+    nonstop::State put_state() override {
+        return {kSchema, std::to_string(count_) + (kSchema == 2 ? ";" + std::to_string(ticks_) : "")};
+    }
+
+    void get_state(const nonstop::State& s) override {
+        if (s.schema != 1 && (kSchema == 1 || s.schema != 2))
+            throw std::runtime_error("version " COUNTER_STR(COUNTER_VERSION) " cannot read state schema " +
+                                     std::to_string(s.schema));
+        count_ = std::stol(s.bytes);
+        if (auto semi = s.bytes.find(';'); semi != std::string::npos)
+            ticks_ = std::stol(s.bytes.substr(semi + 1));
+    }
+
+    void terminate() override {
+        probe::set(context().name() + ".terminated", COUNTER_STR(COUNTER_VERSION));
+    }
+
+private:
+    static constexpr std::uint32_t kSchema = COUNTER_VERSION == 1 ? 1 : 2;
+    long count_ = 0;
+    long ticks_ = 0;
+};
+
+}  // namespace
+
+NONSTOP_MODULE(Counter, "counter", COUNTER_STR(COUNTER_VERSION))

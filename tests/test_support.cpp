@@ -1,0 +1,42 @@
+#include "test_support.hpp"
+
+#include <fstream>
+
+namespace nonstop::test {
+
+std::string library(const std::string& target) {
+    return std::string(NONSTOP_TEST_MODULE_DIR) + "/lib" + target + ".so";
+}
+
+bool mapped(const std::string& fragment) {
+    std::ifstream maps("/proc/self/maps");
+    for (std::string line; std::getline(maps, line);)
+        if (line.find(fragment) != std::string::npos) return true;
+    return false;
+}
+
+std::vector<probe::Event> events_of(const std::string& module) {
+    std::vector<probe::Event> out;
+    for (auto& e : probe::events())
+        if (e.module == module) out.push_back(e);
+    return out;
+}
+
+void send_numbered(Runtime& rt, const std::string& to, const std::string& prefix, int count) {
+    for (int i = 0; i < count; ++i)
+        ASSERT_TRUE(rt.send(to, Message{1, 1, {}, prefix + std::to_string(i)})) << to;
+}
+
+void RuntimeTest::SetUp() {
+    probe::clear();
+    config.module_path = {NONSTOP_TEST_MODULE_DIR};
+}
+
+void RuntimeTest::TearDown() { runtime_.reset(); }
+
+Runtime& RuntimeTest::rt() {
+    if (!runtime_) runtime_ = std::make_unique<Runtime>(config);
+    return *runtime_;
+}
+
+}  // namespace nonstop::test
