@@ -3,6 +3,7 @@
 #include <exception>
 
 #include "nonstop/module_proxy.hpp"
+#include "nonstop/runtime.hpp"
 #include "nonstop/version_repository.hpp"
 
 namespace nonstop::detail {
@@ -130,6 +131,8 @@ bool ModuleTask::wait_first_served(Clock::time_point deadline) {
            first_served_set_;
 }
 
+void ModuleTask::trace(const char* step) { runtime_.trace(name_, library_->version(), step); }
+
 template <class F>
 void ModuleTask::call_hook(F&& hook) {
     try {
@@ -161,10 +164,12 @@ int ModuleTask::svc() {
         cv_.notify_all();
     }
     if (!error.empty()) return 0;
+    trace("init");
 
     std::uint64_t term = 0;
     for (;;) {
         Decision decision;
+        if (term == 0) trace("wait to start");
         {
             std::unique_lock lock(mutex_);
             reached_term_ = term;
@@ -176,6 +181,7 @@ int ModuleTask::svc() {
             queue_ = decision.queue;
             first_served_set_ = false;
         }
+        trace(term == 0 ? "start" : "resume");
         awaiting_first_ = true;
         if (decision.enable) {
             passive_.store(false, std::memory_order_release);
@@ -236,6 +242,8 @@ std::uint64_t ModuleTask::serve(InputQueue& queue) {
             case InputQueue::kTerminate: {
                 const std::uint64_t term = InputQueue::term_of(block);
                 block->release();
+                trace("get TERM message");
+                trace("reach quiescent state");
                 return term;
             }
             default:

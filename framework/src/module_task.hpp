@@ -89,6 +89,7 @@ private:
         bool enable = false;
     };
     std::uint64_t serve(InputQueue& queue);
+    void trace(const char* step);
     template <class F>
     void call_hook(F&& hook);
 

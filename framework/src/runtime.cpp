@@ -43,6 +43,7 @@ Runtime::Runtime(Config config)
       upgrader_(*this) {
     ACE::init();
     events_.publish("upgrader", "transaction");
+    events_.publish("upgrader", "lifecycle");
 }
 
 Runtime::~Runtime() {
@@ -54,6 +55,25 @@ Runtime::~Runtime() {
 Runtime& Runtime::instance() {
     static Runtime runtime(with_environment(Config{}));
     return runtime;
+}
+
+void Runtime::observe(std::function<void(const LifecycleEvent&)> observer) {
+    std::lock_guard lock(observers_mutex_);
+    observers_.push_back(std::move(observer));
+}
+
+void Runtime::trace(const std::string& module, const std::string& version, const std::string& step) {
+    LifecycleEvent event{current_transaction_.load(), module, version, step,
+                         std::chrono::system_clock::now()};
+    std::vector<std::function<void(const LifecycleEvent&)>> observers;
+    {
+        std::lock_guard lock(observers_mutex_);
+        observers = observers_;
+    }
+    for (auto& observer : observers) observer(event);
+    Message m;
+    m.payload = std::to_string(event.transaction) + " " + module + " " + version + " " + step;
+    events_.notify("upgrader", "lifecycle", m);
 }
 
 bool Runtime::send(std::string_view to, Message m) {

@@ -69,6 +69,7 @@ public:
         report.waited = begin_ - asked;
         if (report.waited < std::chrono::microseconds(100)) report.waited = {};
         report.id = upgrader.next_id_++;
+        upgrader.runtime_.set_current_transaction(report.id);
         upgrader.announce(report, "validation");
     }
     TransactionReport done(Outcome outcome, std::string reason = {}) {
@@ -76,6 +77,7 @@ public:
         report.reason = std::move(reason);
         report.duration = Clock::now() - begin_;
         upgrader_.announce(report, nonstop::to_string(outcome));
+        upgrader_.runtime_.set_current_transaction(0);
         return upgrader_.record(report);
     }
     TransactionReport report;
@@ -153,6 +155,7 @@ TransactionReport Upgrader::unload(const std::string& name) {
     runtime_.names().remove(name);
     ModuleProxy::Vote vote;
     try {
+        runtime_.trace(name, t.old_version, "disable");
         vote = proxy->prepare(timer(), ModuleProxy::Intake::refuse);
     } catch (const Error& e) {
         runtime_.names().insert(proxy);
@@ -170,6 +173,7 @@ TransactionReport Upgrader::unload(const std::string& name) {
     auto old = proxy->retire();
     runtime_.events().remove_module(name);
     old.reset();  // destroys the instance; the library unloads with its last instance
+    runtime_.trace(name, t.old_version, "unloaded");
     s.report.targets.push_back(t);
     return s.done(Outcome::committed);
 }
@@ -298,8 +302,13 @@ TransactionReport Upgrader::run(std::string command, const std::vector<Change>& 
     };
     auto vote = [&](Target& t) {
         try {
+            runtime_.trace(t.change.name, t.report.old_version, "disable");
             t.vote = t.proxy->prepare(timeout, ModuleProxy::Intake::buffer);
             t.prepared = true;
+            if (t.vote.yes) {
+                runtime_.trace(t.change.name, t.report.old_version, "put state");
+                runtime_.trace(t.change.name, t.report.old_version, "prepared");
+            }
         } catch (const std::exception& e) {
             t.vote.reason = e.what();
         }
@@ -328,7 +337,10 @@ TransactionReport Upgrader::run(std::string command, const std::vector<Change>& 
                 if (commit && !t.addition) vote(t);
                 break;
             case Phase::restore:
-                if (commit && !t.addition) t.error = t.proxy->restore(*t.fresh, t.vote.state);
+                if (commit && !t.addition) {
+                    runtime_.trace(t.change.name, t.report.new_version, "get state");
+                    t.error = t.proxy->restore(*t.fresh, t.vote.state);
+                }
                 break;
             case Phase::complete:
                 if (commit) {
@@ -336,17 +348,27 @@ TransactionReport Upgrader::run(std::string command, const std::vector<Change>& 
                         t.proxy->attach(t.fresh);
                         runtime_.names().insert(t.proxy);
                     } else {
+                        runtime_.trace(t.change.name, t.report.old_version, "commit");
                         t.old = t.proxy->swap(t.fresh);
+                        runtime_.trace(t.change.name, t.report.new_version, "hot swapped");
                     }
                 } else {
-                    if (t.prepared) t.proxy->abort();
+                    if (t.prepared) {
+                        runtime_.trace(t.change.name, t.report.old_version, "abort");
+                        t.proxy->abort();
+                    }
                     t.fresh.reset();  // ends its waiting thread; its library unloads with it
                 }
                 break;
             case Phase::start:
                 if (commit) {
                     t.proxy->start();
-                    t.old.reset();
+                    if (t.old) {
+                        // Destroyed after the start, so that unmapping the old library is not
+                        // part of the blackout.
+                        t.old.reset();
+                        runtime_.trace(t.change.name, t.report.old_version, "unloaded");
+                    }
                 }
                 break;
         }

@@ -2,7 +2,10 @@
 // to them (the thesis's singletons, as one object that tests can also build on their own).
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <functional>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <string>
@@ -11,6 +14,7 @@
 
 #include "nonstop/config.hpp"
 #include "nonstop/event_manager.hpp"
+#include "nonstop/lifecycle_event.hpp"
 #include "nonstop/module.hpp"
 #include "nonstop/module_info.hpp"
 #include "nonstop/name_service.hpp"
@@ -61,8 +65,20 @@ public:
     /// One module; empty if the name is unknown.
     std::optional<ModuleInfo> info(std::string_view name) const;
 
+    /// Calls `observer` for every lifecycle step of every module, in the thread that takes the
+    /// step (keep it short). The same steps are published on the event manager as
+    /// ("upgrader", "lifecycle") with payload "TRANSACTION MODULE VERSION STEP".
+    void observe(std::function<void(const LifecycleEvent&)> observer);
+    /// Reports one step (used by the framework).
+    void trace(const std::string& module, const std::string& version, const std::string& step);
+    /// The transaction whose steps trace() attributes; set by the upgrader.
+    void set_current_transaction(std::uint64_t id) { current_transaction_ = id; }
+
 private:
     Config config_;
+    std::mutex observers_mutex_;
+    std::vector<std::function<void(const LifecycleEvent&)>> observers_;
+    std::atomic<std::uint64_t> current_transaction_{0};
     NameService names_;
     EventManager events_;
     VersionRepository libraries_;
