@@ -1,0 +1,74 @@
+// The operator's commands (thesis table 4.1 plus introspection) bound into one Tcl interpreter:
+// the ::nonstop ensemble and, optionally, the thesis's own spellings as global commands.
+// Errors an operator can cause become Tcl errors whose -errorcode begins with NONSTOP.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <tcl.h>
+
+namespace nonstop {
+
+class Runtime;
+
+class TclCommands {
+public:
+    struct Policy {
+        /// Adds Enable, Disable, Load, Unload, Replace, Syn_Replace, Syn_Load, Syn_Upgrade and
+        /// SetTimer as global commands so that chapter 5's batches run as written.
+        bool thesis_spellings = false;
+        /// For untrusted operators (the remote console): a library must lie in a directory of
+        /// the module path, and the module path cannot be changed.
+        bool confined = false;
+    };
+
+    /// Creates the commands in `interp`; they live (and this object with them) until the
+    /// interpreter is deleted. Returns a Tcl status; on error the interpreter holds the reason.
+    static int install(Tcl_Interp* interp, Runtime& runtime, Policy policy);
+
+    TclCommands(const TclCommands&) = delete;
+    TclCommands& operator=(const TclCommands&) = delete;
+
+private:
+    using Handler = int (TclCommands::*)(Tcl_Interp*, int, Tcl_Obj* const[]);
+    struct Binding {
+        TclCommands* self;
+        Handler handler;
+    };
+
+    TclCommands(Runtime& runtime, Policy policy) : runtime_(runtime), policy_(policy) {}
+    static int dispatch(ClientData data, Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]);
+    static void destroy(ClientData data, Tcl_Interp* interp);
+
+    int load(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int unload(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int replace(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int enable(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int disable(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int syn_replace(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int syn_load(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int syn_upgrade(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int set_timer(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int modules(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int info(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int send(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int history(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int libraries(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int events(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int module_path(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int unknown(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int bad_subcommand(Tcl_Interp*, int, Tcl_Obj* const[]);
+
+    int group(Tcl_Interp*, int, Tcl_Obj* const[], int which);
+    /// Refuses (as a Tcl error) a library the policy does not allow; TCL_OK otherwise.
+    int check_library(Tcl_Interp*, const std::string& library);
+    void add(Tcl_Interp* interp, const std::string& name, Handler handler);
+
+    Runtime& runtime_;
+    Policy policy_;
+    std::vector<std::unique_ptr<Binding>> bindings_;
+};
+
+}  // namespace nonstop

@@ -1,0 +1,399 @@
+#include "nonstop/tcl_commands.hpp"
+
+#include <cmath>
+#include <exception>
+#include <filesystem>
+#include <string_view>
+#include <system_error>
+
+#include "nonstop/error.hpp"
+#include "nonstop/runtime.hpp"
+
+namespace nonstop {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+Tcl_Obj* str(std::string_view s) { return Tcl_NewStringObj(s.data(), static_cast<int>(s.size())); }
+
+double to_ms(std::chrono::nanoseconds d) { return static_cast<double>(d.count()) / 1e6; }
+
+void put(Tcl_Obj* dict, const char* key, Tcl_Obj* value) {
+    Tcl_DictObjPut(nullptr, dict, Tcl_NewStringObj(key, -1), value);
+}
+
+Tcl_Obj* target_dict(const TargetReport& t) {
+    Tcl_Obj* d = Tcl_NewDictObj();
+    put(d, "name", str(t.name));
+    put(d, "action", str(t.action));
+    put(d, "library", str(t.library));
+    put(d, "old_version", str(t.old_version));
+    put(d, "new_version", str(t.new_version));
+    put(d, "vote", str(t.vote));
+    put(d, "quiescence_ms", Tcl_NewDoubleObj(to_ms(t.quiescence)));
+    put(d, "checkpoint_bytes", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(t.checkpoint_bytes)));
+    put(d, "buffered", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(t.buffered)));
+    put(d, "blackout_ms", Tcl_NewDoubleObj(to_ms(t.blackout)));
+    return d;
+}
+
+Tcl_Obj* report_dict(const TransactionReport& r) {
+    Tcl_Obj* d = Tcl_NewDictObj();
+    put(d, "id", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(r.id)));
+    put(d, "command", str(r.command));
+    put(d, "mode", str(r.mode));
+    put(d, "outcome", Tcl_NewStringObj(to_string(r.outcome), -1));
+    put(d, "reason", str(r.reason));
+    put(d, "duration_ms", Tcl_NewDoubleObj(to_ms(r.duration)));
+    put(d, "waited_ms", Tcl_NewDoubleObj(to_ms(r.waited)));
+    Tcl_Obj* targets = Tcl_NewListObj(0, nullptr);
+    for (const auto& t : r.targets) Tcl_ListObjAppendElement(nullptr, targets, target_dict(t));
+    put(d, "targets", targets);
+    return d;
+}
+
+/// Raises a Tcl error with a one-sentence message and the errorcode {NONSTOP code ?detail?}.
+int fail(Tcl_Interp* interp, const std::string& message, const char* code,
+         const std::string& detail = {}) {
+    Tcl_SetObjResult(interp, str(message));
+    Tcl_Obj* ec = Tcl_NewListObj(0, nullptr);
+    Tcl_ListObjAppendElement(nullptr, ec, Tcl_NewStringObj("NONSTOP", -1));
+    Tcl_ListObjAppendElement(nullptr, ec, Tcl_NewStringObj(code, -1));
+    if (!detail.empty()) Tcl_ListObjAppendElement(nullptr, ec, str(detail));
+    Tcl_SetObjErrorCode(interp, ec);
+    return TCL_ERROR;
+}
+
+int usage(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[], const char* args) {
+    Tcl_WrongNumArgs(interp, objc, objv, args);
+    Tcl_SetErrorCode(interp, "NONSTOP", "USAGE", nullptr);
+    return TCL_ERROR;
+}
+
+/// A committed report is the result; any other raises an error that scripts can trap by
+/// outcome and that still carries the whole report in the return options (-report).
+int finish(Tcl_Interp* interp, const TransactionReport& r) {
+    Tcl_Obj* report = report_dict(r);
+    if (r.ok()) {
+        Tcl_SetObjResult(interp, report);
+        return TCL_OK;
+    }
+    Tcl_SetObjResult(interp, str(r.reason.empty() ? std::string("the transaction failed") : r.reason));
+    Tcl_Obj* ec = Tcl_NewListObj(0, nullptr);
+    Tcl_ListObjAppendElement(nullptr, ec, Tcl_NewStringObj("NONSTOP", -1));
+    Tcl_ListObjAppendElement(nullptr, ec,
+                             Tcl_NewStringObj(r.outcome == Outcome::aborted ? "ABORTED" : "REJECTED", -1));
+    Tcl_ListObjAppendElement(nullptr, ec, Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(r.id)));
+    Tcl_Obj* options = Tcl_NewDictObj();
+    put(options, "-code", Tcl_NewIntObj(TCL_ERROR));
+    put(options, "-errorcode", ec);
+    put(options, "-report", report);
+    return Tcl_SetReturnOptions(interp, options);
+}
+
+std::string text(Tcl_Obj* o) {
+    int n = 0;
+    const char* s = Tcl_GetStringFromObj(o, &n);
+    return std::string(s, static_cast<std::size_t>(n));
+}
+
+fs::path canonical_or_empty(const fs::path& p) {
+    std::error_code ec;
+    auto abs = fs::absolute(p, ec);
+    if (ec) return {};
+    auto c = fs::weakly_canonical(abs, ec);
+    return ec ? fs::path() : c;
+}
+
+}  // namespace
+
+int TclCommands::install(Tcl_Interp* interp, Runtime& runtime, Policy policy) {
+    Tcl_Namespace* ns = Tcl_FindNamespace(interp, "::nonstop", nullptr, 0);
+    if (!ns) ns = Tcl_CreateNamespace(interp, "::nonstop", nullptr, nullptr);
+    if (!ns) return TCL_ERROR;
+
+    auto* self = new TclCommands(runtime, policy);
+    Tcl_CallWhenDeleted(interp, &TclCommands::destroy, self);
+    struct Entry {
+        const char* name;
+        const char* thesis;
+        Handler handler;
+    };
+    static const Entry entries[] = {
+        {"load", "Load", &TclCommands::load},
+        {"unload", "Unload", &TclCommands::unload},
+        {"replace", "Replace", &TclCommands::replace},
+        {"enable", "Enable", &TclCommands::enable},
+        {"disable", "Disable", &TclCommands::disable},
+        {"syn_replace", "Syn_Replace", &TclCommands::syn_replace},
+        {"syn_load", "Syn_Load", &TclCommands::syn_load},
+        {"syn_upgrade", "Syn_Upgrade", &TclCommands::syn_upgrade},
+        {"set_timer", "SetTimer", &TclCommands::set_timer},
+        {"modules", nullptr, &TclCommands::modules},
+        {"info", nullptr, &TclCommands::info},
+        {"send", nullptr, &TclCommands::send},
+        {"history", nullptr, &TclCommands::history},
+        {"libraries", nullptr, &TclCommands::libraries},
+        {"events", nullptr, &TclCommands::events},
+        {"module_path", nullptr, &TclCommands::module_path},
+    };
+    Tcl_Obj* map = Tcl_NewDictObj();
+    for (const auto& e : entries) {
+        const std::string full = std::string("::nonstop::") + e.name;
+        self->add(interp, full, e.handler);
+        put(map, e.name, str(full));
+        if (policy.thesis_spellings && e.thesis) self->add(interp, std::string("::") + e.thesis, e.handler);
+    }
+    // Unknown subcommands go through a handler of ours so that they, too, carry NONSTOP USAGE.
+    self->add(interp, "::nonstop::_unknown", &TclCommands::unknown);
+    self->add(interp, "::nonstop::_bad_subcommand", &TclCommands::bad_subcommand);
+
+    Tcl_Command ensemble = Tcl_FindEnsemble(interp, Tcl_NewStringObj("::nonstop", -1), 0);
+    if (!ensemble) ensemble = Tcl_CreateEnsemble(interp, "::nonstop", ns, 0);
+    if (!ensemble) return TCL_ERROR;
+    Tcl_SetEnsembleMappingDict(interp, ensemble, map);
+    Tcl_Obj* unknown = Tcl_NewStringObj("::nonstop::_unknown", -1);
+    Tcl_SetEnsembleUnknownHandler(interp, ensemble, Tcl_NewListObj(1, &unknown));
+    return TCL_OK;
+}
+
+void TclCommands::add(Tcl_Interp* interp, const std::string& name, Handler handler) {
+    bindings_.push_back(std::make_unique<Binding>(Binding{this, handler}));
+    Tcl_CreateObjCommand(interp, name.c_str(), &TclCommands::dispatch, bindings_.back().get(), nullptr);
+}
+
+void TclCommands::destroy(ClientData data, Tcl_Interp*) { delete static_cast<TclCommands*>(data); }
+
+int TclCommands::dispatch(ClientData data, Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    auto* b = static_cast<Binding*>(data);
+    // Nothing an operator types may take the host down: every exception becomes a Tcl error.
+    try {
+        return (b->self->*(b->handler))(interp, objc, objv);
+    } catch (const Error& e) {
+        return fail(interp, e.what(), "ERROR");
+    } catch (const std::exception& e) {
+        return fail(interp, std::string("internal error: ") + e.what(), "INTERNAL");
+    }
+}
+
+int TclCommands::check_library(Tcl_Interp* interp, const std::string& library) {
+    // A name without '/' is only ever looked up in the module path, so it cannot escape it.
+    if (!policy_.confined || library.find('/') == std::string::npos) return TCL_OK;
+    const fs::path dir = canonical_or_empty(library).parent_path();
+    for (const auto& allowed : runtime_.libraries().module_path())
+        if (!dir.empty() && canonical_or_empty(allowed) == dir) return TCL_OK;
+    return fail(interp, "library '" + library + "' is outside the module path", "REFUSED", library);
+}
+
+int TclCommands::load(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc != 3) return usage(interp, 1, objv, "NAME LIBRARY");
+    const std::string library = text(objv[2]);
+    if (check_library(interp, library) != TCL_OK) return TCL_ERROR;
+    return finish(interp, runtime_.load(text(objv[1]), library));
+}
+
+int TclCommands::unload(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc != 2) return usage(interp, 1, objv, "NAME");
+    return finish(interp, runtime_.unload(text(objv[1])));
+}
+
+int TclCommands::replace(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc != 3) return usage(interp, 1, objv, "NAME LIBRARY");
+    const std::string library = text(objv[2]);
+    if (check_library(interp, library) != TCL_OK) return TCL_ERROR;
+    return finish(interp, runtime_.replace(text(objv[1]), library));
+}
+
+int TclCommands::enable(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc != 2) return usage(interp, 1, objv, "NAME");
+    return finish(interp, runtime_.enable(text(objv[1])));
+}
+
+int TclCommands::disable(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc != 2) return usage(interp, 1, objv, "NAME");
+    return finish(interp, runtime_.disable(text(objv[1])));
+}
+
+int TclCommands::syn_replace(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    return group(interp, objc, objv, 0);
+}
+int TclCommands::syn_load(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    return group(interp, objc, objv, 1);
+}
+int TclCommands::syn_upgrade(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    return group(interp, objc, objv, 2);
+}
+
+int TclCommands::group(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[], int which) {
+    static const char* const args = "?-sequential|-concurrent? NAME LIBRARY ?NAME LIBRARY ...?";
+    Upgrader::Mode mode = Upgrader::Mode::concurrent;
+    int i = 1;
+    for (; i < objc; ++i) {
+        const std::string arg = text(objv[i]);
+        if (arg == "-sequential") {
+            mode = Upgrader::Mode::sequential;
+        } else if (arg == "-concurrent") {
+            mode = Upgrader::Mode::concurrent;
+        } else if (arg == "--") {
+            ++i;
+            break;
+        } else if (!arg.empty() && arg[0] == '-') {
+            return fail(interp, "bad option '" + arg + "': must be -sequential or -concurrent", "USAGE");
+        } else {
+            break;
+        }
+    }
+    if (objc - i < 2 || (objc - i) % 2 != 0) return usage(interp, 1, objv, args);
+    std::vector<Upgrader::Change> changes;
+    for (; i < objc; i += 2) {
+        Upgrader::Change c{text(objv[i]), text(objv[i + 1])};
+        if (check_library(interp, c.library) != TCL_OK) return TCL_ERROR;
+        changes.push_back(std::move(c));
+    }
+    auto& up = runtime_.upgrader();
+    switch (which) {
+        case 0: return finish(interp, up.syn_replace(changes, mode));
+        case 1: return finish(interp, up.syn_load(changes, mode));
+        default: return finish(interp, up.syn_upgrade(changes, mode));
+    }
+}
+
+int TclCommands::set_timer(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc != 2) return usage(interp, 1, objv, "SECONDS");
+    double seconds = 0;
+    if (Tcl_GetDoubleFromObj(nullptr, objv[1], &seconds) != TCL_OK || !std::isfinite(seconds) ||
+        seconds > 1e9)
+        return fail(interp, "expected a number of seconds but got '" + text(objv[1]) + "'", "USAGE");
+    return finish(interp, runtime_.upgrader().set_timer(
+                              std::chrono::milliseconds(std::llround(seconds * 1000.0))));
+}
+
+int TclCommands::modules(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc != 1) return usage(interp, 1, objv, "");
+    Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
+    for (const auto& m : runtime_.modules()) Tcl_ListObjAppendElement(nullptr, list, str(m.name));
+    Tcl_SetObjResult(interp, list);
+    return TCL_OK;
+}
+
+int TclCommands::info(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc != 2) return usage(interp, 1, objv, "NAME");
+    const std::string name = text(objv[1]);
+    auto m = runtime_.info(name);
+    if (!m) return fail(interp, "no module is named '" + name + "'", "UNKNOWN_MODULE", name);
+    Tcl_Obj* d = Tcl_NewDictObj();
+    put(d, "name", str(m->name));
+    put(d, "kind", str(m->kind));
+    put(d, "version", str(m->version));
+    put(d, "library", str(m->library));
+    put(d, "status", Tcl_NewStringObj(to_string(m->status), -1));
+    put(d, "enabled", Tcl_NewBooleanObj(m->enabled));
+    put(d, "in_transaction", Tcl_NewBooleanObj(m->in_transaction));
+    put(d, "queue_depth", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(m->queue_depth)));
+    put(d, "handled", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(m->handled)));
+    put(d, "handler_errors", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(m->handler_errors)));
+    Tcl_SetObjResult(interp, d);
+    return TCL_OK;
+}
+
+int TclCommands::send(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc != 4) return usage(interp, 1, objv, "NAME TYPE PAYLOAD");
+    const std::string name = text(objv[1]);
+    Tcl_WideInt type = 0;
+    if (Tcl_GetWideIntFromObj(nullptr, objv[2], &type) != TCL_OK || type < 0 || type > 0xffffffffLL)
+        return fail(interp, "expected a message type from 0 to 4294967295 but got '" + text(objv[2]) + "'",
+                    "USAGE");
+    if (!runtime_.info(name)) return fail(interp, "no module is named '" + name + "'", "UNKNOWN_MODULE", name);
+    Message m;
+    m.type = static_cast<std::uint32_t>(type);
+    m.sender = "operator";
+    m.payload = text(objv[3]);
+    if (!runtime_.send(name, std::move(m)))
+        return fail(interp, "module '" + name + "' did not accept the message", "REFUSED", name);
+    Tcl_ResetResult(interp);
+    return TCL_OK;
+}
+
+int TclCommands::history(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc > 2) return usage(interp, 1, objv, "?COUNT?");
+    Tcl_WideInt count = 0;
+    if (objc == 2 && (Tcl_GetWideIntFromObj(nullptr, objv[1], &count) != TCL_OK || count < 0))
+        return fail(interp, "expected a non-negative count but got '" + text(objv[1]) + "'", "USAGE");
+    Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
+    if (objc == 1 || count > 0)
+        for (const auto& r : runtime_.upgrader().history(static_cast<std::size_t>(count)))
+            Tcl_ListObjAppendElement(nullptr, list, report_dict(r));
+    Tcl_SetObjResult(interp, list);
+    return TCL_OK;
+}
+
+int TclCommands::libraries(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc != 1) return usage(interp, 1, objv, "");
+    Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
+    for (const auto& l : runtime_.libraries().list()) {
+        Tcl_Obj* d = Tcl_NewDictObj();
+        put(d, "path", str(l.path));
+        put(d, "mapped_path", str(l.mapped_path));
+        put(d, "kind", str(l.kind));
+        put(d, "version", str(l.version));
+        put(d, "instances", Tcl_NewLongObj(l.instances));
+        Tcl_ListObjAppendElement(nullptr, list, d);
+    }
+    Tcl_SetObjResult(interp, list);
+    return TCL_OK;
+}
+
+int TclCommands::events(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc != 1) return usage(interp, 1, objv, "");
+    Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
+    for (const auto& tag : runtime_.events().table()) {
+        Tcl_Obj* d = Tcl_NewDictObj();
+        put(d, "publisher", str(tag.publisher));
+        put(d, "event", str(tag.event));
+        put(d, "published", Tcl_NewBooleanObj(tag.published));
+        Tcl_Obj* subs = Tcl_NewListObj(0, nullptr);
+        for (const auto& s : tag.subscribers) Tcl_ListObjAppendElement(nullptr, subs, str(s));
+        put(d, "subscribers", subs);
+        Tcl_ListObjAppendElement(nullptr, list, d);
+    }
+    Tcl_SetObjResult(interp, list);
+    return TCL_OK;
+}
+
+int TclCommands::module_path(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc > 2) return usage(interp, 1, objv, "?DIRS?");
+    if (objc == 2) {
+        if (policy_.confined) return fail(interp, "the module path cannot be changed from here", "REFUSED");
+        int n = 0;
+        Tcl_Obj** items = nullptr;
+        if (Tcl_ListObjGetElements(nullptr, objv[1], &n, &items) != TCL_OK)
+            return fail(interp, "expected a list of directories but got '" + text(objv[1]) + "'", "USAGE");
+        std::vector<std::string> dirs;
+        for (int i = 0; i < n; ++i) dirs.push_back(text(items[i]));
+        runtime_.libraries().set_module_path(std::move(dirs));
+    }
+    Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
+    for (const auto& d : runtime_.libraries().module_path()) Tcl_ListObjAppendElement(nullptr, list, str(d));
+    Tcl_SetObjResult(interp, list);
+    return TCL_OK;
+}
+
+int TclCommands::unknown(Tcl_Interp* interp, int, Tcl_Obj* const[]) {
+    // The ensemble calls this with (ensemble, subcommand, args...) and runs the prefix we return.
+    Tcl_Obj* prefix = Tcl_NewStringObj("::nonstop::_bad_subcommand", -1);
+    Tcl_SetObjResult(interp, Tcl_NewListObj(1, &prefix));
+    return TCL_OK;
+}
+
+int TclCommands::bad_subcommand(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    const std::string sub = objc > 1 ? text(objv[1]) : std::string();
+    return fail(interp,
+                "unknown subcommand '" + sub +
+                    "': must be one of disable, enable, events, history, info, libraries, load, "
+                    "module_path, modules, replace, send, set_timer, syn_load, syn_replace, "
+                    "syn_upgrade or unload",
+                "USAGE");
+}
+
+}  // namespace nonstop
