@@ -8,6 +8,7 @@
 // NAME.timer = period in ms, NAME.publish = event.
 #include <nonstop/module.hpp>
 
+#include <atomic>
 #include <sstream>
 #include <stdexcept>
 
@@ -23,8 +24,9 @@ namespace {
 
 // An inline-function static and a template static: without -fno-gnu-unique these become
 // STB_GNU_UNIQUE symbols and pin the library in memory after dlclose().
-inline long& calls() {
-    static long n = 0;
+// Atomic because instances of one library in several modules run on several threads.
+inline std::atomic<long>& calls() {
+    static std::atomic<long> n{0};
     return n;
 }
 template <class T>
@@ -51,7 +53,7 @@ public:
 
     void handle(const nonstop::Message& m) override {
         ++calls();
-        Tally<long>::total += 1;
+        Tally<std::atomic<long>>::total += 1;
         const auto& me = context().name();
         if (m.type == 2) probe::wait_gate(m.payload);
         if (m.type == 3) {

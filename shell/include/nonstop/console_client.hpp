@@ -1,0 +1,45 @@
+// The client side of the RemoteConsole line protocol (see remote_console.hpp), used by
+// `nonstop-shell --connect` and by tests.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace nonstop {
+
+class ConsoleClient {
+public:
+    struct Reply {
+        bool ok = false;
+        std::string errorcode;  // a Tcl list, empty when ok
+        std::string body;       // the result, or the error message
+    };
+
+    ConsoleClient() = default;
+    /// Closes the connection.
+    ~ConsoleClient();
+    ConsoleClient(const ConsoleClient&) = delete;
+    ConsoleClient& operator=(const ConsoleClient&) = delete;
+
+    /// Connects to host:port; throws nonstop::Error with a one-sentence reason.
+    void connect(const std::string& host, std::uint16_t port);
+    /// Sends the token and returns the server's verdict.
+    Reply authenticate(const std::string& token);
+    /// Sends one complete command (a trailing newline is added) and waits for its reply;
+    /// throws nonstop::Error when the connection breaks.
+    Reply execute(const std::string& command);
+    /// Sends raw bytes as they are (tests use this for malformed input).
+    void send_raw(const std::string& bytes);
+    /// Reads one reply; throws nonstop::Error when the server closed the connection.
+    Reply read_reply();
+    /// True once the server has closed the connection (reads to end of stream).
+    bool closed_by_peer();
+    void close();
+
+private:
+    bool fill();
+    int fd_ = -1;
+    std::string buffer_;
+};
+
+}  // namespace nonstop

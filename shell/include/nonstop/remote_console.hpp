@@ -1,0 +1,94 @@
+// A Tcl console on a TCP port for a host that embeds the runtime (issue #4, item 4).
+//
+// Line protocol (bytes, '\n'-terminated lines; a trailing '\r' is ignored):
+//   1. The client's first line is the token. The server answers with a reply (below): "ok"
+//      when it matches, otherwise an error {NONSTOP AUTH} and the connection is closed. No
+//      command is evaluated before this.
+//   2. Every following line is appended to a pending command; once the pending text is a
+//      complete Tcl command (Tcl_CommandComplete) it is evaluated and answered with one reply.
+//      A command may therefore span lines (an open brace continues it).
+//   3. A reply is a status line and a body:
+//          ok <length>\n<length bytes of result>\n
+//          error <length> <errorcode as a Tcl list>\n<length bytes of message>\n
+//      The errorcode has its newlines replaced by spaces so that the status is one line.
+//   4. A line or pending command longer than Options::max_command bytes is answered with
+//      {NONSTOP TOO_LONG} and the connection is closed (there is no way to find the next
+//      command boundary). A NUL byte is answered with {NONSTOP GARBAGE} and the pending text
+//      is dropped. End of input inside an incomplete command is answered with
+//      {NONSTOP INCOMPLETE} before closing.
+// Commands run in a safe Tcl interpreter (Tcl_MakeSafe: no exec, open, file, source, load,
+// socket, cd, exit...) holding the ::nonstop ensemble and the thesis spellings, confined: a
+// library must lie in a directory of the module path and the module path is read-only. Each
+// connection gets its own interpreter in its own thread; a command that runs longer than
+// Options::command_time_limit (Tcl evaluation, not a transaction waiting for quiescence) is
+// cancelled.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace nonstop {
+
+class Runtime;
+
+class RemoteConsole {
+public:
+    struct Options {
+        std::string address = "127.0.0.1";
+        std::uint16_t port = 0;  // 0: the system picks one; read it with port() after start()
+        /// Empty: a random token is generated and written to token_file.
+        std::string token;
+        /// Where a generated token is written (mode 0600). Empty:
+        /// $XDG_RUNTIME_DIR (or /tmp)/nonstop-console-<pid>-<port>.token.
+        std::string token_file;
+        std::size_t max_command = 64 * 1024;
+        std::size_t max_clients = 8;
+        std::chrono::seconds command_time_limit{60};
+    };
+
+    explicit RemoteConsole(Runtime& runtime);
+    RemoteConsole(Runtime& runtime, Options options);
+    /// Stops the console if it is running.
+    ~RemoteConsole();
+    RemoteConsole(const RemoteConsole&) = delete;
+    RemoteConsole& operator=(const RemoteConsole&) = delete;
+
+    /// Binds, writes the token file if needed and starts the acceptor thread; throws
+    /// nonstop::Error with a one-sentence reason.
+    void start();
+    /// Closes the listening socket and every connection, cancels running scripts, joins every
+    /// thread and removes a generated token file. Idempotent.
+    void stop();
+    /// The bound port (valid after start()).
+    std::uint16_t port() const { return port_; }
+    /// The token clients must send first.
+    const std::string& token() const { return token_; }
+    /// The file holding a generated token; empty when the host gave the token.
+    const std::string& token_file() const { return token_file_; }
+
+private:
+    struct Client;
+    void accept_loop();
+    void serve(Client& client);
+    void reap(bool all);
+
+    Runtime& runtime_;
+    Options options_;
+    std::string token_, token_file_;
+    std::uint16_t port_ = 0;
+    int listen_fd_ = -1;
+    int wake_[2] = {-1, -1};
+    std::atomic<bool> stopping_{false};
+    std::thread acceptor_;
+    std::mutex mutex_;
+    std::list<std::unique_ptr<Client>> clients_;
+};
+
+}  // namespace nonstop

@@ -1,0 +1,279 @@
+// nonstop-shell: the operator's Tcl shell (issue #4, item 3). Locally it is tclsh with the
+// ::nonstop commands and the thesis spellings bound to this process's runtime; with --connect
+// it forwards commands to a host's RemoteConsole.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <tcl.h>
+
+#include "nonstop/console_client.hpp"
+#include "nonstop/error.hpp"
+#include "nonstop/runtime.hpp"
+#include "nonstop/tcl_commands.hpp"
+
+#ifndef NONSTOP_PACKAGE_VERSION
+#error NONSTOP_PACKAGE_VERSION must be defined
+#endif
+
+namespace {
+
+struct Arguments {
+    std::optional<std::string> module_path;
+    std::optional<std::string> connect;
+    std::optional<std::string> token;
+    std::optional<std::string> token_file;
+    std::vector<std::string> rest;  // batch file and its arguments
+};
+
+const char* const usage_text =
+    "usage: nonstop-shell [--module-path DIRS] [batch-file [arg ...]]\n"
+    "       nonstop-shell --connect HOST:PORT [--token T | --token-file F] [batch-file]\n";
+
+std::optional<Arguments> parse(int argc, char** argv) {
+    Arguments a;
+    int i = 1;
+    auto value = [&](const char* option) -> std::optional<std::string> {
+        if (i + 1 >= argc) {
+            std::cerr << "nonstop-shell: option " << option << " needs a value\n" << usage_text;
+            return std::nullopt;
+        }
+        return std::string(argv[++i]);
+    };
+    for (; i < argc; ++i) {
+        const std::string arg = argv[i];
+        std::optional<std::string>* target = nullptr;
+        if (arg == "--module-path") target = &a.module_path;
+        else if (arg == "--connect") target = &a.connect;
+        else if (arg == "--token") target = &a.token;
+        else if (arg == "--token-file") target = &a.token_file;
+        else if (arg == "--help" || arg == "-h") {
+            std::cout << usage_text;
+            std::exit(0);
+        } else if (arg == "--") {
+            ++i;
+            break;
+        } else if (arg.size() > 1 && arg[0] == '-') {
+            std::cerr << "nonstop-shell: unknown option " << arg << "\n" << usage_text;
+            return std::nullopt;
+        } else {
+            break;
+        }
+        auto v = value(arg.c_str());
+        if (!v) return std::nullopt;
+        *target = *v;
+    }
+    for (; i < argc; ++i) a.rest.emplace_back(argv[i]);
+    if (a.connect && a.module_path) {
+        std::cerr << "nonstop-shell: --module-path is the host's business with --connect\n";
+        return std::nullopt;
+    }
+    if (!a.connect && (a.token || a.token_file)) {
+        std::cerr << "nonstop-shell: --token and --token-file need --connect\n";
+        return std::nullopt;
+    }
+    if (a.token && a.token_file) {
+        std::cerr << "nonstop-shell: give --token or --token-file, not both\n";
+        return std::nullopt;
+    }
+    return a;
+}
+
+std::vector<std::string> split_path(const std::string& dirs) {
+    std::vector<std::string> out;
+    std::stringstream in(dirs);
+    for (std::string d; std::getline(in, d, ':');)
+        if (!d.empty()) out.push_back(d);
+    return out;
+}
+
+/// The top-level command an error came from, as errorInfo quotes it.
+std::string failing_command(const std::string& error_info) {
+    const auto end = error_info.rfind("\"\n    (file \"");
+    if (end == std::string::npos) return {};
+    std::size_t start = std::string::npos;
+    for (const char* marker : {"while executing\n\"", "invoked from within\n\""}) {
+        const auto at = error_info.rfind(marker, end);
+        if (at != std::string::npos && (start == std::string::npos || at + std::strlen(marker) > start))
+            start = at + std::strlen(marker);
+    }
+    return start == std::string::npos || start > end ? std::string() : error_info.substr(start, end - start);
+}
+
+int install(Tcl_Interp* interp) {
+    nonstop::TclCommands::Policy policy;
+    policy.thesis_spellings = true;
+    if (nonstop::TclCommands::install(interp, nonstop::Runtime::instance(), policy) != TCL_OK) return TCL_ERROR;
+    return Tcl_PkgProvide(interp, "nonstop", NONSTOP_PACKAGE_VERSION);
+}
+
+int app_init(Tcl_Interp* interp) {
+    if (Tcl_Init(interp) != TCL_OK)
+        std::cerr << "nonstop-shell: warning: " << Tcl_GetStringResult(interp) << "\n";
+    if (install(interp) != TCL_OK) return TCL_ERROR;
+    Tcl_SetVar(interp, "tcl_prompt1", "puts -nonewline {nonstop> }; flush stdout", TCL_GLOBAL_ONLY);
+    return TCL_OK;
+}
+
+int run_batch(const char* argv0, const std::vector<std::string>& rest) {
+    Tcl_Interp* interp = Tcl_CreateInterp();
+    if (app_init(interp) != TCL_OK) {
+        std::cerr << "nonstop-shell: " << Tcl_GetStringResult(interp) << "\n";
+        return 1;
+    }
+    Tcl_Obj* args = Tcl_NewListObj(0, nullptr);
+    for (std::size_t i = 1; i < rest.size(); ++i)
+        Tcl_ListObjAppendElement(nullptr, args, Tcl_NewStringObj(rest[i].c_str(), -1));
+    Tcl_SetVar2Ex(interp, "argv", nullptr, args, TCL_GLOBAL_ONLY);
+    Tcl_SetVar2Ex(interp, "argc", nullptr, Tcl_NewIntObj(static_cast<int>(rest.size()) - 1), TCL_GLOBAL_ONLY);
+    Tcl_SetVar(interp, "argv0", rest[0].c_str(), TCL_GLOBAL_ONLY);
+    Tcl_SetVar(interp, "tcl_interactive", "0", TCL_GLOBAL_ONLY);
+    (void)argv0;
+
+    int status = 0;
+    if (Tcl_EvalFile(interp, rest[0].c_str()) != TCL_OK) {
+        Tcl_Obj* options = Tcl_GetReturnOptions(interp, TCL_ERROR);
+        Tcl_IncrRefCount(options);
+        auto option = [&](const char* key) {
+            Tcl_Obj* k = Tcl_NewStringObj(key, -1);
+            Tcl_IncrRefCount(k);
+            Tcl_Obj* v = nullptr;
+            Tcl_DictObjGet(nullptr, options, k, &v);
+            Tcl_DecrRefCount(k);
+            return v ? std::string(Tcl_GetString(v)) : std::string();
+        };
+        const std::string info = option("-errorinfo");
+        std::cerr << rest[0] << ":" << option("-errorline") << ": " << Tcl_GetStringResult(interp) << "\n";
+        if (auto command = failing_command(info); !command.empty())
+            std::cerr << "    in command: " << command << "\n";
+        std::cerr << "    errorcode: " << option("-errorcode") << "\n";
+        Tcl_DecrRefCount(options);
+        status = 1;
+    }
+    Tcl_DeleteInterp(interp);
+    return status;
+}
+
+int run_remote(const Arguments& a) {
+    const auto colon = a.connect->rfind(':');
+    if (colon == std::string::npos || colon + 1 == a.connect->size()) {
+        std::cerr << "nonstop-shell: --connect needs HOST:PORT\n";
+        return 2;
+    }
+    const std::string host = a.connect->substr(0, colon);
+    const unsigned long port = std::strtoul(a.connect->c_str() + colon + 1, nullptr, 10);
+    std::string token;
+    if (a.token) {
+        token = *a.token;
+    } else if (a.token_file) {
+        std::ifstream in(*a.token_file);
+        if (!in || !std::getline(in, token)) {
+            std::cerr << "nonstop-shell: cannot read the token file '" << *a.token_file << "'\n";
+            return 1;
+        }
+    } else if (const char* env = std::getenv("NONSTOP_CONSOLE_TOKEN")) {
+        token = env;
+    } else {
+        std::cerr << "nonstop-shell: --connect needs --token or --token-file\n";
+        return 2;
+    }
+
+    nonstop::ConsoleClient client;
+    try {
+        client.connect(host, static_cast<std::uint16_t>(port));
+        auto r = client.authenticate(token);
+        if (!r.ok) {
+            std::cerr << "nonstop-shell: " << r.body << "\n";
+            return 1;
+        }
+    } catch (const nonstop::Error& e) {
+        std::cerr << "nonstop-shell: " << e.what() << "\n";
+        return 1;
+    }
+
+    const bool batch = !a.rest.empty();
+    std::ifstream file;
+    if (batch) {
+        file.open(a.rest[0]);
+        if (!file) {
+            std::cerr << "nonstop-shell: cannot read '" << a.rest[0] << "'\n";
+            return 1;
+        }
+    }
+    std::istream& in = batch ? static_cast<std::istream&>(file) : std::cin;
+    const bool prompt = !batch && ::isatty(0);
+    std::string pending, line;
+    int line_no = 0, first_line = 0;
+    for (;;) {
+        if (prompt) {
+            std::cout << (pending.empty() ? "nonstop> " : "> ") << std::flush;
+        }
+        if (!std::getline(in, line)) break;
+        ++line_no;
+        if (pending.empty()) {
+            if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+            first_line = line_no;
+        }
+        pending += line + "\n";
+        if (!Tcl_CommandComplete(pending.c_str())) continue;
+        std::string command = pending;
+        pending.clear();
+        command.pop_back();
+        nonstop::ConsoleClient::Reply r;
+        try {
+            r = client.execute(command);
+        } catch (const nonstop::Error& e) {
+            std::cerr << "nonstop-shell: " << e.what() << "\n";
+            return 1;
+        }
+        if (r.ok) {
+            if (!r.body.empty()) std::cout << r.body << "\n" << std::flush;
+        } else if (batch) {
+            std::cerr << a.rest[0] << ":" << first_line << ": " << r.body << "\n"
+                      << "    in command: " << command << "\n"
+                      << "    errorcode: " << r.errorcode << "\n";
+            return 1;
+        } else {
+            std::cerr << "error: " << r.body << " (" << r.errorcode << ")\n";
+        }
+    }
+    if (!pending.empty()) {
+        std::cerr << (batch ? a.rest[0] : std::string("stdin")) << ":" << first_line
+                  << ": the input ends inside an incomplete command\n";
+        return 1;
+    }
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    auto args = parse(argc, argv);
+    if (!args) return 2;
+    Tcl_FindExecutable(argv[0]);
+    if (args->connect) return run_remote(*args);
+
+    // --module-path wins, then NONSTOP_MODULE_PATH (read by the runtime), then the directory
+    // the shell was started in, made absolute so that a `cd` in a batch does not move it.
+    auto& runtime = nonstop::Runtime::instance();
+    if (args->module_path) {
+        runtime.libraries().set_module_path(split_path(*args->module_path));
+    } else if (const char* env = std::getenv("NONSTOP_MODULE_PATH"); !env || !*env) {
+        std::error_code ec;
+        runtime.libraries().set_module_path({std::filesystem::current_path(ec).string()});
+    }
+
+    if (!args->rest.empty()) return run_batch(argv[0], args->rest);
+    char* interactive_argv[] = {argv[0], nullptr};
+    Tcl_Main(1, interactive_argv, app_init);
+    return 0;
+}
