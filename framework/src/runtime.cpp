@@ -57,20 +57,24 @@ Runtime& Runtime::instance() {
     return runtime;
 }
 
-void Runtime::observe(std::function<void(const LifecycleEvent&)> observer) {
-    std::lock_guard lock(observers_mutex_);
-    observers_.push_back(std::move(observer));
+std::uint64_t Runtime::observe(std::function<void(const LifecycleEvent&)> observer) {
+    std::unique_lock lock(observers_mutex_);
+    observers_.emplace(next_observer_, std::move(observer));
+    return next_observer_++;
+}
+
+void Runtime::unobserve(std::uint64_t token) {
+    std::unique_lock lock(observers_mutex_);  // waits for observers running now
+    observers_.erase(token);
 }
 
 void Runtime::trace(const std::string& module, const std::string& version, const std::string& step) {
     LifecycleEvent event{current_transaction_.load(), module, version, step,
                          std::chrono::system_clock::now()};
-    std::vector<std::function<void(const LifecycleEvent&)>> observers;
     {
-        std::lock_guard lock(observers_mutex_);
-        observers = observers_;
+        std::shared_lock lock(observers_mutex_);
+        for (auto& [token, observer] : observers_) observer(event);
     }
-    for (auto& observer : observers) observer(event);
     Message m;
     m.payload = std::to_string(event.transaction) + " " + module + " " + version + " " + step;
     events_.notify("upgrader", "lifecycle", m);

@@ -64,10 +64,15 @@ public:
         report.command = std::move(command);
         report.started = std::chrono::system_clock::now();
         const auto asked = Clock::now();
-        lock_ = std::unique_lock(upgrader.transaction_mutex_);
+        lock_ = std::unique_lock(upgrader.transaction_mutex_, std::try_to_lock);
+        const bool waited = !lock_.owns_lock();
+        if (waited) {
+            ++upgrader.queued_;
+            lock_.lock();
+            --upgrader.queued_;
+        }
         begin_ = Clock::now();
-        report.waited = begin_ - asked;
-        if (report.waited < std::chrono::microseconds(100)) report.waited = {};
+        if (waited) report.waited = begin_ - asked;
         report.id = upgrader.next_id_++;
         upgrader.runtime_.set_current_transaction(report.id);
         upgrader.announce(report, "validation");

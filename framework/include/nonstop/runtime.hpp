@@ -5,7 +5,8 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
-#include <mutex>
+#include <map>
+#include <shared_mutex>
 #include <memory>
 #include <optional>
 #include <string>
@@ -66,9 +67,12 @@ public:
     std::optional<ModuleInfo> info(std::string_view name) const;
 
     /// Calls `observer` for every lifecycle step of every module, in the thread that takes the
-    /// step (keep it short). The same steps are published on the event manager as
-    /// ("upgrader", "lifecycle") with payload "TRANSACTION MODULE VERSION STEP".
-    void observe(std::function<void(const LifecycleEvent&)> observer);
+    /// step (keep it short; it must not call observe/unobserve). The same steps are published
+    /// on the event manager as ("upgrader", "lifecycle"), payload "TRANSACTION MODULE VERSION
+    /// STEP". Returns a token for unobserve().
+    std::uint64_t observe(std::function<void(const LifecycleEvent&)> observer);
+    /// Removes an observer; once it returns, the observer is not running and will not run.
+    void unobserve(std::uint64_t token);
     /// Reports one step (used by the framework).
     void trace(const std::string& module, const std::string& version, const std::string& step);
     /// The transaction whose steps trace() attributes; set by the upgrader.
@@ -76,8 +80,9 @@ public:
 
 private:
     Config config_;
-    std::mutex observers_mutex_;
-    std::vector<std::function<void(const LifecycleEvent&)>> observers_;
+    std::shared_mutex observers_mutex_;
+    std::map<std::uint64_t, std::function<void(const LifecycleEvent&)>> observers_;
+    std::uint64_t next_observer_ = 1;
     std::atomic<std::uint64_t> current_transaction_{0};
     NameService names_;
     EventManager events_;

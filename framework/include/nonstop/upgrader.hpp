@@ -53,6 +53,8 @@ public:
     TransactionReport set_timer(std::chrono::milliseconds limit);
     std::chrono::milliseconds timer() const { return std::chrono::milliseconds(timeout_ms_.load()); }
 
+    /// Commands waiting for the transaction in progress to end.
+    std::size_t queued() const { return queued_.load(); }
     /// The latest `count` reports, oldest first (all kept ones when count is 0).
     std::vector<TransactionReport> history(std::size_t count = 0) const;
     /// Removes every module, each after it has served its queue (used at shutdown).
@@ -71,6 +73,7 @@ private:
     std::mutex transaction_mutex_;  // one transaction at a time
     std::atomic<long long> timeout_ms_;
     std::atomic<std::uint64_t> next_id_{1};
+    std::atomic<std::size_t> queued_{0};
     mutable std::mutex history_mutex_;
     std::deque<TransactionReport> history_;
 };

@@ -1,0 +1,265 @@
+// Group transactions: all or nothing, concurrent slaves, the start barrier, the record.
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "test_support.hpp"
+
+namespace nonstop::test {
+namespace {
+
+using namespace std::chrono_literals;
+using Mode = Upgrader::Mode;
+
+// Records every lifecycle step, and lets a test react to one as it happens.
+class Trace {
+public:
+    explicit Trace(Runtime& rt) : rt_(rt) {
+        token_ = rt.observe([this](const LifecycleEvent& e) {
+            std::function<void(const LifecycleEvent&)> react;
+            {
+                std::lock_guard lock(mutex_);
+                steps_.push_back(e.module + " " + e.version + " " + e.step);
+                react = react_;
+            }
+            if (react) react(e);
+        });
+    }
+    ~Trace() { rt_.unobserve(token_); }
+    void on_step(std::function<void(const LifecycleEvent&)> react) {
+        std::lock_guard lock(mutex_);
+        react_ = std::move(react);
+    }
+    std::vector<std::string> steps() {
+        std::lock_guard lock(mutex_);
+        return steps_;
+    }
+    // Position of the first step equal to `step`; fails the test if absent.
+    std::size_t at(const std::string& step) {
+        auto s = steps();
+        for (std::size_t i = 0; i < s.size(); ++i)
+            if (s[i] == step) return i;
+        ADD_FAILURE() << "no step '" << step << "'";
+        return s.size();
+    }
+    void clear() {
+        std::lock_guard lock(mutex_);
+        steps_.clear();
+    }
+
+private:
+    Runtime& rt_;
+    std::uint64_t token_ = 0;
+    std::mutex mutex_;
+    std::vector<std::string> steps_;
+    std::function<void(const LifecycleEvent&)> react_;
+};
+
+TEST_F(RuntimeTest, SynUpgradeLoadsAdditionsAfterTheVoteAndStartsEverythingTogether) {
+    ASSERT_TRUE(rt().load("m1", "libcounter_v1.so").ok());
+    ASSERT_TRUE(rt().load("m2", "libcounter_v1.so").ok());
+    send_numbered(rt(), "m1", "a", 3);
+    send_numbered(rt(), "m2", "a", 4);
+    ASSERT_TRUE(probe::wait_count(7));
+    Trace trace(rt());
+    auto report = rt().upgrader().syn_upgrade(
+        {{"m1", "libcounter_v2.so"}, {"m2", "libcounter_v2.so"}, {"m3", "libcounter_v3.so"}});
+    ASSERT_TRUE(report.ok()) << report.to_string();
+    ASSERT_EQ(report.targets.size(), 3u);
+    EXPECT_EQ(report.targets[0].action, "replace");
+    EXPECT_EQ(report.targets[2].action, "load");
+
+    // Figure 4.12: M3 is created only once M1 and M2 are prepared ...
+    EXPECT_LT(trace.at("m1 1 prepared"), trace.at("m3 3 init"));
+    EXPECT_LT(trace.at("m2 1 prepared"), trace.at("m3 3 init"));
+    // ... and nobody starts before everybody is committed and waiting.
+    const std::size_t last_ready = std::max(
+        {trace.at("m1 2 hot swapped"), trace.at("m2 2 hot swapped"), trace.at("m3 3 wait to start")});
+    for (auto start : {"m1 2 start", "m2 2 start", "m3 3 start"}) EXPECT_GT(trace.at(start), last_ready);
+
+    send_numbered(rt(), "m1", "b", 1);
+    send_numbered(rt(), "m2", "b", 1);
+    send_numbered(rt(), "m3", "b", 1);
+    ASSERT_TRUE(probe::wait_count(10));
+    EXPECT_EQ(probe::get("m1.count"), "4");  // state continued in the replaced ones
+    EXPECT_EQ(probe::get("m2.count"), "5");
+    EXPECT_EQ(probe::get("m3.count"), "1");
+}
+
+TEST_F(RuntimeTest, ConcurrentSlavesAllPrepareBeforeAnyFinishesVoting) {
+    constexpr int kTargets = 4;
+    std::vector<Upgrader::Change> changes;
+    for (int i = 0; i < kTargets; ++i) {
+        const std::string name = "m" + std::to_string(i);
+        ASSERT_TRUE(rt().load(name, "libcounter_v2.so").ok());
+        probe::close_gate("g" + name);
+        ASSERT_TRUE(rt().send(name, Message{2, 1, {}, "g" + name}));  // a drain that waits
+        ASSERT_TRUE(probe::wait_until_blocked("g" + name));
+        changes.push_back({name, "libcounter_v3.so"});
+    }
+    Trace trace(rt());
+    // No drain can finish until every slave has begun its prepare step.
+    std::atomic<int> disabled{0};
+    trace.on_step([&](const LifecycleEvent& e) {
+        if (e.step == "disable" && ++disabled == kTargets)
+            for (int i = 0; i < kTargets; ++i) probe::open_gate("gm" + std::to_string(i));
+    });
+    auto report = rt().upgrader().syn_replace(changes, Mode::concurrent);
+    ASSERT_TRUE(report.ok()) << report.to_string();
+    EXPECT_EQ(report.mode, "concurrent");
+    std::size_t last_disable = 0, first_prepared = SIZE_MAX;
+    for (int i = 0; i < kTargets; ++i) {
+        const std::string name = "m" + std::to_string(i);
+        last_disable = std::max(last_disable, trace.at(name + " 2 disable"));
+        first_prepared = std::min(first_prepared, trace.at(name + " 2 prepared"));
+    }
+    EXPECT_LT(last_disable, first_prepared);
+}
+
+TEST_F(RuntimeTest, SequentialModePreparesOneModuleAtATime) {
+    constexpr int kTargets = 3;
+    std::vector<Upgrader::Change> changes;
+    for (int i = 0; i < kTargets; ++i) {
+        const std::string name = "m" + std::to_string(i);
+        ASSERT_TRUE(rt().load(name, "libcounter_v2.so").ok());
+        probe::close_gate("g" + name);
+        ASSERT_TRUE(rt().send(name, Message{2, 1, {}, "g" + name}));
+        ASSERT_TRUE(probe::wait_until_blocked("g" + name));
+        changes.push_back({name, "libcounter_v3.so"});
+    }
+    Trace trace(rt());
+    trace.on_step([&](const LifecycleEvent& e) {
+        if (e.step == "disable") probe::open_gate("g" + e.module);
+    });
+    auto report = rt().upgrader().syn_replace(changes, Mode::sequential);
+    ASSERT_TRUE(report.ok()) << report.to_string();
+    EXPECT_EQ(report.mode, "sequential");
+    for (int i = 0; i + 1 < kTargets; ++i) {
+        const std::string name = "m" + std::to_string(i), next = "m" + std::to_string(i + 1);
+        EXPECT_LT(trace.at(name + " 2 prepared"), trace.at(next + " 2 disable"));
+    }
+}
+
+// One bad member of a group: the whole group ends on its old versions, nothing lost.
+struct GroupFailure {
+    const char* title;
+    const char* a_start;   // library "a" runs before
+    const char* a_target;  // library "a" is replaced by
+    const char* reason;
+    Outcome outcome;
+};
+
+class GroupFailureTest : public RuntimeTest, public ::testing::WithParamInterface<GroupFailure> {};
+
+TEST_P(GroupFailureTest, AbortsTheWholeGroup) {
+    const auto& c = GetParam();
+    config.quiescence_timeout = 300ms;
+    ASSERT_TRUE(rt().load("a", c.a_start).ok());
+    ASSERT_TRUE(rt().load("b", "libcounter_v1.so").ok());
+    const std::string a_version = rt().info("a")->version;
+    if (std::string(c.title) == "timeout") {
+        probe::close_gate("ga");
+        ASSERT_TRUE(rt().send("a", Message{2, 1, {}, "ga"}));
+        ASSERT_TRUE(probe::wait_until_blocked("ga"));
+    }
+    send_numbered(rt(), "a", "before", 3);
+    send_numbered(rt(), "b", "before", 3);
+    std::vector<Upgrader::Change> changes = {{"b", "libcounter_v2.so"}, {"a", c.a_target}};
+    for (auto mode : {Mode::concurrent, Mode::sequential}) {
+        auto report = rt().upgrader().syn_replace(changes, mode);
+        EXPECT_EQ(report.outcome, c.outcome) << report.to_string();
+        EXPECT_NE(report.reason.find(c.reason), std::string::npos) << report.reason;
+        EXPECT_EQ(rt().info("a")->version, a_version);
+        EXPECT_EQ(rt().info("b")->version, "1");
+        EXPECT_FALSE(mapped("libcounter_v2.so"));
+    }
+    send_numbered(rt(), "a", "after", 3);
+    send_numbered(rt(), "b", "after", 3);
+    probe::open_gate("ga");
+    const bool blocked = std::string(c.title) == "timeout";
+    ASSERT_TRUE(probe::wait_count(12 + (blocked ? 1 : 0)));
+    for (const char* name : {"a", "b"}) {
+        auto seen = events_of(name);
+        if (blocked && std::string(name) == "a") seen.erase(seen.begin());
+        ASSERT_EQ(seen.size(), 6u) << name;
+        for (int i = 0; i < 6; ++i)
+            EXPECT_EQ(seen[i].payload, (i < 3 ? "before" : "after") + std::to_string(i % 3)) << name;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Upgrader, GroupFailureTest,
+    ::testing::Values(
+        GroupFailure{"timeout", "libcounter_v1.so", "libcounter_v2.so",
+                      "module 'a' did not reach quiescence within 0.300 s", Outcome::aborted},
+        GroupFailure{"put_state", "libfaulty_put_state.so", "libcounter_v2.so",
+                     "module 'a' failed to checkpoint its state: state is corrupt", Outcome::aborted},
+        GroupFailure{"get_state", "libcounter_v1.so", "libfaulty_get_state.so",
+                     "failed to restore the state of version 1: state cannot be parsed",
+                     Outcome::aborted},
+        GroupFailure{"load", "libcounter_v1.so", "libmissing.so",
+                     "library file 'libmissing.so' does not exist", Outcome::aborted}),
+    [](const auto& info) { return std::string(info.param.title); });
+
+TEST_F(RuntimeTest, GroupValidationRejectsUnknownNamesAndExistingAdditions) {
+    ASSERT_TRUE(rt().load("a", "libcounter_v1.so").ok());
+    auto report = rt().upgrader().syn_replace({{"a", "libcounter_v2.so"}, {"ghost", "libcounter_v2.so"}});
+    EXPECT_EQ(report.outcome, Outcome::rejected);
+    EXPECT_EQ(report.reason, "no module is named 'ghost'");
+    report = rt().upgrader().syn_upgrade({{"a", "libcounter_v2.so"}}, {{"a", "libcounter_v3.so"}},
+                                         Mode::concurrent);
+    EXPECT_EQ(report.outcome, Outcome::rejected);
+    EXPECT_EQ(report.reason, "module 'a' is named twice");
+    ASSERT_TRUE(rt().load("b", "libcounter_v1.so").ok());
+    report = rt().upgrader().syn_upgrade({{"a", "libcounter_v2.so"}}, {{"b", "libcounter_v3.so"}},
+                                         Mode::concurrent);
+    EXPECT_EQ(report.outcome, Outcome::rejected);
+    EXPECT_EQ(report.reason, "a module named 'b' already exists");
+    report = rt().upgrader().syn_load({{"c", "libcounter_v1.so"}, {"c", "libcounter_v2.so"}});
+    EXPECT_EQ(report.outcome, Outcome::rejected);
+    EXPECT_FALSE(rt().info("c"));
+    EXPECT_EQ(rt().info("a")->version, "1");
+    EXPECT_FALSE(mapped("libcounter_v2.so"));
+    EXPECT_FALSE(mapped("libcounter_v3.so"));
+}
+
+TEST_F(RuntimeTest, SendingToAnUnloadedModuleReportsTheUnknownName) {
+    ASSERT_TRUE(rt().load("a", "libcounter_v1.so").ok());
+    ASSERT_TRUE(rt().load("b", "libcounter_v1.so").ok());
+    ASSERT_TRUE(rt().unload("b").ok());
+    ASSERT_TRUE(rt().send("a", Message{3, 1, {}, "b"}));
+    ASSERT_TRUE(probe::wait_count(1));
+    EXPECT_EQ(probe::get("a.sent"), "0");
+    EXPECT_EQ(rt().info("a")->status, ModuleStatus::service);
+}
+
+TEST_F(RuntimeTest, ReportsAreKeptAndTransactionsWaitTheirTurn) {
+    config.history_size = 3;
+    ASSERT_TRUE(rt().load("a", "libcounter_v1.so").ok());
+    probe::close_gate("slow");
+    ASSERT_TRUE(rt().send("a", Message{2, 1, {}, "slow"}));
+    ASSERT_TRUE(probe::wait_until_blocked("slow"));
+    // A replace that must wait for the drain holds the upgrader; a second command queues.
+    std::thread first([&] { EXPECT_TRUE(rt().replace("a", "libcounter_v1.so").ok()); });
+    while (!rt().info("a")->in_transaction) std::this_thread::yield();
+    std::thread opener([&] {
+        // Open the gate only once the second command is queued behind the first.
+        while (rt().upgrader().queued() == 0) std::this_thread::yield();
+        probe::open_gate("slow");
+    });
+    auto second = rt().enable("a");
+    first.join();
+    opener.join();
+    EXPECT_TRUE(second.ok());
+    auto history = rt().upgrader().history();
+    ASSERT_EQ(history.size(), 3u);
+    EXPECT_EQ(history[1].command, "replace a libcounter_v1.so");
+    EXPECT_EQ(history[2].command, "enable a");
+    EXPECT_GT(history[2].waited.count(), 0);
+    EXPECT_NE(history[2].to_string().find("for an earlier transaction"), std::string::npos);
+    EXPECT_EQ(rt().upgrader().history(1).size(), 1u);
+}
+
+}  // namespace
+}  // namespace nonstop::test
