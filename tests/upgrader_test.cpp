@@ -224,6 +224,31 @@ TEST_F(RuntimeTest, GroupValidationRejectsUnknownNamesAndExistingAdditions) {
     EXPECT_FALSE(mapped("libcounter_v3.so"));
 }
 
+TEST_F(RuntimeTest, UpgraderPublishesEachStateOfItsMachine) {
+    probe::set("watcher.subscribe", "upgrader transaction");
+    ASSERT_TRUE(rt().load("watcher", "libcounter_v1.so").ok());
+    ASSERT_TRUE(rt().load("a", "libcounter_v1.so").ok());
+    const auto committed = rt().replace("a", "libcounter_v2.so");
+    const auto aborted = rt().replace("a", "libcounter_v1.so");  // v1 cannot read v2's state
+    ASSERT_TRUE(committed.ok());
+    ASSERT_EQ(aborted.outcome, Outcome::aborted);
+    const auto states_of = [](std::uint64_t id, std::size_t expected) {
+        std::vector<std::string> states;
+        EXPECT_TRUE(probe::wait_count(expected));
+        const std::string prefix = std::to_string(id) + " ";
+        for (auto& e : events_of("watcher"))
+            if (e.payload.rfind(prefix, 0) == 0)
+                states.push_back(e.payload.substr(prefix.size(), e.payload.find(' ', prefix.size()) - prefix.size()));
+        return states;
+    };
+    // load a (6 states) + replace (6) + aborted replace (5), after the watcher's own "committed".
+    EXPECT_EQ(states_of(committed.id, 1 + 6 + 6 + 5),
+              (std::vector<std::string>{"validation", "preparation", "voting", "commit", "start",
+                                        "committed"}));
+    EXPECT_EQ(states_of(aborted.id, 1 + 6 + 6 + 5),
+              (std::vector<std::string>{"validation", "preparation", "voting", "abort", "aborted"}));
+}
+
 TEST_F(RuntimeTest, SendingToAnUnloadedModuleReportsTheUnknownName) {
     ASSERT_TRUE(rt().load("a", "libcounter_v1.so").ok());
     ASSERT_TRUE(rt().load("b", "libcounter_v1.so").ok());

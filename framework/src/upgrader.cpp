@@ -390,8 +390,13 @@ TransactionReport Upgrader::run(std::string command, const std::vector<Change>& 
             reason = first_error();
             commit = reason.empty();
         }
-        if (phase == Phase::vote || phase == Phase::complete) {
-            announce(s.report, phase == Phase::vote ? (commit ? "prepared" : "abort") : "start");
+        // The upgrader's states of figure 4.13, for whoever follows transactions live.
+        switch (phase) {
+            case Phase::create: announce(s.report, commit ? "voting" : "cleanup"); break;
+            case Phase::vote: if (!commit) announce(s.report, "abort"); break;
+            case Phase::restore: announce(s.report, commit ? "commit" : "abort"); break;
+            case Phase::complete: if (commit) announce(s.report, "start"); break;
+            case Phase::start: break;
         }
     };
     const Phase phases[] = {Phase::create, Phase::vote, Phase::restore, Phase::complete,

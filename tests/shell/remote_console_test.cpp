@@ -1,2 +1,278 @@
+// The remote console from a client's side: authentication, the safe interpreter, malformed
+// input, confinement to the module path, and nonstop-shell --connect.
 #include <gtest/gtest.h>
-TEST(Placeholder, Builds) {}
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "nonstop/console_client.hpp"
+#include "nonstop/error.hpp"
+#include "nonstop/remote_console.hpp"
+#include "nonstop/runtime.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using nonstop::ConsoleClient;
+using nonstop::RemoteConsole;
+
+nonstop::Config config() {
+    nonstop::Config c;
+    c.module_path = {NONSTOP_TEST_MODULE_DIR};
+    return c;
+}
+
+class RemoteConsoleTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        RemoteConsole::Options o;
+        o.token = "secret-token";
+        o.max_command = 4096;
+        console = std::make_unique<RemoteConsole>(runtime, o);
+        console->start();
+        ASSERT_NE(console->port(), 0);
+    }
+    void TearDown() override { console->stop(); }
+
+    /// A connected, authenticated client.
+    std::unique_ptr<ConsoleClient> client() {
+        auto c = std::make_unique<ConsoleClient>();
+        c->connect("127.0.0.1", console->port());
+        auto r = c->authenticate("secret-token");
+        EXPECT_TRUE(r.ok) << r.body;
+        return c;
+    }
+
+    nonstop::Runtime runtime{config()};
+    std::unique_ptr<RemoteConsole> console;
+};
+
+TEST_F(RemoteConsoleTest, WrongTokenIsRefusedAndTheConnectionClosed) {
+    ConsoleClient c;
+    c.connect("127.0.0.1", console->port());
+    auto r = c.authenticate("guess");
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.errorcode, "NONSTOP AUTH");
+    EXPECT_EQ(r.body, "wrong token");
+    EXPECT_TRUE(c.closed_by_peer());
+}
+
+TEST_F(RemoteConsoleTest, NoCommandRunsBeforeAuthentication) {
+    ConsoleClient c;
+    c.connect("127.0.0.1", console->port());
+    c.send_raw("nonstop load early libcounter_v1.so\nnonstop load early2 libcounter_v1.so\n");
+    auto r = c.read_reply();
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.errorcode, "NONSTOP AUTH");
+    EXPECT_TRUE(c.closed_by_peer());
+    EXPECT_TRUE(runtime.modules().empty());
+}
+
+TEST_F(RemoteConsoleTest, CommandsRunAndReportAsTheShellDoes) {
+    auto c = client();
+    auto r = c->execute("nonstop load a libcounter_v1.so");
+    ASSERT_TRUE(r.ok) << r.body;
+    EXPECT_NE(r.body.find("outcome committed"), std::string::npos) << r.body;
+    r = c->execute("Replace a libcounter_v2.so");  // the thesis spelling works here too
+    ASSERT_TRUE(r.ok) << r.body;
+    r = c->execute("dict get [nonstop info a] version");
+    EXPECT_TRUE(r.ok);
+    EXPECT_EQ(r.body, "2");
+    r = c->execute("nonstop replace a libcounter_v1.so");
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.errorcode.rfind("NONSTOP ABORTED", 0), 0u) << r.errorcode;
+    r = c->execute("nonstop info ghost");
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.body, "no module is named 'ghost'");
+    EXPECT_EQ(r.errorcode, "NONSTOP UNKNOWN_MODULE ghost");
+    // A command may span lines.
+    r = c->execute("set x [list \\\n a b]\nif {1} {\n  llength $x\n}");
+    EXPECT_TRUE(r.ok);
+    EXPECT_EQ(r.body, "2");
+    EXPECT_EQ(runtime.info("a")->version, "2");
+}
+
+TEST_F(RemoteConsoleTest, FilesAndProcessesAreOutOfReach) {
+    auto c = client();
+    for (const char* command :
+         {"exec true", "open /etc/passwd", "file exists /", "source /dev/null", "load libfoo.so",
+          "socket localhost 22", "cd /", "pwd", "glob /*", "exit 3", "interp expose {} exec",
+          "interp invokehidden {} exec true", "encoding system iso8859-1"}) {
+        auto r = c->execute(command);
+        EXPECT_FALSE(r.ok) << command << " -> " << r.body;
+    }
+    // The host is still here and the session still works.
+    EXPECT_TRUE(c->execute("nonstop modules").ok);
+}
+
+TEST_F(RemoteConsoleTest, GarbageIsAnsweredWithoutHarm) {
+    auto c = client();
+    ASSERT_TRUE(c->execute("nonstop load g libcounter_v1.so").ok);
+    auto r = c->execute("\x01\x02\xff garbage ][ \"");
+    EXPECT_FALSE(r.ok);
+    c->send_raw(std::string("abc\0def\n", 8));
+    r = c->read_reply();
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.errorcode, "NONSTOP GARBAGE");
+    r = c->execute("nonstop");
+    EXPECT_FALSE(r.ok);
+    r = c->execute("nonstop send g notanumber x");
+    EXPECT_EQ(r.errorcode, "NONSTOP USAGE");
+    r = c->execute("dict get [nonstop info g] version");
+    EXPECT_TRUE(r.ok);
+    EXPECT_EQ(r.body, "1");
+}
+
+TEST_F(RemoteConsoleTest, AnOverlongLineClosesOnlyThatConnection) {
+    ASSERT_TRUE(client()->execute("nonstop load long libcounter_v1.so").ok);
+    auto c = client();
+    c->send_raw(std::string(10000, 'x'));
+    auto r = c->read_reply();
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.errorcode, "NONSTOP TOO_LONG");
+    EXPECT_TRUE(c->closed_by_peer());
+    // An over-long command built from short lines (an unclosed brace) is refused the same way.
+    auto d = client();
+    d->send_raw("puts {\n");
+    for (int i = 0; i < 100; ++i) d->send_raw(std::string(80, 'y') + "\n");
+    r = d->read_reply();
+    EXPECT_EQ(r.errorcode, "NONSTOP TOO_LONG");
+    EXPECT_TRUE(d->closed_by_peer());
+    EXPECT_EQ(client()->execute("dict get [nonstop info long] version").body, "1");
+}
+
+TEST_F(RemoteConsoleTest, AnIncompleteCommandAtEndOfInputIsAnswered) {
+    auto c = client();
+    c->send_raw("nonstop info {\n");
+    // Half-close: the server sees the end of input but can still answer.
+    ASSERT_EQ(::shutdown(c->fd_for_test(), SHUT_WR), 0);
+    auto r = c->read_reply();
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.errorcode, "NONSTOP INCOMPLETE");
+}
+
+TEST_F(RemoteConsoleTest, TwoClientsInTurnAndSideBySide) {
+    {
+        auto a = client();
+        ASSERT_TRUE(a->execute("nonstop load turn libcounter_v1.so").ok);
+        ASSERT_TRUE(a->execute("set mine 1").ok);
+    }
+    auto b = client();
+    auto r = b->execute("dict get [nonstop info turn] version");
+    EXPECT_EQ(r.body, "1");
+    // Each connection has its own interpreter.
+    EXPECT_FALSE(b->execute("set mine").ok);
+    auto c = client();  // while b is still connected
+    EXPECT_TRUE(c->execute("nonstop modules").ok);
+    EXPECT_TRUE(b->execute("nonstop modules").ok);
+}
+
+TEST_F(RemoteConsoleTest, LibrariesOutsideTheModulePathAreRefused) {
+    const fs::path outside = fs::temp_directory_path() / ("nonstop-outside-" + std::to_string(::getpid()));
+    fs::create_directories(outside);
+    fs::copy_file(fs::path(NONSTOP_TEST_MODULE_DIR) / "libcounter_v1.so", outside / "libcounter_v1.so",
+                  fs::copy_options::overwrite_existing);
+    auto c = client();
+    const std::string lib = (outside / "libcounter_v1.so").string();
+    for (const std::string& command :
+         {"nonstop load out " + lib, "Load out " + lib, "nonstop syn_load out " + lib,
+          "nonstop load out " + std::string(NONSTOP_TEST_MODULE_DIR) + "/../modules/../../" +
+              fs::relative(lib, "/").string()}) {
+        auto r = c->execute(command);
+        EXPECT_FALSE(r.ok) << command;
+        EXPECT_EQ(r.errorcode.rfind("NONSTOP REFUSED", 0), 0u) << command << ": " << r.errorcode;
+    }
+    auto r = c->execute("nonstop module_path " + outside.string());
+    EXPECT_EQ(r.errorcode, "NONSTOP REFUSED");
+    EXPECT_FALSE(runtime.info("out"));
+    // A full path inside the module path is fine.
+    r = c->execute("nonstop load in " + std::string(NONSTOP_TEST_MODULE_DIR) + "/libcounter_v1.so");
+    EXPECT_TRUE(r.ok) << r.body;
+    fs::remove_all(outside);
+}
+
+TEST(RemoteConsoleToken, AGeneratedTokenIsWrittenForItsOwnerOnly) {
+    nonstop::Runtime runtime{config()};
+    RemoteConsole::Options o;
+    o.token_file = (fs::temp_directory_path() / ("nonstop-token-" + std::to_string(::getpid()))).string();
+    RemoteConsole console(runtime, o);
+    console.start();
+    ASSERT_EQ(console.token_file(), o.token_file);
+    struct stat st{};
+    ASSERT_EQ(::stat(o.token_file.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    std::ifstream in(o.token_file);
+    std::string token;
+    std::getline(in, token);
+    EXPECT_EQ(token, console.token());
+    EXPECT_GE(token.size(), 32u);
+    ConsoleClient c;
+    c.connect("127.0.0.1", console.port());
+    EXPECT_TRUE(c.authenticate(token).ok);
+    console.stop();  // with a client still connected
+    EXPECT_FALSE(fs::exists(o.token_file));
+}
+
+// nonstop-shell --connect: prints results and fails a batch on its first error, naming the line.
+class ShellConnectTest : public RemoteConsoleTest {
+protected:
+    int run(const std::string& batch_text, std::string& output) {
+        const fs::path dir = fs::temp_directory_path();
+        const std::string stem = "nonstop-connect-" + std::to_string(::getpid()) + "-" + std::to_string(++count_);
+        const fs::path batch = dir / (stem + ".tcl"), out = dir / (stem + ".out"), token = dir / (stem + ".token");
+        std::ofstream(batch) << batch_text;
+        std::ofstream(token) << "secret-token\n";
+        const std::string command = std::string(NONSTOP_SHELL_PATH) + " --connect 127.0.0.1:" +
+                                    std::to_string(console->port()) + " --token-file " + token.string() + " " +
+                                    batch.string() + " > " + out.string() + " 2>&1";
+        const int status = std::system(command.c_str());
+        std::stringstream s;
+        s << std::ifstream(out).rdbuf();
+        output = s.str();
+        fs::remove(batch);
+        fs::remove(out);
+        fs::remove(token);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+    int count_ = 0;
+};
+
+TEST_F(ShellConnectTest, ABatchRunsThroughTheConsole) {
+    std::string out;
+    EXPECT_EQ(run("# remote batch\nLoad rb libcounter_v1.so\n\nReplace rb libcounter_v2.so\n"
+                  "puts ignored-by-safe-stdout\nset v [dict get [nonstop info rb] version]\n",
+                  out),
+              0)
+        << out;
+    EXPECT_NE(out.find("\n2\n"), std::string::npos) << out;
+    EXPECT_EQ(runtime.info("rb")->version, "2");
+}
+
+TEST_F(ShellConnectTest, AFailingBatchExitsNonZeroNamingTheLine) {
+    std::string out;
+    EXPECT_EQ(run("Load fb libcounter_v1.so\nif {1} {\n  Replace ghost libcounter_v2.so\n}\nLoad never libcounter_v1.so\n", out), 1)
+        << out;
+    EXPECT_NE(out.find(":2: no module is named 'ghost'"), std::string::npos) << out;
+    EXPECT_NE(out.find("NONSTOP REJECTED"), std::string::npos) << out;
+    EXPECT_FALSE(runtime.info("never"));
+    EXPECT_TRUE(runtime.info("fb"));
+}
+
+TEST_F(ShellConnectTest, AWrongTokenFailsTheShell) {
+    std::string out;
+    const std::string command = std::string(NONSTOP_SHELL_PATH) + " --connect 127.0.0.1:" +
+                                std::to_string(console->port()) + " --token nope < /dev/null > /dev/null 2>&1";
+    const int status = std::system(command.c_str());
+    EXPECT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 1);
+}
+
+}  // namespace
