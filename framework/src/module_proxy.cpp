@@ -18,10 +18,19 @@ ModuleProxy::ModuleProxy(std::string name, std::size_t capacity)
 
 ModuleProxy::~ModuleProxy() = default;
 
+namespace {
+std::size_t shard_of_this_thread() {
+    static std::atomic<std::size_t> next{0};
+    thread_local const std::size_t shard = next.fetch_add(1, std::memory_order_relaxed);
+    return shard;
+}
+}  // namespace
+
 bool ModuleProxy::put(Message&& m) {
+    auto& shard = shards_[shard_of_this_thread() % kShards];
     for (;;) {
         const std::uint64_t epoch = epoch_.load();
-        auto& inflight = inflight_[epoch & 1];
+        auto& inflight = shard.inflight[epoch & 1];
         inflight.fetch_add(1);
         if (epoch_.load() != epoch) {  // a retarget began between the two loads: count again
             inflight.fetch_sub(1);
@@ -51,7 +60,8 @@ void ModuleProxy::retarget(std::shared_ptr<InputQueue> queue) {
     target_.store(queue.get());
     const std::uint64_t old_epoch = epoch_.fetch_add(1);
     // Every sender that may still hold the previous target counted itself under old_epoch.
-    while (inflight_[old_epoch & 1].load() != 0) std::this_thread::yield();
+    for (auto& shard : shards_)
+        while (shard.inflight[old_epoch & 1].load() != 0) std::this_thread::yield();
     queue_ = std::move(queue);
 }
 
@@ -171,7 +181,6 @@ ModuleProxy::Task ModuleProxy::swap(Task fresh) {
         old = std::exchange(current_, std::move(fresh));
         old->finish(term_);
     }
-    old->join();
     return old;
 }
 

@@ -20,17 +20,18 @@ ModuleTask::ModuleTask(Runtime& runtime, ModuleProxy& proxy, std::shared_ptr<Lib
 }
 
 ModuleTask::~ModuleTask() {
-    bool running;
+    bool launched;
     {
+        // A task still parked with no decision (a new version that never started) ends here;
+        // one already told to finish (a replaced version) is only joined.
         std::lock_guard lock(mutex_);
-        running = launched_ && !exited_;
+        launched = launched_;
+        if (launched_ && !exited_ && decisions_.empty()) {
+            decisions_[reached_term_] = Decision{true, nullptr, false};
+            cv_.notify_all();
+        }
     }
-    if (running) {
-        finish(reached_term_);
-        join();
-    } else if (launched_) {
-        join();
-    }
+    if (launched) join();
     library_->destroy(module_);  // with the library's own code, before it can be unmapped
     module_ = nullptr;
     decisions_.clear();

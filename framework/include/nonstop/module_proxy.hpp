@@ -68,8 +68,9 @@ public:
     /// First half of syn_replace_commit: the checkpoint into the new implementation, which is
     /// not serving yet. Returns the error text, empty on success; nothing changes on error.
     std::string restore(detail::ModuleTask& fresh, const State& state);
-    /// Second half of syn_replace_commit: hot-swaps to `fresh` and ends the old
-    /// implementation's thread. Returns the old task for the caller to destroy.
+    /// Second half of syn_replace_commit: hot-swaps to `fresh` and tells the old
+    /// implementation's thread to end. Returns the old task: destroying it joins that thread,
+    /// which the caller does after the start, off the blackout.
     Task swap(Task fresh);
     /// Starts the current implementation on the queue of everything accepted so far.
     void start();
@@ -93,9 +94,15 @@ private:
 
     // Hot path: senders read target_ inside an epoch-counted section, so that retarget() can
     // wait until no sender still holds the old target before the termination message goes in.
+    // The counts are sharded over cache lines so that concurrent senders do not contend on
+    // one counter (measured: 3 producers lost 15% of their throughput to a shared one).
+    static constexpr std::size_t kShards = 16;
+    struct alignas(64) Shard {
+        std::atomic<long> inflight[2] = {0, 0};
+    };
     std::atomic<detail::InputQueue*> target_{nullptr};
     std::atomic<std::uint64_t> epoch_{0};
-    std::atomic<long> inflight_[2] = {0, 0};
+    Shard shards_[kShards];
     std::atomic<bool> swapping_{false};
     std::atomic<std::uint64_t> buffered_{0};
     std::atomic<std::int64_t> first_buffered_ns_{0};

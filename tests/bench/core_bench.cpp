@@ -1,0 +1,437 @@
+// The framework's figures, each against its baseline measured in the same run (issue #6).
+// Prints one table; a figure that misses its target is marked, not failed.
+//   core_bench [--quick] [--samples FILE]   FILE receives the blackout samples (ms), one a line
+#include <nonstop/module_proxy.hpp>
+#include <nonstop/runtime.hpp>
+
+#include <ace/Condition_Thread_Mutex.h>
+#include <ace/Message_Block.h>
+#include <ace/Message_Queue.h>
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "probe.hpp"
+
+using namespace nonstop;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+bool quick = false;
+
+struct Stats {
+    double median = 0, p99 = 0, max = 0, min = 0;
+};
+
+Stats stats(std::vector<double> v) {
+    if (v.empty()) return {};
+    std::sort(v.begin(), v.end());
+    auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<std::size_t>(q * v.size()))]; };
+    return {at(0.5), at(0.99), v.back(), v.front()};
+}
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+struct Row {
+    std::string figure, measured, baseline, ratio, target, met;
+};
+std::vector<Row> rows;
+
+std::string fmt(const char* f, double a) {
+    char b[128];
+    std::snprintf(b, sizeof b, f, a);
+    return b;
+}
+std::string fmt(const char* f, double a, double c) {
+    char b[128];
+    std::snprintf(b, sizeof b, f, a, c);
+    return b;
+}
+
+Config bench_config() {
+    Config c;
+    c.module_path = {NONSTOP_BENCH_MODULE_DIR};
+    return c;
+}
+
+void wait_handled(Runtime& rt, const std::string& name, std::uint64_t n) {
+    while (rt.info(name)->handled < n) std::this_thread::sleep_for(std::chrono::microseconds(200));
+}
+
+// --- throughput -----------------------------------------------------------------------------
+
+double nonstop_throughput(int producers, long per_producer) {
+    Runtime rt(bench_config());
+    rt.load("sink", "libbench_v1.so");
+    auto proxy = rt.names().find("sink");
+    const auto start = Clock::now();
+    std::vector<std::thread> threads;
+    for (int p = 0; p < producers; ++p)
+        threads.emplace_back([&] {
+            for (long i = 0; i < per_producer; ++i) proxy->put(Message{1, 1, "p", {}});
+        });
+    for (auto& t : threads) t.join();
+    wait_handled(rt, "sink", static_cast<std::uint64_t>(producers * per_producer));
+    return producers * per_producer / since(start);
+}
+
+// The same messages, allocated the same way, through a bare ACE queue to a bare consumer.
+double raw_throughput(int producers, long per_producer) {
+    ACE_Message_Queue<ACE_MT_SYNCH> queue(1'000'000, 1'000'000);
+    std::atomic<long> handled{0};
+    struct Sink {
+        virtual ~Sink() = default;
+        virtual void handle(const Message&) { ++count; }
+        long count = 0;
+    } sink;
+    const long total = producers * per_producer;
+    std::thread consumer([&] {
+        for (long i = 0; i < total; ++i) {
+            ACE_Message_Block* b = nullptr;
+            queue.dequeue_head(b);
+            std::unique_ptr<Message> m(reinterpret_cast<Message*>(b->base()));
+            b->release();
+            sink.handle(*m);
+            handled.fetch_add(1, std::memory_order_relaxed);
+        }
+    });
+    const auto start = Clock::now();
+    std::vector<std::thread> threads;
+    for (int p = 0; p < producers; ++p)
+        threads.emplace_back([&] {
+            for (long i = 0; i < per_producer; ++i) {
+                auto* m = new Message{1, 1, "p", {}};
+                queue.enqueue_tail(new ACE_Message_Block(reinterpret_cast<const char*>(m), 1));
+            }
+        });
+    for (auto& t : threads) t.join();
+    while (handled.load() < total) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    const double rate = total / since(start);
+    consumer.join();
+    return rate;
+}
+
+void throughput() {
+    const long total = quick ? 200'000 : 2'000'000;
+    const int runs = quick ? 3 : 7;
+    for (int producers : {1, 3}) {
+        std::vector<double> ours, raw;
+        for (int r = 0; r < runs; ++r) {
+            raw.push_back(raw_throughput(producers, total / producers));
+            ours.push_back(nonstop_throughput(producers, total / producers));
+        }
+        const Stats o = stats(ours), b = stats(raw);
+        const double ratio = o.median / b.median;
+        rows.push_back({"messages/s, " + std::to_string(producers) + " producer(s) → 1 module",
+                        fmt("%.2fM ±%.2f", o.median / 1e6, (o.max - o.min) / 2e6),
+                        fmt("%.2fM ±%.2f", b.median / 1e6, (b.max - b.min) / 2e6), fmt("%.2f", ratio),
+                        "≥ 0.90", ratio >= 0.90 ? "yes" : "NO"});
+    }
+}
+
+// --- round-trip latency -----------------------------------------------------------------------
+
+std::vector<double> nonstop_round_trips(long rounds) {
+    probe::clear();
+    Runtime rt(bench_config());
+    rt.load("ping", "libpingpong.so");
+    rt.load("pong", "libpingpong.so");
+    rt.send("ping", Message{1, 1, {}, std::to_string(rounds) + " pong"});
+    while (probe::get("ping.samples").empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::vector<double> out;
+    std::istringstream in(probe::get("ping.samples"));
+    for (long ns; in >> ns;) out.push_back(ns / 1000.0);
+    return out;
+}
+
+std::vector<double> raw_round_trips(long rounds) {
+    ACE_Message_Queue<ACE_MT_SYNCH> a(1'000'000, 1'000'000), b(1'000'000, 1'000'000);
+    auto put = [](ACE_Message_Queue<ACE_MT_SYNCH>& q) {
+        auto* m = new Message{2, 1, "x", {}};
+        q.enqueue_tail(new ACE_Message_Block(reinterpret_cast<const char*>(m), 1));
+    };
+    auto take = [](ACE_Message_Queue<ACE_MT_SYNCH>& q) {
+        ACE_Message_Block* blk = nullptr;
+        q.dequeue_head(blk);
+        delete reinterpret_cast<Message*>(blk->base());
+        blk->release();
+    };
+    std::thread pong([&] {
+        for (long i = 0; i < rounds; ++i) {
+            take(b);
+            put(a);
+        }
+    });
+    std::vector<double> out;
+    out.reserve(rounds);
+    auto last = Clock::now();
+    put(b);
+    for (long i = 0; i < rounds; ++i) {
+        take(a);
+        const auto now = Clock::now();
+        out.push_back(std::chrono::duration<double, std::micro>(now - last).count());
+        last = now;
+        if (i + 1 < rounds) put(b);
+    }
+    pong.join();
+    return out;
+}
+
+void latency() {
+    const long rounds = quick ? 5'000 : 50'000;
+    const Stats o = stats(nonstop_round_trips(rounds)), b = stats(raw_round_trips(rounds));
+    rows.push_back({"round trip through two proxies, median", fmt("%.1f µs", o.median),
+                    fmt("%.1f µs", b.median), fmt("%.2f", o.median / b.median), "≤ 1.2",
+                    o.median / b.median <= 1.2 ? "yes" : "NO"});
+    rows.push_back({"round trip through two proxies, p99", fmt("%.1f µs", o.p99), fmt("%.1f µs", b.p99),
+                    fmt("%.2f", o.p99 / b.p99), "≤ 1.2", o.p99 / b.p99 <= 1.2 ? "yes" : "NO"});
+}
+
+// --- blackout ----------------------------------------------------------------------------------
+
+// One thread wakes another through a condition variable: the smallest hand-off a swap can cost.
+double wakeup_handoff_us() {
+    std::mutex m;
+    std::condition_variable cv;
+    std::vector<double> samples;
+    Clock::time_point sent;
+    bool flag = false, done = false;
+    std::thread waiter([&] {
+        std::unique_lock lock(m);
+        for (;;) {
+            cv.wait(lock, [&] { return flag || done; });
+            if (done) return;
+            samples.push_back(std::chrono::duration<double, std::micro>(Clock::now() - sent).count());
+            flag = false;
+            cv.notify_all();
+        }
+    });
+    for (int i = 0; i < 1000; ++i) {
+        std::unique_lock lock(m);
+        sent = Clock::now();
+        flag = true;
+        cv.notify_all();
+        cv.wait(lock, [&] { return !flag; });
+    }
+    {
+        std::lock_guard lock(m);
+        done = true;
+    }
+    cv.notify_all();
+    waiter.join();
+    return stats(samples).median;
+}
+
+// Replaces "m" `swaps` times between two versions; a message is injected as soon as the proxy
+// buffers, so every swap has a first buffered message. Returns the blackouts in ms.
+std::vector<double> blackouts(Runtime& rt, int swaps, std::uint64_t* lost = nullptr,
+                              int producers = 0, double rate = 0) {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool armed = false, stop = false;
+    std::atomic<int> completed{0};
+    std::atomic<std::uint64_t> injected{0};
+    const auto token = rt.observe([&](const LifecycleEvent& e) {
+        if (e.module == "m" && e.step == "disable") {
+            std::lock_guard lock(mutex);
+            armed = true;
+            cv.notify_all();
+        }
+    });
+    std::thread injector([&] {
+        auto proxy = rt.names().find("m");
+        for (;;) {
+            int round;
+            {
+                std::unique_lock lock(mutex);
+                cv.wait(lock, [&] { return armed || stop; });
+                if (stop) return;
+                armed = false;
+                round = completed;
+            }
+            // Inject once the proxy buffers; a swap that ends first just goes unmeasured.
+            while (!proxy->info().in_transaction && completed == round) std::this_thread::yield();
+            if (completed == round) {
+                proxy->put(Message{1, 1, "injector", {}});
+                ++injected;
+            }
+        }
+    });
+    const auto handled_before = rt.info("m")->handled;  // before the flood starts
+    std::atomic<bool> flood_stop{false};
+    std::atomic<std::uint64_t> sent{0};
+    std::vector<std::thread> flood;
+    for (int p = 0; p < producers; ++p)
+        flood.emplace_back([&] {
+            auto proxy = rt.names().find("m");
+            const auto period = std::chrono::nanoseconds(static_cast<long>(1e9 * producers / rate));
+            auto next = Clock::now();
+            while (!flood_stop) {
+                proxy->put(Message{1, 1, "load", {}});
+                ++sent;
+                next += period;
+                std::this_thread::sleep_until(next);
+            }
+        });
+    std::vector<double> out;
+    for (int i = 0; i < swaps; ++i) {
+        auto report = rt.replace("m", i % 2 ? "libbench_v1.so" : "libbench_v2.so");
+        if (!report.ok()) {
+            std::fprintf(stderr, "%s", report.to_string().c_str());
+            std::exit(1);
+        }
+        ++completed;
+        if (report.targets[0].buffered > 0)
+            out.push_back(std::chrono::duration<double, std::milli>(report.targets[0].blackout).count());
+    }
+    flood_stop = true;
+    for (auto& t : flood) t.join();
+    {
+        std::lock_guard lock(mutex);
+        stop = true;
+    }
+    cv.notify_all();
+    injector.join();
+    rt.unobserve(token);
+    if (lost) {
+        const auto expected = handled_before + sent.load() + injected.load();
+        const auto deadline = Clock::now() + std::chrono::seconds(10);
+        while (rt.info("m")->handled < expected && Clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        *lost = expected - std::min(expected, rt.info("m")->handled);
+    }
+    return out;
+}
+
+std::vector<double> idle_samples;
+
+void blackout() {
+    setenv("NONSTOP_BENCH_STATE_BYTES", "1024", 1);
+    const double handoff = wakeup_handoff_us();
+    {
+        Runtime rt(bench_config());
+        rt.load("m", "libbench_v1.so");
+        idle_samples = blackouts(rt, quick ? 200 : 1000);
+    }
+    const Stats s = stats(idle_samples);
+    rows.push_back({"blackout, idle, 1 KiB state, median", fmt("%.0f µs", s.median * 1000),
+                    fmt("%.0f µs wake-up", handoff), fmt("%.1f", s.median * 1000 / handoff), "≤ 200 µs",
+                    s.median * 1000 <= 200 ? "yes" : "NO"});
+    rows.push_back({"blackout, idle, p99 / max", fmt("%.2f / %.2f ms", s.p99, s.max), "", "", "p99 ≤ 2 ms",
+                    s.p99 <= 2 ? "yes" : "NO"});
+    {
+        Runtime rt(bench_config());
+        rt.load("m", "libbench_v1.so");
+        std::uint64_t lost = 0;
+        const Stats l = stats(blackouts(rt, quick ? 100 : 300, &lost, 3, 100'000));
+        rows.push_back({"blackout, 3 producers at 100k msg/s, p99 / max",
+                        fmt("%.2f / %.2f ms", l.p99, l.max), "", "lost " + std::to_string(lost),
+                        "p99 ≤ 5 ms, 0 lost", l.p99 <= 5 && lost == 0 ? "yes" : "NO"});
+    }
+    unsetenv("NONSTOP_BENCH_STATE_BYTES");
+}
+
+void state_size() {
+    for (long size : {1L << 10, 1L << 20, 16L << 20, 64L << 20}) {
+        if (quick && size > (16L << 20)) break;
+        setenv("NONSTOP_BENCH_STATE_BYTES", std::to_string(size).c_str(), 1);
+        Runtime rt(bench_config());
+        rt.load("m", "libbench_v1.so");
+        const Stats s = stats(blackouts(rt, 9));
+        std::string a(static_cast<std::size_t>(size), 'x'), b(static_cast<std::size_t>(size), 'y');
+        const auto t = Clock::now();
+        std::memcpy(b.data(), a.data(), a.size());
+        const double copy_ms = since(t) * 1000;
+        const double gbps = size / (s.median / 1000) / 1e9;
+        rows.push_back({"blackout, state " + std::to_string(size >> 10) + " KiB, median",
+                        fmt("%.2f ms", s.median), fmt("%.2f ms memcpy", copy_ms), fmt("%.2f GB/s", gbps),
+                        "≥ 1 GB/s", gbps >= 1 || size < (1L << 20) ? "yes" : "NO"});
+    }
+    unsetenv("NONSTOP_BENCH_STATE_BYTES");
+}
+
+// --- load / unload cycle ------------------------------------------------------------------------
+
+long resident_kib() {
+    std::ifstream statm("/proc/self/statm");
+    long pages = 0, resident = 0;
+    statm >> pages >> resident;
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+bool mapped(const std::string& fragment) {
+    std::ifstream maps("/proc/self/maps");
+    for (std::string line; std::getline(maps, line);)
+        if (line.find(fragment) != std::string::npos) return true;
+    return false;
+}
+
+void load_cycle() {
+    const int cycles = quick ? 300 : 2000;
+    const std::string path = std::string(NONSTOP_BENCH_MODULE_DIR) + "/libbench_v1.so";
+    auto t = Clock::now();
+    for (int i = 0; i < cycles; ++i) {
+        void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+        dlclose(h);
+    }
+    const double bare_us = since(t) * 1e6 / cycles;
+    Runtime rt(bench_config());
+    t = Clock::now();
+    for (int i = 0; i < cycles; ++i) {
+        rt.load("m", "libbench_v1.so");
+        rt.unload("m");
+    }
+    const double ours_us = since(t) * 1e6 / cycles;
+    rows.push_back({"load + create + destroy + unload", fmt("%.0f µs", ours_us),
+                    fmt("%.0f µs dlopen/dlclose", bare_us), fmt("%.2f", ours_us / bare_us), "≤ 2",
+                    ours_us / bare_us <= 2 ? "yes" : "NO"});
+
+    const int replaces = quick ? 1000 : 10000;
+    rt.load("m", "libbench_v1.so");
+    for (int i = 0; i < 200; ++i) rt.replace("m", i % 2 ? "libbench_v1.so" : "libbench_v2.so");
+    const long before = resident_kib();
+    for (int i = 0; i < replaces; ++i) rt.replace("m", i % 2 ? "libbench_v1.so" : "libbench_v2.so");
+    const long growth = resident_kib() - before;
+    rt.unload("m");
+    const bool gone = !mapped("libbench_v1.so") && !mapped("libbench_v2.so");
+    rows.push_back({"resident growth over " + std::to_string(replaces) + " replaces",
+                    std::to_string(growth) + " KiB", "", gone ? "unmapped" : "STILL MAPPED",
+                    "< 1 MiB, unmapped", growth < 1024 && gone ? "yes" : "NO"});
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string samples_file;
+    for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--quick") == 0) quick = true;
+        if (std::strcmp(argv[i], "--samples") == 0 && i + 1 < argc) samples_file = argv[++i];
+    }
+    throughput();
+    latency();
+    blackout();
+    state_size();
+    load_cycle();
+    std::printf("%-50s %-22s %-26s %-12s %-20s %s\n", "figure", "nonstop", "baseline (same run)",
+                "ratio", "target", "met");
+    for (const auto& r : rows)
+        std::printf("%-50s %-22s %-26s %-12s %-20s %s\n", r.figure.c_str(), r.measured.c_str(),
+                    r.baseline.c_str(), r.ratio.c_str(), r.target.c_str(), r.met.c_str());
+    if (!samples_file.empty()) {
+        std::ofstream out(samples_file);
+        for (double s : idle_samples) out << s << "\n";
+    }
+    return 0;
+}
