@@ -14,8 +14,9 @@ int init(Tcl_Interp* interp, bool safe) {
     nonstop::TclCommands::Policy policy;
     // A safe interpreter is by definition untrusted: it gets the console's restrictions.
     policy.confined = safe;
-    if (nonstop::TclCommands::install(interp, nonstop::Runtime::instance(), policy) != TCL_OK)
-        return TCL_ERROR;
+    auto& runtime = nonstop::Runtime::instance();
+    if (nonstop::TclCommands::install(interp, runtime, policy) != TCL_OK) return TCL_ERROR;
+    nonstop::TclCommands::unload_at_exit(runtime);
     return Tcl_PkgProvide(interp, "nonstop", NONSTOP_PACKAGE_VERSION);
 }
 }  // namespace

@@ -66,11 +66,9 @@ void reply(int fd, bool ok, const std::string& body, std::string errorcode = {})
 
 void init_tcl_once() {
     static std::once_flag once;
-    // A host that never used Tcl has not initialised its subsystems; one that did keeps its own
-    // executable name.
-    std::call_once(once, [] {
-        if (Tcl_GetNameOfExecutable() == nullptr) Tcl_FindExecutable(nullptr);
-    });
+    // A host that never used Tcl has not initialised its subsystems. Tcl 8.6 initialises them
+    // idempotently and leaves an executable name set earlier alone when given NULL.
+    std::call_once(once, [] { Tcl_FindExecutable(nullptr); });
 }
 
 }  // namespace
@@ -273,7 +271,7 @@ void RemoteConsole::serve(Client& client) {
         Tcl_GetTime(&limit);
         limit.sec += static_cast<long>(options_.command_time_limit.count());
         Tcl_LimitSetTime(interp, &limit);
-        Tcl_LimitTypeEnable(interp, TCL_LIMIT_TIME);
+        Tcl_LimitTypeSet(interp, TCL_LIMIT_TIME);
         const int code = Tcl_EvalEx(interp, pending.data(), static_cast<int>(pending.size()), TCL_EVAL_GLOBAL);
         pending.clear();
         const bool limited = Tcl_LimitExceeded(interp) != 0;

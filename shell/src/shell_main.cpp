@@ -160,6 +160,7 @@ int run_batch(const char* argv0, const std::vector<std::string>& rest) {
         status = 1;
     }
     Tcl_DeleteInterp(interp);
+    Tcl_Exit(status);  // runs the exit handlers, unloading every module
     return status;
 }
 
@@ -272,6 +273,7 @@ int main(int argc, char** argv) {
         runtime.libraries().set_module_path({std::filesystem::current_path(ec).string()});
     }
 
+    nonstop::TclCommands::unload_at_exit(runtime);
     if (!args->rest.empty()) return run_batch(argv[0], args->rest);
     char* interactive_argv[] = {argv[0], nullptr};
     Tcl_Main(1, interactive_argv, app_init);

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <exception>
 #include <filesystem>
+#include <mutex>
 #include <string_view>
 #include <system_error>
 
@@ -87,6 +88,7 @@ int finish(Tcl_Interp* interp, const TransactionReport& r) {
     Tcl_ListObjAppendElement(nullptr, ec, Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(r.id)));
     Tcl_Obj* options = Tcl_NewDictObj();
     put(options, "-code", Tcl_NewIntObj(TCL_ERROR));
+    put(options, "-level", Tcl_NewIntObj(0));
     put(options, "-errorcode", ec);
     put(options, "-report", report);
     return Tcl_SetReturnOptions(interp, options);
@@ -156,6 +158,14 @@ int TclCommands::install(Tcl_Interp* interp, Runtime& runtime, Policy policy) {
     Tcl_Obj* unknown = Tcl_NewStringObj("::nonstop::_unknown", -1);
     Tcl_SetEnsembleUnknownHandler(interp, ensemble, Tcl_NewListObj(1, &unknown));
     return TCL_OK;
+}
+
+void TclCommands::unload_at_exit(Runtime& runtime) {
+    static std::once_flag once;
+    std::call_once(once, [&runtime] {
+        Tcl_CreateExitHandler([](ClientData data) { static_cast<Runtime*>(data)->upgrader().unload_all(); },
+                              &runtime);
+    });
 }
 
 void TclCommands::add(Tcl_Interp* interp, const std::string& name, Handler handler) {
@@ -379,10 +389,13 @@ int TclCommands::module_path(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]
     return TCL_OK;
 }
 
-int TclCommands::unknown(Tcl_Interp* interp, int, Tcl_Obj* const[]) {
-    // The ensemble calls this with (ensemble, subcommand, args...) and runs the prefix we return.
-    Tcl_Obj* prefix = Tcl_NewStringObj("::nonstop::_bad_subcommand", -1);
-    Tcl_SetObjResult(interp, Tcl_NewListObj(1, &prefix));
+int TclCommands::unknown(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    // The ensemble calls this with (ensemble, subcommand, args...) and runs the prefix we
+    // return with the arguments after the subcommand appended; the subcommand goes in the
+    // prefix so that the error can name it.
+    Tcl_Obj* prefix[2] = {Tcl_NewStringObj("::nonstop::_bad_subcommand", -1),
+                          objc > 2 ? objv[2] : Tcl_NewObj()};
+    Tcl_SetObjResult(interp, Tcl_NewListObj(2, prefix));
     return TCL_OK;
 }
 

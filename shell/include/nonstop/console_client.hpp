@@ -35,6 +35,8 @@ public:
     /// True once the server has closed the connection (reads to end of stream).
     bool closed_by_peer();
     void close();
+    /// The socket, for tests that need to half-close it.
+    int fd_for_test() const { return fd_; }
 
 private:
     bool fill();

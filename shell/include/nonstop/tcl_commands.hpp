@@ -28,6 +28,11 @@ public:
     /// interpreter is deleted. Returns a Tcl status; on error the interpreter holds the reason.
     static int install(Tcl_Interp* interp, Runtime& runtime, Policy policy);
 
+    /// Makes Tcl's exit (the `exit` command, Tcl_Exit, end of Tcl_Main) unload every module of
+    /// `runtime` first, once per process: after exit() the static destructors of libraries that
+    /// modules use may already have run when a function-local static runtime is destroyed.
+    static void unload_at_exit(Runtime& runtime);
+
     TclCommands(const TclCommands&) = delete;
     TclCommands& operator=(const TclCommands&) = delete;
 

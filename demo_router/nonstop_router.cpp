@@ -1,0 +1,163 @@
+// nonstop-router: the non-stop router of thesis chapter 5. Embeds a nonstop::Runtime, starts
+// TIMER, OSPF and IP (transaction 1) unless told not to, prints the module lifecycle as the
+// thesis figures do, and runs until SIGINT or SIGTERM, then removes every module and exits 0.
+#include <nonstop/runtime.hpp>
+
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "lifecycle_printer.hpp"
+#include "router_protocol.hpp"
+#include "router_scenario.hpp"
+
+#ifndef NONSTOP_ROUTER_DEFAULT_MODULE_DIR
+#define NONSTOP_ROUTER_DEFAULT_MODULE_DIR "."
+#endif
+
+namespace {
+
+using namespace nonstop;
+using namespace nonstop::router;
+
+void usage(std::FILE* out) {
+    std::fprintf(out,
+                 "usage: nonstop-router [options]\n"
+                 "  --module-path DIR      where libTIMERImp1.so ... live (default %s)\n"
+                 "  --ip-monitor PORT      UDP port of the IP monitor (default %u)\n"
+                 "  --ospf-monitor PORT    UDP port of the OSPF monitor (default %u)\n"
+                 "  --vrrp-monitor PORT    UDP port of the VRRP monitor (default %u)\n"
+                 "  --period MS            TIMER's broadcast period (default %lld)\n"
+                 "  --empty                start with no module (for scripts/router-transactions.tcl)\n"
+                 "  --scenario             run the six transactions of chapter 5 from an empty router\n"
+                 "  --pause PERIODS        traffic between the scenario's transactions (default 10)\n"
+                 "  --slow-drain MS        IP's disable time in transaction 5 (default 3000)\n"
+                 "  --quiet                print neither lifecycle nor OSPF lines\n"
+                 "  --console PORT --token-file FILE   remote console (not available yet)\n",
+                 NONSTOP_ROUTER_DEFAULT_MODULE_DIR, kDefaultIpMonitorPort, kDefaultOspfMonitorPort,
+                 kDefaultVrrpMonitorPort, static_cast<long long>(kDefaultPeriod.count()));
+}
+
+std::mutex print_mutex;
+
+void print_line(const std::string& line) {
+    std::lock_guard lock(print_mutex);
+    std::puts(line.c_str());
+    std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Config config;
+    std::string module_dir = NONSTOP_ROUTER_DEFAULT_MODULE_DIR;
+    bool empty = false, scenario = false, quiet_mode = false;
+    long pause_periods = 10;
+    long slow_drain_ms = 3000;
+    std::string console_port, token_file;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "nonstop-router: %s needs a value\n", arg.c_str());
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        if (arg == "--module-path") module_dir = value();
+        else if (arg == "--ip-monitor") ::setenv(kIpMonitorEnv, value().c_str(), 1);
+        else if (arg == "--ospf-monitor") ::setenv(kOspfMonitorEnv, value().c_str(), 1);
+        else if (arg == "--vrrp-monitor") ::setenv(kVrrpMonitorEnv, value().c_str(), 1);
+        else if (arg == "--period") ::setenv(kPeriodEnv, value().c_str(), 1);
+        else if (arg == "--empty") empty = true;
+        else if (arg == "--scenario") scenario = true;
+        else if (arg == "--pause") pause_periods = std::atol(value().c_str());
+        else if (arg == "--slow-drain") slow_drain_ms = std::atol(value().c_str());
+        else if (arg == "--quiet") quiet_mode = true;
+        else if (arg == "--console") console_port = value();
+        else if (arg == "--token-file") token_file = value();
+        else if (arg == "--help" || arg == "-h") {
+            usage(stdout);
+            return 0;
+        } else {
+            std::fprintf(stderr, "nonstop-router: unknown option %s\n", arg.c_str());
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (quiet_mode) ::setenv(kQuietEnv, "1", 1);
+    config.module_path.push_back(module_dir);
+
+    // Blocked before the runtime starts any thread, so only the waiter below receives them.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+    std::mutex stop_mutex;
+    std::condition_variable stop_changed;
+    bool stop = false;
+    std::thread waiter([&] {
+        int signal = 0;
+        sigwait(&stop_signals, &signal);
+        std::lock_guard lock(stop_mutex);
+        stop = true;
+        stop_changed.notify_all();
+    });
+
+    int status = 0;
+    {
+        Runtime runtime(config);
+        if (!quiet_mode)
+            runtime.observe([](const LifecycleEvent& e) { print_line(LifecyclePrinter::line(e)); });
+        print_line("Non-Stop Router");
+
+        if (!console_port.empty() || !token_file.empty()) {
+            // TODO(lead): construct nonstop::RemoteConsole (shell/) on console_port with
+            // token_file here, once the shell library is available to demo_router.
+            print_line("remote console not available yet");
+        }
+
+        if (scenario) {
+            RouterScenario::Options options;
+            options.slow_drain = std::chrono::milliseconds(slow_drain_ms);
+            options.print = print_line;
+            const auto pause = period() * pause_periods;
+            options.traffic = [&](int) {
+                std::unique_lock lock(stop_mutex);
+                return !stop_changed.wait_for(lock, pause, [&] { return stop; });
+            };
+            for (const auto& step : RouterScenario::run(runtime, options))
+                if (!step.as_expected()) status = 1;
+            print_line(status == 0 ? "scenario: every transaction ended as in the thesis"
+                                   : "scenario: a transaction did not end as in the thesis");
+        } else if (!empty) {
+            print_line("-----");
+            auto report = runtime.load("TIMER", "libTIMERImp1.so");
+            if (report.ok()) {
+                print_line("-----");
+                report = runtime.upgrader().syn_load({{"OSPF", "libOSPFImp1.so"}, {"IP", "libIPImp1.so"}});
+            }
+            if (!report.ok()) {
+                std::fprintf(stderr, "nonstop-router: %s\n", report.to_string().c_str());
+                status = 1;
+            }
+        }
+
+        {
+            std::unique_lock lock(stop_mutex);
+            stop_changed.wait(lock, [&] { return stop; });
+        }
+        print_line("-----");
+        RouterScenario::shut_down(runtime);
+        print_line("Non-Stop Router stopped");
+    }
+    waiter.join();
+    return status;
+}
