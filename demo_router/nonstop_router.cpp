@@ -1,13 +1,16 @@
 // nonstop-router: the non-stop router of thesis chapter 5. Embeds a nonstop::Runtime, starts
 // TIMER, OSPF and IP (transaction 1) unless told not to, prints the module lifecycle as the
 // thesis figures do, and runs until SIGINT or SIGTERM, then removes every module and exits 0.
+#include <nonstop/remote_console.hpp>
 #include <nonstop/runtime.hpp>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -38,7 +41,7 @@ void usage(std::FILE* out) {
                  "  --pause PERIODS        traffic between the scenario's transactions (default 10)\n"
                  "  --slow-drain MS        IP's disable time in transaction 5 (default 3000)\n"
                  "  --quiet                print neither lifecycle nor OSPF lines\n"
-                 "  --console PORT --token-file FILE   remote console (not available yet)\n",
+                 "  --console PORT [--token-file FILE] remote console on 127.0.0.1:PORT (0: any port)\n",
                  NONSTOP_ROUTER_DEFAULT_MODULE_DIR, kDefaultIpMonitorPort, kDefaultOspfMonitorPort,
                  kDefaultVrrpMonitorPort, static_cast<long long>(kDefaultPeriod.count()));
 }
@@ -118,10 +121,24 @@ int main(int argc, char** argv) {
             runtime.observe([](const LifecycleEvent& e) { print_line(LifecyclePrinter::line(e)); });
         print_line("Non-Stop Router");
 
-        if (!console_port.empty() || !token_file.empty()) {
-            // TODO(lead): construct nonstop::RemoteConsole (shell/) on console_port with
-            // token_file here, once the shell library is available to demo_router.
-            print_line("remote console not available yet");
+        std::unique_ptr<RemoteConsole> console;
+        if (!console_port.empty()) {
+            RemoteConsole::Options options;
+            options.port = static_cast<std::uint16_t>(std::atoi(console_port.c_str()));
+            options.token_file = token_file;
+            console = std::make_unique<RemoteConsole>(runtime, options);
+            try {
+                console->start();
+                print_line("remote console on 127.0.0.1:" + std::to_string(console->port()) +
+                           ", token in " + console->token_file());
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "nonstop-router: %s\n", e.what());
+                console.reset();
+                status = 1;
+                scenario = false;
+                empty = true;
+                ::kill(::getpid(), SIGTERM);  // the waiter ends the run
+            }
         }
 
         if (scenario) {
@@ -155,6 +172,7 @@ int main(int argc, char** argv) {
             stop_changed.wait(lock, [&] { return stop; });
         }
         print_line("-----");
+        if (console) console->stop();
         RouterScenario::shut_down(runtime);
         print_line("Non-Stop Router stopped");
     }
