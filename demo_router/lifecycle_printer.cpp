@@ -24,6 +24,7 @@ std::string LifecyclePrinter::line(const LifecycleEvent& e) {
         {"get state", ": get state.."},
         {"unloaded", ": is unloaded from memory.."},
         {"abort", ": abort transaction.."},
+        {"timeout", " : is timeout for preparing a transaction.."},
     };
     if (e.step == "hot swapped") return e.module + " : is hot swapped..";
     if (auto it = suffix.find(e.step); it != suffix.end()) return who + std::string(it->second);

@@ -166,8 +166,12 @@ TEST_P(GroupFailureTest, AbortsTheWholeGroup) {
     send_numbered(rt(), "a", "before", 3);
     send_numbered(rt(), "b", "before", 3);
     std::vector<Upgrader::Change> changes = {{"b", "libcounter_v2.so"}, {"a", c.a_target}};
+    Trace trace(rt());
     for (auto mode : {Mode::concurrent, Mode::sequential}) {
         auto report = rt().upgrader().syn_replace(changes, mode);
+        if (std::string(c.title) == "timeout") {
+            EXPECT_LT(trace.at("a 1 timeout"), trace.at("a 1 abort"));
+        }
         EXPECT_EQ(report.outcome, c.outcome) << report.to_string();
         EXPECT_NE(report.reason.find(c.reason), std::string::npos) << report.reason;
         EXPECT_EQ(rt().info("a")->version, a_version);

@@ -144,6 +144,7 @@ ModuleProxy::Vote ModuleProxy::prepare(std::chrono::milliseconds timeout, Intake
         std::snprintf(seconds, sizeof seconds, "%.3f", timeout.count() / 1000.0);
         vote.reason = "module '" + name_ + "' did not reach quiescence within " + seconds +
                       " s (its handler is still busy)";
+        vote.timed_out = true;
         return vote;
     }
     vote.quiescence = Clock::now() - begin;

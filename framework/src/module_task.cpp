@@ -152,6 +152,11 @@ int ModuleTask::svc() {
     } catch (...) {
         error = "module '" + name_ + "' failed to initialize with a non-standard exception";
     }
+    if (error.empty()) {
+        // Traced before the upgrader hears of it, so the steps are seen in causal order.
+        trace("init");
+        trace("wait to start");
+    }
     {
         std::lock_guard lock(mutex_);
         initialized_ = true;
@@ -165,12 +170,10 @@ int ModuleTask::svc() {
         cv_.notify_all();
     }
     if (!error.empty()) return 0;
-    trace("init");
 
     std::uint64_t term = 0;
     for (;;) {
         Decision decision;
-        if (term == 0) trace("wait to start");
         {
             std::unique_lock lock(mutex_);
             reached_term_ = term;

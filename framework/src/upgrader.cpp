@@ -313,6 +313,8 @@ TransactionReport Upgrader::run(std::string command, const std::vector<Change>& 
             if (t.vote.yes) {
                 runtime_.trace(t.change.name, t.report.old_version, "put state");
                 runtime_.trace(t.change.name, t.report.old_version, "prepared");
+            } else if (t.vote.timed_out) {
+                runtime_.trace(t.change.name, t.report.old_version, "timeout");
             }
         } catch (const std::exception& e) {
             t.vote.reason = e.what();

@@ -1,7 +1,12 @@
 // One step in the life of a module implementation (thesis figures 4.14 and 5.4-5.9): what a
-// host prints, logs or tests on. Steps: "init", "wait to start", "start", "disable",
-// "get TERM message", "reach quiescent state", "put state", "prepared", "get state", "commit",
-// "hot swapped", "abort", "unloaded", "enable".
+// host prints, logs or tests on. Steps, in the order a replacement takes them:
+//   new version: "init", "wait to start"
+//   old version: "disable", "get TERM message", "reach quiescent state", "put state",
+//                "prepared" — or "timeout" when quiescence did not come in time
+//   new version: "get state"; old version: "commit"; new version: "hot swapped", "start";
+//   old version: "unloaded"
+// After an abort the old version takes "abort" then "resume". A removal takes "disable",
+// "get TERM message", "reach quiescent state", "unloaded".
 #pragma once
 
 #include <chrono>

@@ -30,7 +30,8 @@ public:
     /// The proxy's answer to CanCommit (thesis 3.7.1).
     struct Vote {
         bool yes = false;
-        std::string reason;  // one sentence, when no
+        bool timed_out = false;  // no because quiescence did not come within the limit
+        std::string reason;      // one sentence, when no
         State state;         // the checkpoint, when yes
         std::chrono::nanoseconds quiescence{0};
     };
