@@ -13,11 +13,7 @@
 #include "router_protocol.hpp"
 #include "udp_sender.hpp"
 
-#ifndef ROUTER_VERSION
-#error ROUTER_VERSION must be defined
-#endif
-#define ROUTER_STR2(x) #x
-#define ROUTER_STR(x) ROUTER_STR2(x)
+#include "router_version.hpp"
 
 namespace {
 

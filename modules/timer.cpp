@@ -7,11 +7,7 @@
 
 #include "router_protocol.hpp"
 
-#ifndef ROUTER_VERSION
-#error ROUTER_VERSION must be defined
-#endif
-#define ROUTER_STR2(x) #x
-#define ROUTER_STR(x) ROUTER_STR2(x)
+#include "router_version.hpp"
 
 namespace {
 

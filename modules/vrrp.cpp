@@ -4,11 +4,7 @@
 
 #include "relay_source.hpp"
 
-#ifndef ROUTER_VERSION
-#error ROUTER_VERSION must be defined
-#endif
-#define ROUTER_STR2(x) #x
-#define ROUTER_STR(x) ROUTER_STR2(x)
+#include "router_version.hpp"
 
 namespace {
 

@@ -397,6 +397,12 @@ void load_cycle() {
     rows.push_back({"load + create + destroy + unload", fmt("%.0f µs", ours_us),
                     fmt("%.0f µs dlopen/dlclose", bare_us), fmt("%.2f", ours_us / bare_us), "≤ 2",
                     ours_us / bare_us <= 2 ? "yes" : "NO"});
+    // What every module instance costs by design (its own ACE task thread), for comparison.
+    t = Clock::now();
+    for (int i = 0; i < cycles; ++i) std::thread([] {}).join();
+    const double thread_us = since(t) * 1e6 / cycles;
+    rows.push_back({"  of which: one thread start + join (baseline)", "", fmt("%.0f µs", thread_us), "",
+                    "", ""});
 
     const int replaces = quick ? 1000 : 10000;
     rt.load("m", "libbench_v1.so");

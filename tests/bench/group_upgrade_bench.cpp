@@ -3,6 +3,7 @@
 #include <nonstop/runtime.hpp>
 
 #include <algorithm>
+#include <string>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -36,8 +37,14 @@ Figure measure(Runtime& rt, int n, Upgrader::Mode mode, int repeats, int& versio
 
 }  // namespace
 
+// usage: group_upgrade_bench [REPEATS] [--data FILE]   FILE receives "N concurrent sequential"
 int main(int argc, char** argv) {
-    const int repeats = argc > 1 ? std::atoi(argv[1]) : 5;
+    int repeats = 5;
+    std::FILE* data = nullptr;
+    for (int i = 1; i < argc; ++i) {
+        if (std::string(argv[i]) == "--data" && i + 1 < argc) data = std::fopen(argv[++i], "w");
+        else repeats = std::atoi(argv[i]);
+    }
     setenv("NONSTOP_BENCH_DRAIN_MS", "20", 1);
     Config config;
     config.module_path = {NONSTOP_BENCH_MODULE_DIR};
@@ -54,9 +61,11 @@ int main(int argc, char** argv) {
         const Figure s = measure(rt, n, Upgrader::Mode::sequential, repeats, version);
         std::printf("%4d  %8.1f [%7.1f-%7.1f]  %8.1f [%7.1f-%7.1f]  %6.1fx\n", n, c.median_ms,
                     c.min_ms, c.max_ms, s.median_ms, s.min_ms, s.max_ms, s.median_ms / c.median_ms);
+        if (data) std::fprintf(data, "%d %.3f %.3f\n", n, c.median_ms, s.median_ms);
         if (n == 1) concurrent_one = c.median_ms;
         concurrent_max = c.median_ms;
     }
+    if (data) std::fclose(data);
     std::printf("concurrent(32) / concurrent(1) = %.2f (target <= 2)\n", concurrent_max / concurrent_one);
     return 0;
 }
