@@ -67,15 +67,10 @@ private:
                                          {"time_ms", std::to_string(now)}}));
         nonstop::Message relay;
         relay.type = kRelay;
-        // Appended piece by piece: GCC 12 at -O3 warns falsely (-Wrestrict, its bug 105329)
-        // on `string + " " + string` here.
-        std::string payload = std::to_string(next_relay_);
-        payload += ' ';
-        payload += std::to_string(version_);
+        std::string payload = std::to_string(next_relay_) + " " + std::to_string(version_);
         if (version_ >= 3) {
             relay.protocol = kProtocolTimestamped;
-            payload += ' ';
-            payload += std::to_string(now);
+            payload += " " + std::to_string(now);
         } else {
             relay.protocol = kProtocolPlain;
         }

@@ -228,7 +228,10 @@ std::uint64_t ModuleTask::serve(InputQueue& queue) {
                 } catch (...) {
                     errors_.fetch_add(1, std::memory_order_relaxed);
                 }
-                handled_.fetch_add(1, std::memory_order_relaxed);
+                // One writer at a time (the serving version's thread; versions hand over
+                // through the decision mutex), so a plain store, not a locked add, suffices.
+                handled_.store(handled_.load(std::memory_order_relaxed) + 1,
+                               std::memory_order_relaxed);
                 break;
             }
             case InputQueue::kEnable:

@@ -101,13 +101,15 @@ private:
     struct alignas(64) Shard {
         std::atomic<long> inflight[2] = {0, 0};
     };
-    std::atomic<detail::InputQueue*> target_{nullptr};
+    // Read by every sender: kept on a cache line that nothing writes per message.
+    alignas(64) std::atomic<detail::InputQueue*> target_{nullptr};
     std::atomic<std::uint64_t> epoch_{0};
-    Shard shards_[kShards];
     std::atomic<bool> swapping_{false};
-    std::atomic<std::uint64_t> buffered_{0};
+    Shard shards_[kShards];
+    // Written during a swap, and per message by the consumer: away from the senders' line.
+    alignas(64) std::atomic<std::uint64_t> buffered_{0};
     std::atomic<std::int64_t> first_buffered_ns_{0};
-    std::atomic<std::uint64_t> handled_{0};
+    alignas(64) std::atomic<std::uint64_t> handled_{0};
     std::atomic<std::uint64_t> errors_{0};
 
     mutable std::mutex mutex_;  // control path
