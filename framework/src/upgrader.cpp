@@ -1,6 +1,7 @@
 #include "nonstop/upgrader.hpp"
 
 #include <barrier>
+#include <cstdio>
 #include <functional>
 #include <set>
 #include <sstream>
@@ -117,7 +118,9 @@ void Upgrader::announce(const TransactionReport& report, const std::string& stat
 }
 
 TransactionReport Upgrader::set_timer(std::chrono::milliseconds limit) {
-    Session s(*this, "set_timer " + std::to_string(limit.count() / 1000.0));
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%g", static_cast<double>(limit.count()) / 1000.0);
+    Session s(*this, std::string("set_timer ") + seconds);
     if (limit.count() <= 0)
         return s.done(Outcome::rejected, "the quiescence time limit must be positive");
     timeout_ms_ = limit.count();
