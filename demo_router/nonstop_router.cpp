@@ -37,9 +37,6 @@ void usage(std::FILE* out) {
                  "  --vrrp-monitor PORT    UDP port of the VRRP monitor (default %u)\n"
                  "  --period MS            TIMER's broadcast period (default %lld)\n"
                  "  --empty                start with no module (for scripts/router-transactions.tcl)\n"
-                 "  --scenario             run the six transactions of chapter 5 from an empty router\n"
-                 "  --pause PERIODS        traffic between the scenario's transactions (default 10)\n"
-                 "  --slow-drain MS        IP's disable time in transaction 5 (default 3000)\n"
                  "  --quiet                print neither lifecycle nor OSPF lines\n"
                  "  --console PORT [--token-file FILE] remote console on 127.0.0.1:PORT (0: any port)\n",
                  NONSTOP_ROUTER_DEFAULT_MODULE_DIR, kDefaultIpMonitorPort, kDefaultOspfMonitorPort,
@@ -59,9 +56,7 @@ void print_line(const std::string& line) {
 int main(int argc, char** argv) {
     Config config;
     std::string module_dir = NONSTOP_ROUTER_DEFAULT_MODULE_DIR;
-    bool empty = false, scenario = false, quiet_mode = false;
-    long pause_periods = 10;
-    long slow_drain_ms = 3000;
+    bool empty = false, quiet_mode = false;
     std::string console_port, token_file;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
@@ -78,9 +73,6 @@ int main(int argc, char** argv) {
         else if (arg == "--vrrp-monitor") ::setenv(kVrrpMonitorEnv, value().c_str(), 1);
         else if (arg == "--period") ::setenv(kPeriodEnv, value().c_str(), 1);
         else if (arg == "--empty") empty = true;
-        else if (arg == "--scenario") scenario = true;
-        else if (arg == "--pause") pause_periods = std::atol(value().c_str());
-        else if (arg == "--slow-drain") slow_drain_ms = std::atol(value().c_str());
         else if (arg == "--quiet") quiet_mode = true;
         else if (arg == "--console") console_port = value();
         else if (arg == "--token-file") token_file = value();
@@ -135,26 +127,12 @@ int main(int argc, char** argv) {
                 std::fprintf(stderr, "nonstop-router: %s\n", e.what());
                 console.reset();
                 status = 1;
-                scenario = false;
                 empty = true;
                 ::kill(::getpid(), SIGTERM);  // the waiter ends the run
             }
         }
 
-        if (scenario) {
-            RouterScenario::Options options;
-            options.slow_drain = std::chrono::milliseconds(slow_drain_ms);
-            options.print = print_line;
-            const auto pause = period() * pause_periods;
-            options.traffic = [&](int) {
-                std::unique_lock lock(stop_mutex);
-                return !stop_changed.wait_for(lock, pause, [&] { return stop; });
-            };
-            for (const auto& step : RouterScenario::run(runtime, options))
-                if (!step.as_expected()) status = 1;
-            print_line(status == 0 ? "scenario: every transaction ended as in the thesis"
-                                   : "scenario: a transaction did not end as in the thesis");
-        } else if (!empty) {
+        if (!empty) {
             print_line("-----");
             auto report = runtime.load("TIMER", "libTIMERImp1.so");
             if (report.ok()) {
