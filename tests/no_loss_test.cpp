@@ -89,6 +89,23 @@ TEST_F(RuntimeTest, NothingLostDuplicatedOrReorderedAcrossReplacements) {
               << ")\n";
 }
 
+// With a queue of a few messages, senders constantly wait for room in the swap buffer, which
+// nobody serves until the swap ends; the swap must not wait for them in turn.
+TEST_F(RuntimeTest, SendersWaitingOnAFullBufferDoNotStallTheSwap) {
+    config.queue_capacity = 4;
+    ASSERT_TRUE(rt().load("target", "libcounter_v2.so").ok());
+    Producers producers(rt(), {"target"});
+    for (int i = 0; i < 200; ++i) {
+        auto report = rt().replace("target", i % 2 == 0 ? "libcounter_v3.so" : "libcounter_v2.so");
+        ASSERT_TRUE(report.ok()) << report.to_string();
+    }
+    const auto sent = producers.stop();
+    long total = 0;
+    for (auto s : sent) total += s;
+    ASSERT_TRUE(probe::wait_count(static_cast<std::size_t>(total)));
+    expect_every_sequence("target", sent);
+}
+
 // The same guarantee for group transactions of 4 modules, every other one made to abort (one
 // member goes to version 1, which cannot read the others' state schema).
 TEST_F(RuntimeTest, NothingLostAcrossGroupTransactionsHalfOfThemAborted) {

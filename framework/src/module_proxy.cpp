@@ -29,15 +29,18 @@ std::size_t shard_of_this_thread() {
 bool ModuleProxy::put(Message&& m) {
     auto& shard = shards_[shard_of_this_thread() % kShards];
     for (;;) {
-        const std::uint64_t epoch = epoch_.load();
-        auto& inflight = shard.inflight[epoch & 1];
+        // The target and its generation's parity are one word, so the counter a sender stands
+        // in always belongs to the queue it writes to: retarget() waits only for writers of
+        // the old queue, never for one blocked on the (not yet served) new one.
+        const std::uintptr_t target = target_.load();
+        auto& inflight = shard.inflight[target & 1];
         inflight.fetch_add(1);
-        if (epoch_.load() != epoch) {  // a retarget began between the two loads: count again
+        if (target_.load() != target) {  // retargeted between the two loads: count again
             inflight.fetch_sub(1);
             continue;
         }
-        InputQueue* target = target_.load();
-        const bool accepted = target != nullptr && target->put(std::move(m));
+        auto* queue = reinterpret_cast<InputQueue*>(target & ~std::uintptr_t{1});
+        const bool accepted = queue != nullptr && queue->put(std::move(m));
         if (accepted && swapping_.load(std::memory_order_relaxed)) note_buffered();
         inflight.fetch_sub(1);
         return accepted;
@@ -57,11 +60,12 @@ std::chrono::steady_clock::time_point ModuleProxy::first_buffered() const {
 }
 
 void ModuleProxy::retarget(std::shared_ptr<InputQueue> queue) {
-    target_.store(queue.get());
-    const std::uint64_t old_epoch = epoch_.fetch_add(1);
-    // Every sender that may still hold the previous target counted itself under old_epoch.
+    const std::uintptr_t parity = (target_.load() & 1) ^ 1;
+    const std::uintptr_t old = target_.exchange(reinterpret_cast<std::uintptr_t>(queue.get()) | parity);
+    // Every sender that may still write to the old queue counted itself under its parity.
+    // They can only be waiting for room in the old queue, which its consumer keeps draining.
     for (auto& shard : shards_)
-        while (shard.inflight[old_epoch & 1].load() != 0) std::this_thread::yield();
+        while (shard.inflight[old & 1].load() != 0) std::this_thread::yield();
     queue_ = std::move(queue);
 }
 

@@ -93,8 +93,10 @@ private:
     const std::string name_;
     const std::size_t capacity_;
 
-    // Hot path: senders read target_ inside an epoch-counted section, so that retarget() can
-    // wait until no sender still holds the old target before the termination message goes in.
+    // Hot path: senders read target_ inside a counted section, so that retarget() can wait
+    // until no sender still writes to the old queue before the termination message goes in.
+    // target_ is the queue's address with the parity of its generation in the low bit (queues
+    // are at least 2-byte aligned); the parity selects the in-flight counter.
     // The counts are sharded over cache lines so that concurrent senders do not contend on
     // one counter (measured: 3 producers lost 15% of their throughput to a shared one).
     static constexpr std::size_t kShards = 16;
@@ -102,8 +104,7 @@ private:
         std::atomic<long> inflight[2] = {0, 0};
     };
     // Read by every sender: kept on a cache line that nothing writes per message.
-    alignas(64) std::atomic<detail::InputQueue*> target_{nullptr};
-    std::atomic<std::uint64_t> epoch_{0};
+    alignas(64) std::atomic<std::uintptr_t> target_{0};
     std::atomic<bool> swapping_{false};
     Shard shards_[kShards];
     // Written during a swap, and per message by the consumer: away from the senders' line.
