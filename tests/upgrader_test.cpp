@@ -87,17 +87,23 @@ TEST_F(RuntimeTest, SynUpgradeLoadsAdditionsAfterTheVoteAndStartsEverythingToget
     EXPECT_EQ(probe::get("m3.count"), "1");
 }
 
-TEST_F(RuntimeTest, ConcurrentSlavesAllPrepareBeforeAnyFinishesVoting) {
-    constexpr int kTargets = 4;
-    std::vector<Upgrader::Change> changes;
-    for (int i = 0; i < kTargets; ++i) {
+// Loads m0..m(n-1) at version 2, each with its handler held on gate "g<name>", so that none
+// can reach quiescence until the test opens its gate; `changes` replaces them all with v3.
+void load_busy_targets(Runtime& rt, int n, std::vector<Upgrader::Change>& changes) {
+    for (int i = 0; i < n; ++i) {
         const std::string name = "m" + std::to_string(i);
-        ASSERT_TRUE(rt().load(name, "libcounter_v2.so").ok());
+        ASSERT_TRUE(rt.load(name, "libcounter_v2.so").ok());
         probe::close_gate("g" + name);
-        ASSERT_TRUE(rt().send(name, Message{2, 1, {}, "g" + name}));  // a drain that waits
+        ASSERT_TRUE(rt.send(name, Message{2, 1, {}, "g" + name}));
         ASSERT_TRUE(probe::wait_until_blocked("g" + name));
         changes.push_back({name, "libcounter_v3.so"});
     }
+}
+
+TEST_F(RuntimeTest, ConcurrentSlavesAllPrepareBeforeAnyFinishesVoting) {
+    constexpr int kTargets = 4;
+    std::vector<Upgrader::Change> changes;
+    ASSERT_NO_FATAL_FAILURE(load_busy_targets(rt(), kTargets, changes));
     Trace trace(rt());
     // No drain can finish until every slave has begun its prepare step.
     std::atomic<int> disabled{0};
@@ -120,14 +126,7 @@ TEST_F(RuntimeTest, ConcurrentSlavesAllPrepareBeforeAnyFinishesVoting) {
 TEST_F(RuntimeTest, SequentialModePreparesOneModuleAtATime) {
     constexpr int kTargets = 3;
     std::vector<Upgrader::Change> changes;
-    for (int i = 0; i < kTargets; ++i) {
-        const std::string name = "m" + std::to_string(i);
-        ASSERT_TRUE(rt().load(name, "libcounter_v2.so").ok());
-        probe::close_gate("g" + name);
-        ASSERT_TRUE(rt().send(name, Message{2, 1, {}, "g" + name}));
-        ASSERT_TRUE(probe::wait_until_blocked("g" + name));
-        changes.push_back({name, "libcounter_v3.so"});
-    }
+    ASSERT_NO_FATAL_FAILURE(load_busy_targets(rt(), kTargets, changes));
     Trace trace(rt());
     trace.on_step([&](const LifecycleEvent& e) {
         if (e.step == "disable") probe::open_gate("g" + e.module);
