@@ -145,5 +145,28 @@ TEST_F(RuntimeTest, QuiescenceTimeoutAbortsAndDeliversEverythingInOrder) {
     EXPECT_EQ(probe::get("slow.count"), "16");
 }
 
+// A full queue behind a stuck handler: senders wait for room, and the swap still ends within
+// its time limit instead of waiting for them.
+TEST_F(RuntimeTest, QuiescenceLimitHoldsWhenSendersWaitOnAFullQueue) {
+    config.quiescence_timeout = 200ms;
+    config.queue_capacity = 4;
+    ASSERT_TRUE(rt().load("slow", "libcounter_v1.so").ok());
+    probe::close_gate("g");
+    ASSERT_TRUE(rt().send("slow", Message{2, 1, {}, "g"}));
+    ASSERT_TRUE(probe::wait_until_blocked("g"));
+    std::thread sender([&] { send_numbered(rt(), "slow", "m", 20); });
+    while (rt().info("slow")->queue_depth < 4) std::this_thread::yield();  // the queue is full
+    const auto report = rt().replace("slow", "libcounter_v2.so");
+    EXPECT_EQ(report.outcome, Outcome::aborted);
+    EXPECT_NE(report.reason.find("did not reach quiescence within 0.200 s"), std::string::npos)
+        << report.reason;
+    probe::open_gate("g");
+    sender.join();
+    ASSERT_TRUE(probe::wait_count(21));
+    auto seen = events_of("slow");
+    ASSERT_EQ(seen.size(), 21u);
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(seen[i + 1].payload, "m" + std::to_string(i));
+}
+
 }  // namespace
 }  // namespace nonstop::test

@@ -1,6 +1,8 @@
 #include "input_queue.hpp"
 
+#include <cerrno>
 #include <cstring>
+#include <limits>
 
 #include "nonstop/error.hpp"
 
@@ -8,7 +10,7 @@ namespace nonstop::detail {
 
 // Every block accounts for one unit of the queue's byte counters, so its high-water mark is a
 // message count. The block's base points at a heap Message that the consumer takes back.
-InputQueue::InputQueue(std::size_t capacity) : queue_(capacity, capacity) {}
+InputQueue::InputQueue(std::size_t capacity) : capacity_(capacity), queue_(capacity, capacity) {}
 
 InputQueue::~InputQueue() {
     ACE_Message_Block* block = nullptr;
@@ -19,30 +21,43 @@ InputQueue::~InputQueue() {
     }
 }
 
-bool InputQueue::put(Message&& m) {
+ACE_Message_Block* InputQueue::wrap(Message&& m) {
     auto* message = new Message(std::move(m));
-    auto* block = new ACE_Message_Block(reinterpret_cast<const char*>(message), 1);
-    if (queue_.enqueue_tail(block) < 0) {
-        delete message;
+    return new ACE_Message_Block(reinterpret_cast<const char*>(message), 1);
+}
+
+void InputQueue::discard(ACE_Message_Block* block) {
+    message_of(block);  // deletes the message
+    block->release();
+}
+
+InputQueue::Put InputQueue::put(ACE_Message_Block* block, const ACE_Time_Value* deadline) {
+    if (queue_.enqueue_tail(block, const_cast<ACE_Time_Value*>(deadline)) >= 0) return Put::done;
+    return errno == EWOULDBLOCK ? Put::full : Put::closed;
+}
+
+void InputQueue::put_control(ACE_Message_Block* block, bool first) {
+    // Control blocks never wait for room: the queue may be full behind a busy handler, and the
+    // swap that appends them must still end within its time limit. The high-water mark is
+    // lifted just for this insert; a sender racing into that moment adds one message more.
+    std::lock_guard lock(control_mutex_);
+    queue_.high_water_mark(std::numeric_limits<std::size_t>::max());
+    const int result = first ? queue_.enqueue_head(block) : queue_.enqueue_tail(block);
+    queue_.high_water_mark(capacity_);
+    if (result < 0) {
         block->release();
-        return false;
+        throw Error("cannot append a control message to a deactivated queue");
     }
-    return true;
 }
 
 void InputQueue::put_control_first(ACE_Message_Block::ACE_Message_Type type) {
-    auto* block = new ACE_Message_Block(static_cast<size_t>(0), type);
-    if (queue_.enqueue_head(block) < 0) block->release();
+    put_control(new ACE_Message_Block(static_cast<size_t>(0), type), true);
 }
 
 void InputQueue::put_terminate(std::uint64_t term) {
-    auto* block = new ACE_Message_Block(sizeof term, kTerminate);
-    std::memcpy(block->wr_ptr(), &term, sizeof term);
-    block->wr_ptr(sizeof term);
-    if (queue_.enqueue_tail(block) < 0) {
-        block->release();
-        throw Error("cannot append the termination message to a deactivated queue");
-    }
+    auto* block = new ACE_Message_Block(static_cast<size_t>(0), kTerminate);
+    block->msg_priority(static_cast<unsigned long>(term));  // the block carries no data
+    put_control(block, false);
 }
 
 ACE_Message_Block* InputQueue::take() {
@@ -57,10 +72,6 @@ std::unique_ptr<Message> InputQueue::message_of(ACE_Message_Block* block) {
     return std::unique_ptr<Message>(reinterpret_cast<Message*>(block->base()));
 }
 
-std::uint64_t InputQueue::term_of(const ACE_Message_Block* block) {
-    std::uint64_t term = 0;
-    std::memcpy(&term, block->rd_ptr(), sizeof term);
-    return term;
-}
+std::uint64_t InputQueue::term_of(const ACE_Message_Block* block) { return block->msg_priority(); }
 
 }  // namespace nonstop::detail

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 
 #include "nonstop/module.hpp"
 
@@ -29,9 +30,14 @@ public:
     InputQueue(const InputQueue&) = delete;
     InputQueue& operator=(const InputQueue&) = delete;
 
-    /// Appends an application message; blocks while the queue is full. False if the queue is
-    /// deactivated (it is not, while anything can reach it).
-    bool put(Message&& m);
+    /// Wraps a message in a data block for put(); the block owns the message until taken.
+    static ACE_Message_Block* wrap(Message&& m);
+    /// Frees a data block that was never enqueued, with its message.
+    static void discard(ACE_Message_Block* block);
+    enum class Put { done, full, closed };
+    /// Appends a data block, waiting for room until `deadline` (absolute; nullptr: forever,
+    /// &ACE_Time_Value::zero: not at all). On full or closed the caller still owns the block.
+    Put put(ACE_Message_Block* block, const ACE_Time_Value* deadline);
     /// Puts a control block (enable/disable) ahead of every waiting message.
     void put_control_first(ACE_Message_Block::ACE_Message_Type type);
     /// Appends the termination message that ends this queue for its consumer.
@@ -45,6 +51,10 @@ public:
     static std::uint64_t term_of(const ACE_Message_Block* block);
 
 private:
+    void put_control(ACE_Message_Block* block, bool first);
+
+    const std::size_t capacity_;
+    std::mutex control_mutex_;
     ACE_Message_Queue<ACE_MT_SYNCH> queue_;
 };
 

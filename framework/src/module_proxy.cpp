@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <thread>
 
+#include <ace/OS_NS_sys_time.h>
+
 #include "input_queue.hpp"
 #include "module_task.hpp"
 #include "nonstop/error.hpp"
@@ -27,7 +29,10 @@ std::size_t shard_of_this_thread() {
 }  // namespace
 
 bool ModuleProxy::put(Message&& m) {
+    ACE_Message_Block* block = InputQueue::wrap(std::move(m));
     auto& shard = shards_[shard_of_this_thread() % kShards];
+    const ACE_Time_Value* wait = &ACE_Time_Value::zero;  // first try: no waiting
+    ACE_Time_Value deadline;
     for (;;) {
         // The target and its generation's parity are one word, so the counter a sender stands
         // in always belongs to the queue it writes to: retarget() waits only for writers of
@@ -40,10 +45,20 @@ bool ModuleProxy::put(Message&& m) {
             continue;
         }
         auto* queue = reinterpret_cast<InputQueue*>(target & ~std::uintptr_t{1});
-        const bool accepted = queue != nullptr && queue->put(std::move(m));
-        if (accepted && swapping_.load(std::memory_order_relaxed)) note_buffered();
+        const auto result = queue ? queue->put(block, wait) : InputQueue::Put::closed;
+        if (result == InputQueue::Put::done && swapping_.load(std::memory_order_relaxed))
+            note_buffered();
         inflight.fetch_sub(1);
-        return accepted;
+        if (result == InputQueue::Put::done) return true;
+        if (result == InputQueue::Put::closed) {
+            InputQueue::discard(block);
+            return false;
+        }
+        // Full: wait for room a slice at a time, uncounted in between, so that a swap never
+        // waits longer than one slice for this sender. The message was not enqueued anywhere,
+        // so trying the target of the moment keeps this sender's order.
+        deadline = ACE_OS::gettimeofday() + ACE_Time_Value(0, 1000);
+        wait = &deadline;
     }
 }
 
@@ -63,7 +78,8 @@ void ModuleProxy::retarget(std::shared_ptr<InputQueue> queue) {
     const std::uintptr_t parity = (target_.load() & 1) ^ 1;
     const std::uintptr_t old = target_.exchange(reinterpret_cast<std::uintptr_t>(queue.get()) | parity);
     // Every sender that may still write to the old queue counted itself under its parity.
-    // They can only be waiting for room in the old queue, which its consumer keeps draining.
+    // They wait for room at most one slice (see put()), so this wait is short even when the
+    // old queue is full and its consumer busy.
     for (auto& shard : shards_)
         while (shard.inflight[old & 1].load() != 0) std::this_thread::yield();
     queue_ = std::move(queue);
