@@ -252,6 +252,27 @@ TEST_F(RuntimeTest, UpgraderPublishesEachStateOfItsMachine) {
               (std::vector<std::string>{"validation", "preparation", "voting", "abort", "aborted"}));
 }
 
+// A module that asks to replace or remove itself from its own handler would wait for its own
+// quiescence forever; the upgrader refuses instead.
+TEST(SelfUpgrade, IsRefusedFromTheModulesOwnThread) {
+    probe::clear();
+    auto& rt = Runtime::instance();
+    rt.libraries().set_module_path({NONSTOP_TEST_MODULE_DIR});
+    ASSERT_TRUE(rt.load("selfish", "libcounter_v1.so").ok());
+    ASSERT_TRUE(rt.send("selfish", Message{4, 1, {}, "replace libcounter_v2.so"}));
+    ASSERT_TRUE(probe::wait_count(1));
+    EXPECT_EQ(probe::get("selfish.self"),
+              "module 'selfish' cannot be replaced from its own thread (it would wait for itself)");
+    ASSERT_TRUE(rt.send("selfish", Message{4, 1, {}, "unload"}));
+    ASSERT_TRUE(probe::wait_count(2));
+    EXPECT_EQ(probe::get("selfish.self"),
+              "module 'selfish' cannot be removed from its own thread (it would wait for itself)");
+    EXPECT_EQ(rt.info("selfish")->version, "1");
+    // From any other thread the same commands work.
+    EXPECT_TRUE(rt.replace("selfish", "libcounter_v2.so").ok());
+    EXPECT_TRUE(rt.unload("selfish").ok());
+}
+
 TEST_F(RuntimeTest, SendingToAnUnloadedModuleReportsTheUnknownName) {
     ASSERT_TRUE(rt().load("a", "libcounter_v1.so").ok());
     ASSERT_TRUE(rt().load("b", "libcounter_v1.so").ok());

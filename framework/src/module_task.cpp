@@ -143,7 +143,14 @@ void ModuleTask::call_hook(F&& hook) {
     }
 }
 
+namespace {
+thread_local const ModuleTask* calling_task = nullptr;
+}
+
+const ModuleTask* ModuleTask::calling() { return calling_task; }
+
 int ModuleTask::svc() {
+    calling_task = this;
     std::string error;
     try {
         module_->initialize();

@@ -81,6 +81,9 @@ public:
     bool wait_first_served(Clock::time_point deadline);
 
     int svc() override;
+    /// The task whose thread is calling, or null outside module threads: the upgrader refuses
+    /// to make a module wait for its own quiescence from inside its own handler.
+    static const ModuleTask* calling();
 
 private:
     struct Decision {

@@ -159,6 +159,9 @@ TransactionReport Upgrader::unload(const std::string& name) {
     t.library = before.library;
     if (before.in_transaction)
         return s.done(Outcome::rejected, "module '" + name + "' is in a transaction");
+    if (proxy->current().get() == ModuleTask::calling())
+        return s.done(Outcome::rejected, "module '" + name +
+                                             "' cannot be removed from its own thread (it would wait for itself)");
     // Removal protocol (thesis 3.6.3): unreachable by name, refuse new input, drain, remove.
     runtime_.names().remove(name);
     ModuleProxy::Vote vote;
@@ -285,6 +288,10 @@ TransactionReport Upgrader::run(std::string command, const std::vector<Change>& 
                 const ModuleInfo info = existing->info();
                 if (info.in_transaction)
                     return s.done(Outcome::rejected, "module '" + c.name + "' is in a transaction");
+                if (existing->current().get() == ModuleTask::calling())
+                    return s.done(Outcome::rejected,
+                                  "module '" + c.name +
+                                      "' cannot be replaced from its own thread (it would wait for itself)");
                 t.proxy = existing;
                 t.report.old_version = info.version;
             } else {

@@ -3,10 +3,13 @@
 //   2, 3: state schema 2; understand schemas 1 and 2.
 // Every message it handles is recorded in the probe; it counts them and the count is its state.
 // Message types: 1 record, 2 block on the gate named by the payload then record,
-// 3 forward a message to the module named by the payload, 10 notify N "tick" events.
+// 3 forward a message to the module named by the payload, 4 ask the process-wide upgrader to
+// "replace LIBRARY" or "unload" this very module (its report's reason goes to NAME.self),
+// 10 notify N "tick" events.
 // Options, read from the probe in initialize(): NAME.subscribe = "publisher event",
 // NAME.timer = period in ms, NAME.publish = event.
 #include <nonstop/module.hpp>
+#include <nonstop/runtime.hpp>
 
 #include <atomic>
 #include <sstream>
@@ -59,6 +62,12 @@ public:
         if (m.type == 3) {
             const bool sent = context().send(m.payload, nonstop::Message{1, 1, {}, "forwarded"});
             probe::set(me + ".sent", sent ? "1" : "0");
+        }
+        if (m.type == 4) {
+            auto& upgrader = nonstop::Runtime::instance().upgrader();
+            const auto report = m.payload == "unload" ? upgrader.unload(me)
+                                                      : upgrader.replace(me, m.payload.substr(8));
+            probe::set(me + ".self", report.reason);
         }
         if (m.type == 10) {
             const int n = std::stoi(m.payload);
