@@ -121,15 +121,12 @@ std::size_t ModuleTask::queue_depth() {
     return q ? q->size() : 0;
 }
 
-Clock::time_point ModuleTask::first_served_after_resume() const {
-    std::lock_guard lock(const_cast<std::mutex&>(mutex_));
-    return first_served_;
-}
-
-bool ModuleTask::wait_first_served(Clock::time_point deadline) {
+std::optional<Clock::time_point> ModuleTask::wait_first_served(Clock::time_point deadline) {
     std::unique_lock lock(mutex_);
-    return cv_.wait_until(lock, deadline, [&] { return first_served_set_ || exited_; }) &&
-           first_served_set_;
+    if (!cv_.wait_until(lock, deadline, [&] { return first_served_set_ || exited_; }) ||
+        !first_served_set_)
+        return std::nullopt;
+    return first_served_;
 }
 
 void ModuleTask::trace(const char* step) { runtime_.trace(name_, library_->version(), step); }

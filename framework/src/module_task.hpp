@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -76,9 +77,9 @@ public:
     Runtime& runtime() { return runtime_; }
     Context& context() { return context_; }
     std::size_t queue_depth();
-    /// When the first message after the latest resume was taken from the queue (or epoch).
-    Clock::time_point first_served_after_resume() const;
-    bool wait_first_served(Clock::time_point deadline);
+    /// Waits until the first message after the latest resume is taken from the queue, and
+    /// returns when that was; empty if it did not happen by `deadline`.
+    std::optional<Clock::time_point> wait_first_served(Clock::time_point deadline);
 
     int svc() override;
     /// The task whose thread is calling, or null outside module threads: the upgrader refuses

@@ -28,6 +28,16 @@ const char* to_string(Outcome o) {
 }
 
 namespace {
+// Why the module behind `proxy` cannot be the target of a transaction now; empty if it can.
+std::string unavailable(const std::string& name, ModuleProxy& proxy, const ModuleInfo& info,
+                        const char* verb) {
+    if (info.in_transaction) return "module '" + name + "' is in a transaction";
+    if (proxy.current().get() == ModuleTask::calling())
+        return "module '" + name + "' cannot be " + verb +
+               " from its own thread (it would wait for itself)";
+    return {};
+}
+
 std::string ms(std::chrono::nanoseconds d) {
     std::ostringstream out;
     out.setf(std::ios::fixed);
@@ -147,7 +157,9 @@ TransactionReport Upgrader::toggle(const std::string& name, bool enable) {
 TransactionReport Upgrader::enable(const std::string& name) { return toggle(name, true); }
 TransactionReport Upgrader::disable(const std::string& name) { return toggle(name, false); }
 
-TransactionReport Upgrader::unload(const std::string& name) {
+TransactionReport Upgrader::unload(const std::string& name) { return remove(name, timer()); }
+
+TransactionReport Upgrader::remove(const std::string& name, std::chrono::milliseconds limit) {
     Session s(*this, "unload " + name);
     auto proxy = runtime_.names().find(name);
     if (!proxy) return s.done(Outcome::rejected, "no module is named '" + name + "'");
@@ -157,17 +169,14 @@ TransactionReport Upgrader::unload(const std::string& name) {
     const ModuleInfo before = proxy->info();
     t.old_version = before.version;
     t.library = before.library;
-    if (before.in_transaction)
-        return s.done(Outcome::rejected, "module '" + name + "' is in a transaction");
-    if (proxy->current().get() == ModuleTask::calling())
-        return s.done(Outcome::rejected, "module '" + name +
-                                             "' cannot be removed from its own thread (it would wait for itself)");
+    if (auto why = unavailable(name, *proxy, before, "removed"); !why.empty())
+        return s.done(Outcome::rejected, why);
     // Removal protocol (thesis 3.6.3): unreachable by name, refuse new input, drain, remove.
     runtime_.names().remove(name);
     ModuleProxy::Vote vote;
     try {
         runtime_.trace(name, t.old_version, "disable");
-        vote = proxy->prepare(timer(), ModuleProxy::Intake::refuse);
+        vote = proxy->prepare(limit, ModuleProxy::Intake::refuse);
     } catch (const Error& e) {
         runtime_.names().insert(proxy);
         return s.done(Outcome::rejected, e.what());
@@ -191,18 +200,10 @@ TransactionReport Upgrader::unload(const std::string& name) {
 
 void Upgrader::unload_all() {
     for (const auto& name : runtime_.names().names()) {
-        auto report = unload(name);
-        if (report.outcome != Outcome::committed) {
-            // Shutdown cannot leave a thread behind: wait as long as the module needs.
-            auto proxy = runtime_.names().find(name);
-            if (!proxy) continue;
-            runtime_.names().remove(name);
-            auto vote = proxy->prepare(std::chrono::hours(24 * 365), ModuleProxy::Intake::refuse);
-            (void)vote;
-            runtime_.timers().cancel(name);
-            proxy->retire().reset();
-            runtime_.events().remove_module(name);
-        }
+        // Shutdown cannot leave a thread behind: past the usual limit, wait as long as the
+        // module needs.
+        if (remove(name, timer()).outcome == Outcome::aborted)
+            remove(name, std::chrono::hours(24 * 365));
     }
 }
 
@@ -286,12 +287,8 @@ TransactionReport Upgrader::run(std::string command, const std::vector<Change>& 
             if (!addition) {
                 if (!existing) return s.done(Outcome::rejected, "no module is named '" + c.name + "'");
                 const ModuleInfo info = existing->info();
-                if (info.in_transaction)
-                    return s.done(Outcome::rejected, "module '" + c.name + "' is in a transaction");
-                if (existing->current().get() == ModuleTask::calling())
-                    return s.done(Outcome::rejected,
-                                  "module '" + c.name +
-                                      "' cannot be replaced from its own thread (it would wait for itself)");
+                if (auto why = unavailable(c.name, *existing, info, "replaced"); !why.empty())
+                    return s.done(Outcome::rejected, why);
                 t.proxy = existing;
                 t.report.old_version = info.version;
             } else {
@@ -442,10 +439,10 @@ TransactionReport Upgrader::run(std::string command, const std::vector<Change>& 
         if (commit && !t.addition) {
             t.report.buffered = t.proxy->buffered();
             if (t.report.buffered > 0) {
-                auto current = t.proxy->current();
-                if (current &&
-                    current->wait_first_served(Clock::now() + runtime_.config().blackout_probe_limit))
-                    t.report.blackout = current->first_served_after_resume() - t.proxy->first_buffered();
+                const auto deadline = Clock::now() + runtime_.config().blackout_probe_limit;
+                if (auto current = t.proxy->current())
+                    if (auto served = current->wait_first_served(deadline))
+                        t.report.blackout = *served - t.proxy->first_buffered();
             }
         }
         if (!commit) t.report.new_version.clear();

@@ -66,6 +66,7 @@ private:
                           const std::vector<Change>& additions, Mode mode, bool late_additions);
     class Session;
     TransactionReport toggle(const std::string& name, bool enable);
+    TransactionReport remove(const std::string& name, std::chrono::milliseconds limit);
     TransactionReport record(TransactionReport report);
     void announce(const TransactionReport& report, const std::string& state);
 
