@@ -82,6 +82,9 @@ void ModuleTask::start(std::shared_ptr<InputQueue> queue) {
         deferred.swap(deferred_);
     }
     for (auto& action : deferred) call_hook(action);
+    // Traced here, in the upgrader's thread, so the step is recorded before the transaction
+    // reports; the module thread takes it from the decision a moment later.
+    trace("start");
     resume(0, std::move(queue), true);
 }
 
@@ -189,7 +192,7 @@ int ModuleTask::svc() {
             queue_ = decision.queue;
             first_served_set_ = false;
         }
-        trace(term == 0 ? "start" : "resume");
+        if (term != 0) trace("resume");
         awaiting_first_ = true;
         if (decision.enable) {
             passive_.store(false, std::memory_order_release);
