@@ -105,6 +105,10 @@ TEST_F(RuntimeTest, CheckpointFailureVotesNoAndKeepsTheOldVersion) {
     for (auto& e : seen) EXPECT_EQ(e.version, "put_state");
     EXPECT_EQ(rt().info("m")->version, "put_state");
     EXPECT_FALSE(mapped("libcounter_v2.so"));
+    // Removal needs no checkpoint, so a module that cannot take one can still be unloaded.
+    const auto removal = rt().unload("m");
+    EXPECT_EQ(removal.outcome, Outcome::committed) << removal.to_string();
+    EXPECT_FALSE(mapped("libfaulty_put_state.so"));
 }
 
 TEST_F(RuntimeTest, QuiescenceTimeoutAbortsAndDeliversEverythingInOrder) {

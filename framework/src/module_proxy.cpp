@@ -168,6 +168,10 @@ ModuleProxy::Vote ModuleProxy::prepare(std::chrono::milliseconds timeout, Intake
         return vote;
     }
     vote.quiescence = Clock::now() - begin;
+    if (intake == Intake::refuse) {  // a removal: no successor needs the state
+        vote.yes = true;
+        return vote;
+    }
     try {
         vote.state = old->checkpoint();
     } catch (const std::exception& e) {

@@ -63,7 +63,8 @@ public:
     /// Messages may be accepted from now on; they wait until start().
     void attach(Task task);
     /// syn_replace_prepare: buffer (or refuse) new input, make the implementation passive,
-    /// append the termination message, wait until it is served within `timeout`, checkpoint.
+    /// append the termination message, wait until it is served within `timeout`, and, for a
+    /// replacement (buffer), checkpoint; a removal (refuse) takes no checkpoint.
     /// Throws Error when the module is already in a transaction.
     Vote prepare(std::chrono::milliseconds timeout, Intake intake);
     /// First half of syn_replace_commit: the checkpoint into the new implementation, which is
