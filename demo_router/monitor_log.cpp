@@ -38,7 +38,8 @@ MonitorLog::Observation MonitorLog::record(std::string_view text, Clock::time_po
         if (auto v = f.find("version"); v != f.end()) state_.versions.insert(v->second);
         if (any_packet_) {
             const long long silence =
-                std::chrono::duration_cast<std::chrono::milliseconds>(arrival - last_packet_).count();
+                std::chrono::duration_cast<std::chrono::milliseconds>(arrival - last_packet_)
+                    .count();
             state_.longest_silence_ms = std::max(state_.longest_silence_ms, silence);
             if (silence > threshold_.count()) {
                 ++state_.outages;
@@ -113,11 +114,13 @@ std::string MonitorLog::summary(std::string_view monitor) const {
                        " unparsed=" + std::to_string(s.unparsed);
     for (const auto& [source, track] : s.relays) {
         const std::string p = " relay_" + source + "_";
-        line += p + "first=" + std::to_string(track.first) + p + "last=" + std::to_string(track.last) +
-                p + "count=" + std::to_string(track.count) + p + "missing=" + std::to_string(track.missing);
+        line += p + "first=" + std::to_string(track.first) + p +
+                "last=" + std::to_string(track.last) + p + "count=" + std::to_string(track.count) +
+                p + "missing=" + std::to_string(track.missing);
     }
     if (!s.decoded.empty()) line += " decoded=" + joined(s.decoded);
-    for (const auto& [module, sent] : s.relay_sent) line += " sent_" + module + "=" + std::to_string(sent);
+    for (const auto& [module, sent] : s.relay_sent)
+        line += " sent_" + module + "=" + std::to_string(sent);
     return line;
 }
 

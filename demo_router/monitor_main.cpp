@@ -40,11 +40,16 @@ int main(int argc, char** argv) {
             }
             return argv[++i];
         };
-        if (arg == "--mode") mode = value();
-        else if (arg == "--port") port = std::atol(value().c_str());
-        else if (arg == "--period") period_ms = std::atol(value().c_str());
-        else if (arg == "--duration") duration_s = std::atof(value().c_str());
-        else if (arg == "--quiet") quiet_mode = true;
+        if (arg == "--mode")
+            mode = value();
+        else if (arg == "--port")
+            port = std::atol(value().c_str());
+        else if (arg == "--period")
+            period_ms = std::atol(value().c_str());
+        else if (arg == "--duration")
+            duration_s = std::atof(value().c_str());
+        else if (arg == "--quiet")
+            quiet_mode = true;
         else {
             std::fprintf(stderr,
                          "usage: %s [--mode ip|ospf|vrrp] [--port PORT] [--period MS] "
@@ -55,9 +60,12 @@ int main(int argc, char** argv) {
     }
     std::string name;
     std::uint16_t default_port = 0;
-    if (mode == "ip") name = "IP", default_port = kDefaultIpMonitorPort;
-    else if (mode == "ospf") name = "OSPF", default_port = kDefaultOspfMonitorPort;
-    else if (mode == "vrrp") name = "VRRP", default_port = kDefaultVrrpMonitorPort;
+    if (mode == "ip")
+        name = "IP", default_port = kDefaultIpMonitorPort;
+    else if (mode == "ospf")
+        name = "OSPF", default_port = kDefaultOspfMonitorPort;
+    else if (mode == "vrrp")
+        name = "VRRP", default_port = kDefaultVrrpMonitorPort;
     else {
         std::fprintf(stderr, "monitor: --mode must be ip, ospf or vrrp\n");
         return 2;
@@ -97,15 +105,17 @@ int main(int argc, char** argv) {
             }
             if (seen.outage_ms > 0)
                 std::printf("%s monitor: OUTAGE of %lld ms ended\n", name.c_str(), seen.outage_ms);
-            if (!seen.anomaly.empty()) std::printf("%s monitor: ANOMALY %s\n", name.c_str(), seen.anomaly.c_str());
+            if (!seen.anomaly.empty())
+                std::printf("%s monitor: ANOMALY %s\n", name.c_str(), seen.anomaly.c_str());
             if (!quiet_mode) {
                 const std::string kind = field("kind");
                 if (kind == "RELAY")
-                    std::printf("%s monitor: relay %s from %s V%s served by %s V%s (protocol %s) at %s\n",
-                                name.c_str(), field("number").c_str(), field("from").c_str(),
-                                field("from_version").c_str(), field("module").c_str(),
-                                field("version").c_str(), field("protocol").c_str(),
-                                format_time(sent_ms).c_str());
+                    std::printf(
+                        "%s monitor: relay %s from %s V%s served by %s V%s (protocol %s) at %s\n",
+                        name.c_str(), field("number").c_str(), field("from").c_str(),
+                        field("from_version").c_str(), field("module").c_str(),
+                        field("version").c_str(), field("protocol").c_str(),
+                        format_time(sent_ms).c_str());
                 else
                     std::printf("%s monitor: %s from %s V%s at %s\n", name.c_str(), kind.c_str(),
                                 field("module").c_str(), field("version").c_str(),

@@ -1,9 +1,9 @@
 // nonstop-router: the non-stop router of thesis chapter 5. Embeds a nonstop::Runtime, starts
 // TIMER, OSPF and IP (transaction 1) unless told not to, prints the module lifecycle as the
 // thesis figures do, and runs until SIGINT or SIGTERM, then removes every module and exits 0.
+#include <unistd.h>
 #include <nonstop/remote_console.hpp>
 #include <nonstop/runtime.hpp>
-#include <unistd.h>
 
 #include <condition_variable>
 #include <csignal>
@@ -15,7 +15,7 @@
 #include <string>
 #include <thread>
 
-#include "lifecycle_printer.hpp"
+#include "nonstop/lifecycle_printer.hpp"
 #include "router_protocol.hpp"
 #include "router_scenario.hpp"
 
@@ -29,18 +29,19 @@ using namespace nonstop;
 using namespace nonstop::router;
 
 void usage(std::FILE* out) {
-    std::fprintf(out,
-                 "usage: nonstop-router [options]\n"
-                 "  --module-path DIR      where libTIMERImp1.so ... live (default %s)\n"
-                 "  --ip-monitor PORT      UDP port of the IP monitor (default %u)\n"
-                 "  --ospf-monitor PORT    UDP port of the OSPF monitor (default %u)\n"
-                 "  --vrrp-monitor PORT    UDP port of the VRRP monitor (default %u)\n"
-                 "  --period MS            TIMER's broadcast period (default %lld)\n"
-                 "  --empty                start with no module (for scripts/router-transactions.tcl)\n"
-                 "  --quiet                print neither lifecycle nor OSPF lines\n"
-                 "  --console PORT [--token-file FILE] remote console on 127.0.0.1:PORT (0: any port)\n",
-                 NONSTOP_ROUTER_DEFAULT_MODULE_DIR, kDefaultIpMonitorPort, kDefaultOspfMonitorPort,
-                 kDefaultVrrpMonitorPort, static_cast<long long>(kDefaultPeriod.count()));
+    std::fprintf(
+        out,
+        "usage: nonstop-router [options]\n"
+        "  --module-path DIR      where libTIMERImp1.so ... live (default %s)\n"
+        "  --ip-monitor PORT      UDP port of the IP monitor (default %u)\n"
+        "  --ospf-monitor PORT    UDP port of the OSPF monitor (default %u)\n"
+        "  --vrrp-monitor PORT    UDP port of the VRRP monitor (default %u)\n"
+        "  --period MS            TIMER's broadcast period (default %lld)\n"
+        "  --empty                start with no module (for scripts/router-transactions.tcl)\n"
+        "  --quiet                print neither lifecycle nor OSPF lines\n"
+        "  --console PORT [--token-file FILE] remote console on 127.0.0.1:PORT (0: any port)\n",
+        NONSTOP_ROUTER_DEFAULT_MODULE_DIR, kDefaultIpMonitorPort, kDefaultOspfMonitorPort,
+        kDefaultVrrpMonitorPort, static_cast<long long>(kDefaultPeriod.count()));
 }
 
 std::mutex print_mutex;
@@ -67,15 +68,24 @@ int main(int argc, char** argv) {
             }
             return argv[++i];
         };
-        if (arg == "--module-path") module_dir = value();
-        else if (arg == "--ip-monitor") ::setenv(kIpMonitorEnv, value().c_str(), 1);
-        else if (arg == "--ospf-monitor") ::setenv(kOspfMonitorEnv, value().c_str(), 1);
-        else if (arg == "--vrrp-monitor") ::setenv(kVrrpMonitorEnv, value().c_str(), 1);
-        else if (arg == "--period") ::setenv(kPeriodEnv, value().c_str(), 1);
-        else if (arg == "--empty") empty = true;
-        else if (arg == "--quiet") quiet_mode = true;
-        else if (arg == "--console") console_port = value();
-        else if (arg == "--token-file") token_file = value();
+        if (arg == "--module-path")
+            module_dir = value();
+        else if (arg == "--ip-monitor")
+            ::setenv(kIpMonitorEnv, value().c_str(), 1);
+        else if (arg == "--ospf-monitor")
+            ::setenv(kOspfMonitorEnv, value().c_str(), 1);
+        else if (arg == "--vrrp-monitor")
+            ::setenv(kVrrpMonitorEnv, value().c_str(), 1);
+        else if (arg == "--period")
+            ::setenv(kPeriodEnv, value().c_str(), 1);
+        else if (arg == "--empty")
+            empty = true;
+        else if (arg == "--quiet")
+            quiet_mode = true;
+        else if (arg == "--console")
+            console_port = value();
+        else if (arg == "--token-file")
+            token_file = value();
         else if (arg == "--help" || arg == "-h") {
             usage(stdout);
             return 0;
@@ -137,7 +147,7 @@ int main(int argc, char** argv) {
             auto report = runtime.load("TIMER", "libTIMERImp1.so");
             if (report.ok()) {
                 print_line("-----");
-                report = runtime.upgrader().syn_load({{"OSPF", "libOSPFImp1.so"}, {"IP", "libIPImp1.so"}});
+                report = runtime.syn_load({{"OSPF", "libOSPFImp1.so"}, {"IP", "libIPImp1.so"}});
             }
             if (!report.ok()) {
                 std::fprintf(stderr, "nonstop-router: %s\n", report.to_string().c_str());

@@ -16,7 +16,9 @@ namespace nonstop::router {
 
 UdpReceiver::UdpReceiver(std::uint16_t port) {
     fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) throw std::runtime_error(std::string("cannot create a UDP socket: ") + std::strerror(errno));
+    if (fd_ < 0)
+        throw std::runtime_error(std::string("cannot create a UDP socket: ") +
+                                 std::strerror(errno));
     // A burst of buffered relays after a swap must not overflow the default buffer.
     int size = 4 << 20;
     (void)::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);

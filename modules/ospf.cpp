@@ -40,7 +40,8 @@ public:
     // The last number seen from each source: lets every version report a gap in its own output.
     nonstop::State put_state() override {
         std::string bytes;
-        for (const auto& [source, last] : last_seen_) bytes += source + " " + std::to_string(last) + "\n";
+        for (const auto& [source, last] : last_seen_)
+            bytes += source + " " + std::to_string(last) + "\n";
         return {kStateSchema, bytes};
     }
 
@@ -81,10 +82,12 @@ private:
             return;
         }
         if (!quiet_) {
-            std::string line = "OSPF V" + std::to_string(kVersion) + " got msg : " +
-                               std::to_string(number) + " from " + m.sender + " V" + from_version;
+            std::string line = "OSPF V" + std::to_string(kVersion) +
+                               " got msg : " + std::to_string(number) + " from " + m.sender + " V" +
+                               from_version;
             if (m.protocol == kProtocolTimestamped) line += " at " + format_time(sent_ms);
-            if (auto last = last_seen_.find(m.sender); last != last_seen_.end() && number != last->second + 1)
+            if (auto last = last_seen_.find(m.sender);
+                last != last_seen_.end() && number != last->second + 1)
                 line += "   (expected " + std::to_string(last->second + 1) + ")";
             std::puts(line.c_str());
             std::fflush(stdout);

@@ -19,7 +19,9 @@ public:
     /// `packet`: the datagram kind this module broadcasts; `version`: of this implementation.
     RelaySource(const char* packet, const char* monitor_env, std::uint16_t monitor_default,
                 int version)
-        : packet_(packet), monitor_env_(monitor_env), monitor_default_(monitor_default),
+        : packet_(packet),
+          monitor_env_(monitor_env),
+          monitor_default_(monitor_default),
           version_(version) {}
 
     void initialize() override {

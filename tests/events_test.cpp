@@ -7,8 +7,9 @@
 namespace nonstop::test {
 namespace {
 
-std::vector<std::string> subscribers(Runtime& rt, const std::string& publisher, const std::string& event) {
-    for (auto& tag : rt.events().table())
+std::vector<std::string> subscribers(Runtime& rt, const std::string& publisher,
+                                     const std::string& event) {
+    for (auto& tag : rt.events())
         if (tag.publisher == publisher && tag.event == event) return tag.subscribers;
     return {};
 }
@@ -23,7 +24,7 @@ TEST_F(RuntimeTest, SubscribersJoinLeaveAndAreSwappedWithoutMissingAnEvent) {
     ASSERT_TRUE(rt().load("l2", "libcounter_v2.so").ok());
     EXPECT_EQ(subscribers(rt(), "ticker", "tick"), (std::vector<std::string>{"l1", "l2"}));
 
-    ASSERT_TRUE(rt().send("ticker", Message{10, 1, {}, "3"}));  // 3 events
+    ASSERT_TRUE(rt().send("ticker", Message{messages::kNotifyTicks, 1, {}, "3"}));  // 3 events
     ASSERT_TRUE(probe::wait_count(1 + 3 * 2));
     EXPECT_EQ(events_of("l1").size(), 3u);
     EXPECT_EQ(events_of("l2").size(), 3u);
@@ -34,14 +35,14 @@ TEST_F(RuntimeTest, SubscribersJoinLeaveAndAreSwappedWithoutMissingAnEvent) {
     EXPECT_EQ(subscribers(rt(), "ticker", "tick"), (std::vector<std::string>{"l1"}));
     // l3 joins.
     ASSERT_TRUE(rt().load("l3", "libcounter_v2.so").ok());
-    ASSERT_TRUE(rt().send("ticker", Message{10, 1, {}, "2"}));
+    ASSERT_TRUE(rt().send("ticker", Message{messages::kNotifyTicks, 1, {}, "2"}));
     ASSERT_TRUE(probe::wait_count(7 + 1 + 2 * 2));
     EXPECT_EQ(events_of("l2").size(), 3u);
     EXPECT_EQ(events_of("l3").size(), 2u);
 
     // l1 is swapped while events keep coming: none lost, none twice, in order.
     for (int i = 0; i < 20; ++i) {
-        ASSERT_TRUE(rt().send("ticker", Message{10, 1, {}, "5"}));
+        ASSERT_TRUE(rt().send("ticker", Message{messages::kNotifyTicks, 1, {}, "5"}));
         ASSERT_TRUE(rt().replace("l1", i % 2 ? "libcounter_v2.so" : "libcounter_v3.so").ok());
     }
     ASSERT_TRUE(probe::wait_count(12 + 20 * (1 + 5 * 2)));
@@ -53,7 +54,7 @@ TEST_F(RuntimeTest, SubscribersJoinLeaveAndAreSwappedWithoutMissingAnEvent) {
     EXPECT_EQ(versions, (std::set<std::string>{"2", "3"}));
     // The publisher itself can be swapped: its event sequence (state) continues.
     ASSERT_TRUE(rt().replace("ticker", "libcounter_v3.so").ok());
-    ASSERT_TRUE(rt().send("ticker", Message{10, 1, {}, "1"}));
+    ASSERT_TRUE(rt().send("ticker", Message{messages::kNotifyTicks, 1, {}, "1"}));
     ASSERT_TRUE(probe::wait_count(12 + 220 + 1 + 2));
     EXPECT_EQ(events_of("l1").back().payload, "106");
     EXPECT_EQ(subscribers(rt(), "ticker", "tick"), (std::vector<std::string>{"l1", "l3"}));

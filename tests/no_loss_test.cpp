@@ -22,7 +22,9 @@ public:
                 long seq = 0;
                 while (!stop_.load(std::memory_order_relaxed)) {
                     for (const auto& to : targets)
-                        if (!rt.send(to, Message{1, 1, sender, std::to_string(seq)})) refused_ = true;
+                        if (!rt.send(to,
+                                     Message{messages::kRecord, 1, sender, std::to_string(seq)}))
+                            refused_ = true;
                     sent_[p] = ++seq;
                 }
             });
@@ -85,8 +87,8 @@ TEST_F(RuntimeTest, NothingLostDuplicatedOrReorderedAcrossReplacements) {
     std::map<std::string, int> versions;
     for (auto& e : events_of("target")) ++versions[e.version];
     std::cout << "[ info ] " << total << " messages from " << kProducers << " producers across "
-              << kReplacements << " replacements (v2: " << versions["2"] << ", v3: " << versions["3"]
-              << ")\n";
+              << kReplacements << " replacements (v2: " << versions["2"]
+              << ", v3: " << versions["3"] << ")\n";
 }
 
 // With a queue of a few messages, senders constantly wait for room in the swap buffer, which
@@ -121,15 +123,16 @@ TEST_F(RuntimeTest, NothingLostAcrossGroupTransactionsHalfOfThemAborted) {
     int committed = 0, aborted = 0;
     std::string next = "libcounter_v3.so";
     for (int i = 0; i < kTransactions; ++i) {
-        std::vector<Upgrader::Change> changes;
+        std::vector<Change> changes;
         for (const auto& name : names) changes.push_back({name, next});
         const bool doomed = i % 2 == 1;
         if (doomed) changes[i % kModules].library = "libcounter_v1.so";
-        auto report = rt().upgrader().syn_replace(changes, i % 4 < 2 ? Upgrader::Mode::concurrent
-                                                                      : Upgrader::Mode::sequential);
-        EXPECT_EQ(report.outcome, doomed ? Outcome::aborted : Outcome::committed) << report.to_string();
+        auto report = rt().syn_replace(changes, i % 4 < 2 ? Mode::concurrent : Mode::sequential);
+        EXPECT_EQ(report.outcome, doomed ? Outcome::aborted : Outcome::committed)
+            << report.to_string();
         report.ok() ? ++committed : ++aborted;
-        if (report.ok()) next = next == "libcounter_v3.so" ? "libcounter_v2.so" : "libcounter_v3.so";
+        if (report.ok())
+            next = next == "libcounter_v3.so" ? "libcounter_v2.so" : "libcounter_v3.so";
     }
     const auto sent = producers.stop();
     EXPECT_FALSE(producers.refused());

@@ -1,6 +1,7 @@
 #include "test_support.hpp"
 
 #include <fstream>
+#include <thread>
 
 namespace nonstop::test {
 
@@ -24,7 +25,17 @@ std::vector<probe::Event> events_of(const std::string& module) {
 
 void send_numbered(Runtime& rt, const std::string& to, const std::string& prefix, int count) {
     for (int i = 0; i < count; ++i)
-        ASSERT_TRUE(rt.send(to, Message{1, 1, {}, prefix + std::to_string(i)})) << to;
+        ASSERT_TRUE(rt.send(to, Message{messages::kRecord, 1, {}, prefix + std::to_string(i)}))
+            << to;
+}
+
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds deadline) {
+    const auto end = std::chrono::steady_clock::now() + deadline;
+    while (!condition()) {
+        if (std::chrono::steady_clock::now() > end) return condition();
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
 }
 
 void RuntimeTest::SetUp() {

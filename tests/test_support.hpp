@@ -4,11 +4,14 @@
 #include <gtest/gtest.h>
 #include <nonstop/runtime.hpp>
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "probe.hpp"
+#include "test_messages.hpp"
 
 namespace nonstop::test {
 
@@ -18,8 +21,13 @@ std::string library(const std::string& target);
 bool mapped(const std::string& fragment);
 /// The probe events one module recorded, in order.
 std::vector<probe::Event> events_of(const std::string& module);
-/// Sends `count` messages of type 1 with payloads prefix0, prefix1, ...
+/// Sends `count` kRecord messages with payloads prefix0, prefix1, ...
 void send_numbered(Runtime& rt, const std::string& to, const std::string& prefix, int count);
+/// Waits until `condition` holds, for what a test observes only after the event it waited for
+/// (a module records a message before the framework counts it handled, say). The deadline only
+/// guards against a hang; reaching it is a failure, not a pace.
+bool wait_until(const std::function<bool()>& condition,
+                std::chrono::milliseconds deadline = std::chrono::seconds(30));
 
 class RuntimeTest : public ::testing::Test {
 protected:

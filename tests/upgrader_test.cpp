@@ -10,7 +10,6 @@ namespace nonstop::test {
 namespace {
 
 using namespace std::chrono_literals;
-using Mode = Upgrader::Mode;
 
 // Records every lifecycle step, and lets a test react to one as it happens.
 class Trace {
@@ -20,7 +19,7 @@ public:
             std::function<void(const LifecycleEvent&)> react;
             {
                 std::lock_guard lock(mutex_);
-                steps_.push_back(e.module + " " + e.version + " " + e.step);
+                steps_.push_back(e.module + " " + e.version + " " + to_string(e.step));
                 react = react_;
             }
             if (react) react(e);
@@ -63,20 +62,22 @@ TEST_F(RuntimeTest, SynUpgradeLoadsAdditionsAfterTheVoteAndStartsEverythingToget
     send_numbered(rt(), "m2", "a", 4);
     ASSERT_TRUE(probe::wait_count(7));
     Trace trace(rt());
-    auto report = rt().upgrader().syn_upgrade(
+    auto report = rt().syn_upgrade(
         {{"m1", "libcounter_v2.so"}, {"m2", "libcounter_v2.so"}, {"m3", "libcounter_v3.so"}});
     ASSERT_TRUE(report.ok()) << report.to_string();
     ASSERT_EQ(report.targets.size(), 3u);
-    EXPECT_EQ(report.targets[0].action, "replace");
-    EXPECT_EQ(report.targets[2].action, "load");
+    EXPECT_EQ(report.targets[0].action, Action::replace);
+    EXPECT_EQ(report.targets[2].action, Action::load);
 
     // Figure 4.12: M3 is created only once M1 and M2 are prepared ...
     EXPECT_LT(trace.at("m1 1 prepared"), trace.at("m3 3 init"));
     EXPECT_LT(trace.at("m2 1 prepared"), trace.at("m3 3 init"));
     // ... and nobody starts before everybody is committed and waiting.
-    const std::size_t last_ready = std::max(
-        {trace.at("m1 2 hot swapped"), trace.at("m2 2 hot swapped"), trace.at("m3 3 wait to start")});
-    for (auto start : {"m1 2 start", "m2 2 start", "m3 3 start"}) EXPECT_GT(trace.at(start), last_ready);
+    const std::size_t last_ready =
+        std::max({trace.at("m1 2 hot swapped"), trace.at("m2 2 hot swapped"),
+                  trace.at("m3 3 wait to start")});
+    for (auto start : {"m1 2 start", "m2 2 start", "m3 3 start"})
+        EXPECT_GT(trace.at(start), last_ready);
 
     send_numbered(rt(), "m1", "b", 1);
     send_numbered(rt(), "m2", "b", 1);
@@ -89,12 +90,12 @@ TEST_F(RuntimeTest, SynUpgradeLoadsAdditionsAfterTheVoteAndStartsEverythingToget
 
 // Loads m0..m(n-1) at version 2, each with its handler held on gate "g<name>", so that none
 // can reach quiescence until the test opens its gate; `changes` replaces them all with v3.
-void load_busy_targets(Runtime& rt, int n, std::vector<Upgrader::Change>& changes) {
+void load_busy_targets(Runtime& rt, int n, std::vector<Change>& changes) {
     for (int i = 0; i < n; ++i) {
         const std::string name = "m" + std::to_string(i);
         ASSERT_TRUE(rt.load(name, "libcounter_v2.so").ok());
         probe::close_gate("g" + name);
-        ASSERT_TRUE(rt.send(name, Message{2, 1, {}, "g" + name}));
+        ASSERT_TRUE(rt.send(name, Message{messages::kBlockOnGate, 1, {}, "g" + name}));
         ASSERT_TRUE(probe::wait_until_blocked("g" + name));
         changes.push_back({name, "libcounter_v3.so"});
     }
@@ -102,18 +103,18 @@ void load_busy_targets(Runtime& rt, int n, std::vector<Upgrader::Change>& change
 
 TEST_F(RuntimeTest, ConcurrentSlavesAllPrepareBeforeAnyFinishesVoting) {
     constexpr int kTargets = 4;
-    std::vector<Upgrader::Change> changes;
+    std::vector<Change> changes;
     ASSERT_NO_FATAL_FAILURE(load_busy_targets(rt(), kTargets, changes));
     Trace trace(rt());
     // No drain can finish until every slave has begun its prepare step.
     std::atomic<int> disabled{0};
     trace.on_step([&](const LifecycleEvent& e) {
-        if (e.step == "disable" && ++disabled == kTargets)
+        if (e.step == Step::disable && ++disabled == kTargets)
             for (int i = 0; i < kTargets; ++i) probe::open_gate("gm" + std::to_string(i));
     });
-    auto report = rt().upgrader().syn_replace(changes, Mode::concurrent);
+    auto report = rt().syn_replace(changes, Mode::concurrent);
     ASSERT_TRUE(report.ok()) << report.to_string();
-    EXPECT_EQ(report.mode, "concurrent");
+    EXPECT_EQ(report.mode, Mode::concurrent);
     std::size_t last_disable = 0, first_prepared = SIZE_MAX;
     for (int i = 0; i < kTargets; ++i) {
         const std::string name = "m" + std::to_string(i);
@@ -125,15 +126,15 @@ TEST_F(RuntimeTest, ConcurrentSlavesAllPrepareBeforeAnyFinishesVoting) {
 
 TEST_F(RuntimeTest, SequentialModePreparesOneModuleAtATime) {
     constexpr int kTargets = 3;
-    std::vector<Upgrader::Change> changes;
+    std::vector<Change> changes;
     ASSERT_NO_FATAL_FAILURE(load_busy_targets(rt(), kTargets, changes));
     Trace trace(rt());
     trace.on_step([&](const LifecycleEvent& e) {
-        if (e.step == "disable") probe::open_gate("g" + e.module);
+        if (e.step == Step::disable) probe::open_gate("g" + e.module);
     });
-    auto report = rt().upgrader().syn_replace(changes, Mode::sequential);
+    auto report = rt().syn_replace(changes, Mode::sequential);
     ASSERT_TRUE(report.ok()) << report.to_string();
-    EXPECT_EQ(report.mode, "sequential");
+    EXPECT_EQ(report.mode, Mode::sequential);
     for (int i = 0; i + 1 < kTargets; ++i) {
         const std::string name = "m" + std::to_string(i), next = "m" + std::to_string(i + 1);
         EXPECT_LT(trace.at(name + " 2 prepared"), trace.at(next + " 2 disable"));
@@ -159,15 +160,15 @@ TEST_P(GroupFailureTest, AbortsTheWholeGroup) {
     const std::string a_version = rt().info("a")->version;
     if (std::string(c.title) == "timeout") {
         probe::close_gate("ga");
-        ASSERT_TRUE(rt().send("a", Message{2, 1, {}, "ga"}));
+        ASSERT_TRUE(rt().send("a", Message{messages::kBlockOnGate, 1, {}, "ga"}));
         ASSERT_TRUE(probe::wait_until_blocked("ga"));
     }
     send_numbered(rt(), "a", "before", 3);
     send_numbered(rt(), "b", "before", 3);
-    std::vector<Upgrader::Change> changes = {{"b", "libcounter_v2.so"}, {"a", c.a_target}};
+    std::vector<Change> changes = {{"b", "libcounter_v2.so"}, {"a", c.a_target}};
     Trace trace(rt());
     for (auto mode : {Mode::concurrent, Mode::sequential}) {
-        auto report = rt().upgrader().syn_replace(changes, mode);
+        auto report = rt().syn_replace(changes, mode);
         if (std::string(c.title) == "timeout") {
             EXPECT_LT(trace.at("a 1 timeout"), trace.at("a 1 abort"));
         }
@@ -187,7 +188,8 @@ TEST_P(GroupFailureTest, AbortsTheWholeGroup) {
         if (blocked && std::string(name) == "a") seen.erase(seen.begin());
         ASSERT_EQ(seen.size(), 6u) << name;
         for (int i = 0; i < 6; ++i)
-            EXPECT_EQ(seen[i].payload, (i < 3 ? "before" : "after") + std::to_string(i % 3)) << name;
+            EXPECT_EQ(seen[i].payload, (i < 3 ? "before" : "after") + std::to_string(i % 3))
+                << name;
     }
 }
 
@@ -195,9 +197,10 @@ INSTANTIATE_TEST_SUITE_P(
     Upgrader, GroupFailureTest,
     ::testing::Values(
         GroupFailure{"timeout", "libcounter_v1.so", "libcounter_v2.so",
-                      "module 'a' did not reach quiescence within 0.300 s", Outcome::aborted},
+                     "module 'a' did not reach quiescence within 0.300 s", Outcome::aborted},
         GroupFailure{"put_state", "libfaulty_put_state.so", "libcounter_v2.so",
-                     "module 'a' failed to checkpoint its state: state is corrupt", Outcome::aborted},
+                     "module 'a' failed to checkpoint its state: state is corrupt",
+                     Outcome::aborted},
         GroupFailure{"get_state", "libcounter_v1.so", "libfaulty_get_state.so",
                      "failed to restore the state of version 1: state cannot be parsed",
                      Outcome::aborted},
@@ -207,19 +210,19 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST_F(RuntimeTest, GroupValidationRejectsUnknownNamesAndExistingAdditions) {
     ASSERT_TRUE(rt().load("a", "libcounter_v1.so").ok());
-    auto report = rt().upgrader().syn_replace({{"a", "libcounter_v2.so"}, {"ghost", "libcounter_v2.so"}});
+    auto report = rt().syn_replace({{"a", "libcounter_v2.so"}, {"ghost", "libcounter_v2.so"}});
     EXPECT_EQ(report.outcome, Outcome::rejected);
     EXPECT_EQ(report.reason, "no module is named 'ghost'");
-    report = rt().upgrader().syn_upgrade({{"a", "libcounter_v2.so"}}, {{"a", "libcounter_v3.so"}},
-                                         Mode::concurrent);
+    report = rt().syn_upgrade({{"a", "libcounter_v2.so"}}, {{"a", "libcounter_v3.so"}},
+                              Mode::concurrent);
     EXPECT_EQ(report.outcome, Outcome::rejected);
     EXPECT_EQ(report.reason, "module 'a' is named twice");
     ASSERT_TRUE(rt().load("b", "libcounter_v1.so").ok());
-    report = rt().upgrader().syn_upgrade({{"a", "libcounter_v2.so"}}, {{"b", "libcounter_v3.so"}},
-                                         Mode::concurrent);
+    report = rt().syn_upgrade({{"a", "libcounter_v2.so"}}, {{"b", "libcounter_v3.so"}},
+                              Mode::concurrent);
     EXPECT_EQ(report.outcome, Outcome::rejected);
     EXPECT_EQ(report.reason, "a module named 'b' already exists");
-    report = rt().upgrader().syn_load({{"c", "libcounter_v1.so"}, {"c", "libcounter_v2.so"}});
+    report = rt().syn_load({{"c", "libcounter_v1.so"}, {"c", "libcounter_v2.so"}});
     EXPECT_EQ(report.outcome, Outcome::rejected);
     EXPECT_FALSE(rt().info("c"));
     EXPECT_EQ(rt().info("a")->version, "1");
@@ -241,15 +244,17 @@ TEST_F(RuntimeTest, UpgraderPublishesEachStateOfItsMachine) {
         const std::string prefix = std::to_string(id) + " ";
         for (auto& e : events_of("watcher"))
             if (e.payload.rfind(prefix, 0) == 0)
-                states.push_back(e.payload.substr(prefix.size(), e.payload.find(' ', prefix.size()) - prefix.size()));
+                states.push_back(e.payload.substr(
+                    prefix.size(), e.payload.find(' ', prefix.size()) - prefix.size()));
         return states;
     };
     // load a (6 states) + replace (6) + aborted replace (5), after the watcher's own "committed".
     EXPECT_EQ(states_of(committed.id, 1 + 6 + 6 + 5),
               (std::vector<std::string>{"validation", "preparation", "voting", "commit", "start",
                                         "committed"}));
-    EXPECT_EQ(states_of(aborted.id, 1 + 6 + 6 + 5),
-              (std::vector<std::string>{"validation", "preparation", "voting", "abort", "aborted"}));
+    EXPECT_EQ(
+        states_of(aborted.id, 1 + 6 + 6 + 5),
+        (std::vector<std::string>{"validation", "preparation", "voting", "abort", "aborted"}));
 }
 
 // A module that asks to replace or remove itself from its own handler would wait for its own
@@ -257,13 +262,14 @@ TEST_F(RuntimeTest, UpgraderPublishesEachStateOfItsMachine) {
 TEST(SelfUpgrade, IsRefusedFromTheModulesOwnThread) {
     probe::clear();
     auto& rt = Runtime::instance();
-    rt.libraries().set_module_path({NONSTOP_TEST_MODULE_DIR});
+    rt.set_module_path({NONSTOP_TEST_MODULE_DIR});
     ASSERT_TRUE(rt.load("selfish", "libcounter_v1.so").ok());
-    ASSERT_TRUE(rt.send("selfish", Message{4, 1, {}, "replace libcounter_v2.so"}));
+    ASSERT_TRUE(
+        rt.send("selfish", Message{messages::kUpgradeSelf, 1, {}, "replace libcounter_v2.so"}));
     ASSERT_TRUE(probe::wait_count(1));
     EXPECT_EQ(probe::get("selfish.self"),
               "module 'selfish' cannot be replaced from its own thread (it would wait for itself)");
-    ASSERT_TRUE(rt.send("selfish", Message{4, 1, {}, "unload"}));
+    ASSERT_TRUE(rt.send("selfish", Message{messages::kUpgradeSelf, 1, {}, "unload"}));
     ASSERT_TRUE(probe::wait_count(2));
     EXPECT_EQ(probe::get("selfish.self"),
               "module 'selfish' cannot be removed from its own thread (it would wait for itself)");
@@ -277,7 +283,7 @@ TEST_F(RuntimeTest, SendingToAnUnloadedModuleReportsTheUnknownName) {
     ASSERT_TRUE(rt().load("a", "libcounter_v1.so").ok());
     ASSERT_TRUE(rt().load("b", "libcounter_v1.so").ok());
     ASSERT_TRUE(rt().unload("b").ok());
-    ASSERT_TRUE(rt().send("a", Message{3, 1, {}, "b"}));
+    ASSERT_TRUE(rt().send("a", Message{messages::kForward, 1, {}, "b"}));
     ASSERT_TRUE(probe::wait_count(1));
     EXPECT_EQ(probe::get("a.sent"), "0");
     EXPECT_EQ(rt().info("a")->status, ModuleStatus::service);
@@ -287,27 +293,27 @@ TEST_F(RuntimeTest, ReportsAreKeptAndTransactionsWaitTheirTurn) {
     config.history_size = 3;
     ASSERT_TRUE(rt().load("a", "libcounter_v1.so").ok());
     probe::close_gate("slow");
-    ASSERT_TRUE(rt().send("a", Message{2, 1, {}, "slow"}));
+    ASSERT_TRUE(rt().send("a", Message{messages::kBlockOnGate, 1, {}, "slow"}));
     ASSERT_TRUE(probe::wait_until_blocked("slow"));
     // A replace that must wait for the drain holds the upgrader; a second command queues.
     std::thread first([&] { EXPECT_TRUE(rt().replace("a", "libcounter_v1.so").ok()); });
     while (!rt().info("a")->in_transaction) std::this_thread::yield();
     std::thread opener([&] {
         // Open the gate only once the second command is queued behind the first.
-        while (rt().upgrader().queued() == 0) std::this_thread::yield();
+        while (rt().queued() == 0) std::this_thread::yield();
         probe::open_gate("slow");
     });
     auto second = rt().enable("a");
     first.join();
     opener.join();
     EXPECT_TRUE(second.ok());
-    auto history = rt().upgrader().history();
+    auto history = rt().history();
     ASSERT_EQ(history.size(), 3u);
     EXPECT_EQ(history[1].command, "replace a libcounter_v1.so");
     EXPECT_EQ(history[2].command, "enable a");
     EXPECT_GT(history[2].waited.count(), 0);
     EXPECT_NE(history[2].to_string().find("for an earlier transaction"), std::string::npos);
-    EXPECT_EQ(rt().upgrader().history(1).size(), 1u);
+    EXPECT_EQ(rt().history(1).size(), 1u);
 }
 
 }  // namespace

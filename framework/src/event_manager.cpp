@@ -1,19 +1,18 @@
-#include "nonstop/event_manager.hpp"
+#include "event_manager.hpp"
 
 #include <algorithm>
 
-#include "nonstop/module_proxy.hpp"
-#include "nonstop/name_service.hpp"
+#include "module_proxy.hpp"
+#include "name_service.hpp"
 
-namespace nonstop {
+namespace nonstop::detail {
 
 namespace {
 EventTag& tag_for(std::map<std::pair<std::string, std::string>, EventTag, std::less<>>& tags,
                   std::string_view publisher, std::string_view event) {
     auto key = std::make_pair(std::string(publisher), std::string(event));
     auto it = tags.find(key);
-    if (it == tags.end())
-        it = tags.emplace(key, EventTag{key.first, key.second, false, {}}).first;
+    if (it == tags.end()) it = tags.emplace(key, EventTag{key.first, key.second, false, {}}).first;
     return it->second;
 }
 }  // namespace
@@ -72,7 +71,7 @@ void EventManager::remove_module(std::string_view name) {
 }
 
 std::size_t EventManager::notify(std::string_view publisher, std::string_view event,
-                                  const Message& m) {
+                                 const Message& m) {
     std::vector<std::string> subscribers;
     {
         std::lock_guard lock(mutex_);
@@ -91,6 +90,12 @@ std::size_t EventManager::notify(std::string_view publisher, std::string_view ev
     return delivered;
 }
 
+bool EventManager::has_subscribers(std::string_view publisher, std::string_view event) const {
+    std::lock_guard lock(mutex_);
+    auto it = tags_.find(std::make_pair(std::string(publisher), std::string(event)));
+    return it != tags_.end() && it->second.published && !it->second.subscribers.empty();
+}
+
 std::vector<EventTag> EventManager::table() const {
     std::lock_guard lock(mutex_);
     std::vector<EventTag> out;
@@ -98,4 +103,4 @@ std::vector<EventTag> EventManager::table() const {
     return out;
 }
 
-}  // namespace nonstop
+}  // namespace nonstop::detail

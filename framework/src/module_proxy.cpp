@@ -1,4 +1,4 @@
-#include "nonstop/module_proxy.hpp"
+#include "module_proxy.hpp"
 
 #include <cstdio>
 #include <thread>
@@ -6,17 +6,25 @@
 #include <ace/OS_NS_sys_time.h>
 
 #include "input_queue.hpp"
-#include "module_task.hpp"
-#include "nonstop/error.hpp"
-#include "nonstop/version_repository.hpp"
+#include "version_repository.hpp"
 
-namespace nonstop {
+namespace nonstop::detail {
 
-using detail::Clock;
-using detail::InputQueue;
+const char* to_string(ModuleProxy::Phase phase) {
+    switch (phase) {
+        case ModuleProxy::Phase::detached: return "detached";
+        case ModuleProxy::Phase::attached: return "attached";
+        case ModuleProxy::Phase::serving: return "serving";
+        case ModuleProxy::Phase::draining: return "draining";
+        case ModuleProxy::Phase::swapped: return "swapped";
+        case ModuleProxy::Phase::aborted: return "aborted";
+        case ModuleProxy::Phase::retired: return "retired";
+    }
+    return "?";
+}
 
-ModuleProxy::ModuleProxy(std::string name, std::size_t capacity)
-    : name_(std::move(name)), capacity_(capacity) {}
+ModuleProxy::ModuleProxy(std::string name, std::size_t capacity, ModuleHost& host)
+    : name_(std::move(name)), capacity_(capacity), host_(host) {}
 
 ModuleProxy::~ModuleProxy() = default;
 
@@ -25,6 +33,11 @@ std::size_t shard_of_this_thread() {
     static std::atomic<std::size_t> next{0};
     thread_local const std::size_t shard = next.fetch_add(1, std::memory_order_relaxed);
     return shard;
+}
+
+std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+        .count();
 }
 }  // namespace
 
@@ -35,7 +48,7 @@ bool ModuleProxy::put(Message&& m) {
     ACE_Time_Value deadline;
     for (;;) {
         // The target and its generation's parity are one word, so the counter a sender stands
-        // in always belongs to the queue it writes to: retarget() waits only for writers of
+        // in always belongs to the queue it writes to: retarget_i() waits only for writers of
         // the old queue, never for one blocked on the (not yet served) new one.
         const std::uintptr_t target = target_.load();
         auto& inflight = shard.inflight[target & 1];
@@ -45,9 +58,11 @@ bool ModuleProxy::put(Message&& m) {
             continue;
         }
         auto* queue = reinterpret_cast<InputQueue*>(target & ~std::uintptr_t{1});
+        const bool swapping = swapping_.load(std::memory_order_relaxed);
+        if (swapping) note_buffered();
         const auto result = queue ? queue->put(block, wait) : InputQueue::Put::closed;
-        if (result == InputQueue::Put::done && swapping_.load(std::memory_order_relaxed))
-            note_buffered();
+        if (result == InputQueue::Put::done && swapping)
+            buffered_.fetch_add(1, std::memory_order_acq_rel);
         inflight.fetch_sub(1);
         if (result == InputQueue::Put::done) return true;
         if (result == InputQueue::Put::closed) {
@@ -63,20 +78,33 @@ bool ModuleProxy::put(Message&& m) {
 }
 
 void ModuleProxy::note_buffered() {
-    if (buffered_.fetch_add(1, std::memory_order_acq_rel) == 0) {
-        const auto now = Clock::now().time_since_epoch();
-        first_buffered_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count(),
-                                 std::memory_order_release);
+    // Stamped before the message is enqueued, so the new version can never serve a message
+    // older than the stamp: the blackout figure is never taken against an unset time.
+    if (first_buffered_ns_.load(std::memory_order_relaxed) != 0) return;
+    std::int64_t unset = 0;
+    first_buffered_ns_.compare_exchange_strong(unset, now_ns(), std::memory_order_acq_rel);
+}
+
+std::optional<std::chrono::nanoseconds> ModuleProxy::blackout(Clock::time_point deadline) const {
+    if (buffered() == 0) return std::nullopt;
+    Task task;
+    {
+        std::lock_guard lock(mutex_);
+        task = current_;
     }
+    const auto first = first_buffered_ns_.load(std::memory_order_acquire);
+    if (!task || first == 0) return std::nullopt;
+    const auto served = task->wait_first_served(deadline);
+    if (!served) return std::nullopt;
+    const auto window = served->time_since_epoch() - std::chrono::nanoseconds(first);
+    if (window.count() < 0) return std::nullopt;
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(window);
 }
 
-std::chrono::steady_clock::time_point ModuleProxy::first_buffered() const {
-    return Clock::time_point(std::chrono::nanoseconds(first_buffered_ns_.load()));
-}
-
-void ModuleProxy::retarget(std::shared_ptr<InputQueue> queue) {
+void ModuleProxy::retarget_i(std::shared_ptr<InputQueue> queue) {
     const std::uintptr_t parity = (target_.load() & 1) ^ 1;
-    const std::uintptr_t old = target_.exchange(reinterpret_cast<std::uintptr_t>(queue.get()) | parity);
+    const std::uintptr_t old =
+        target_.exchange(reinterpret_cast<std::uintptr_t>(queue.get()) | parity);
     // Every sender that may still write to the old queue counted itself under its parity.
     // They wait for room at most one slice (see put()), so this wait is short even when the
     // old queue is full and its consumer busy.
@@ -85,68 +113,81 @@ void ModuleProxy::retarget(std::shared_ptr<InputQueue> queue) {
     queue_ = std::move(queue);
 }
 
+void ModuleProxy::expect_i(Phase expected, const char* operation) const {
+    if (phase_ == expected) return;
+    if (phase_ == Phase::serving || phase_ == Phase::retired)
+        throw Error("module '" + name_ + "' cannot " + operation + ": it is " + to_string(phase_));
+    throw Error("module '" + name_ + "' is in a transaction");
+}
+
+void ModuleProxy::trace(Step step, const Task& task, std::uint64_t transaction) {
+    if (host_.tracing()) host_.trace(transaction, name_, task->version(), step);
+}
+
 ModuleInfo ModuleProxy::info() const {
     std::lock_guard lock(mutex_);
     ModuleInfo i;
     i.name = name_;
     i.enabled = enabled_;
-    i.in_transaction = in_transaction_;
-    i.handled = handled_.load(std::memory_order_relaxed);
-    i.handler_errors = errors_.load(std::memory_order_relaxed);
+    i.in_transaction = phase_ != Phase::serving;
+    i.handled = counters_.handled.load(std::memory_order_relaxed);
+    i.handler_errors = counters_.errors.load(std::memory_order_relaxed);
     if (queue_) i.queue_depth = queue_->size();
     if (current_) {
         i.kind = current_->library().kind();
         i.version = current_->library().version();
         i.library = current_->library().path();
         i.status = current_->status();
-        if (in_transaction_) i.queue_depth += current_->queue_depth();
+        if (i.in_transaction) i.queue_depth += current_->queue_depth();
     }
     return i;
 }
 
-void ModuleProxy::enable() {
+bool ModuleProxy::called_from_own_thread() const {
     std::lock_guard lock(mutex_);
-    if (in_transaction_) throw Error("module '" + name_ + "' is in a transaction");
-    if (!current_ || !queue_) throw Error("module '" + name_ + "' has no implementation");
+    return current_ && current_.get() == ModuleTask::calling();
+}
+
+void ModuleProxy::enable(std::uint64_t transaction) {
+    std::lock_guard lock(mutex_);
+    expect_i(Phase::serving, "be enabled");
     enabled_ = true;
     current_->set_active(*queue_);
+    trace(Step::enable, current_, transaction);
 }
 
-void ModuleProxy::disable() {
+void ModuleProxy::disable(std::uint64_t transaction) {
     std::lock_guard lock(mutex_);
-    if (in_transaction_) throw Error("module '" + name_ + "' is in a transaction");
-    if (!current_ || !queue_) throw Error("module '" + name_ + "' has no implementation");
+    expect_i(Phase::serving, "be disabled");
     enabled_ = false;
     current_->set_passive(*queue_);
+    trace(Step::disable, current_, transaction);
 }
 
-bool ModuleProxy::enabled() const {
-    std::lock_guard lock(mutex_);
-    return enabled_;
-}
-
-ModuleProxy::Task ModuleProxy::current() const {
-    std::lock_guard lock(mutex_);
-    return current_;
+ModuleProxy::Task ModuleProxy::create(std::shared_ptr<Library> library, std::uint64_t transaction) {
+    auto task = std::make_shared<ModuleTask>(host_, name_, std::move(library), counters_);
+    task->launch(transaction);
+    return task;
 }
 
 void ModuleProxy::attach(Task task) {
     std::lock_guard lock(mutex_);
+    expect_i(Phase::detached, "be attached");
     current_ = std::move(task);
     enabled_ = true;
-    in_transaction_ = true;  // until start()
-    retarget(std::make_shared<InputQueue>(capacity_));
+    phase_ = Phase::attached;
+    retarget_i(std::make_shared<InputQueue>(capacity_));
 }
 
-ModuleProxy::Vote ModuleProxy::prepare(std::chrono::milliseconds timeout, Intake intake) {
+ModuleProxy::Checkpoint ModuleProxy::prepare(std::chrono::milliseconds timeout, Intake intake,
+                                             std::uint64_t transaction) {
     Task old;
     std::uint64_t term;
     const auto begin = Clock::now();
     {
         std::lock_guard lock(mutex_);
-        if (in_transaction_) throw Error("module '" + name_ + "' is already in a transaction");
-        if (!current_ || !queue_) throw Error("module '" + name_ + "' has no implementation");
-        in_transaction_ = true;
+        expect_i(Phase::serving, "be prepared");
+        phase_ = Phase::draining;
         was_enabled_ = enabled_;
         old = current_;
         buffered_.store(0);
@@ -154,87 +195,78 @@ ModuleProxy::Vote ModuleProxy::prepare(std::chrono::milliseconds timeout, Intake
         std::shared_ptr<InputQueue> drained = queue_;
         swapping_.store(intake == Intake::buffer);
         old->set_passive(*drained);
-        retarget(intake == Intake::buffer ? std::make_shared<InputQueue>(capacity_) : nullptr);
-        term_ = term = old->next_term();
+        trace(Step::disable, old, transaction);
+        retarget_i(intake == Intake::buffer ? std::make_shared<InputQueue>(capacity_) : nullptr);
+        term_ = term = old->next_term(transaction);
+        trace(Step::will_term, old, transaction);  // before the loop can reach it
         drained->put_terminate(term);
     }
-    Vote vote;
     if (!old->wait_quiescent(term, begin + timeout)) {
         char seconds[32];
         std::snprintf(seconds, sizeof seconds, "%.3f", timeout.count() / 1000.0);
-        vote.reason = "module '" + name_ + "' did not reach quiescence within " + seconds +
-                      " s (its handler is still busy)";
-        vote.timed_out = true;
-        return vote;
+        throw Timeout("module '" + name_ + "' did not reach quiescence within " + seconds +
+                      " s (its handler is still busy)");
     }
-    vote.quiescence = Clock::now() - begin;
-    if (intake == Intake::refuse) {  // a removal: no successor needs the state
-        vote.yes = true;
-        return vote;
-    }
-    try {
-        vote.state = old->checkpoint();
-    } catch (const std::exception& e) {
-        vote.reason = "module '" + name_ + "' failed to checkpoint its state: " + e.what();
-        return vote;
-    } catch (...) {
-        vote.reason = "module '" + name_ + "' failed to checkpoint its state";
-        return vote;
-    }
-    vote.yes = true;
-    return vote;
+    Checkpoint checkpoint;
+    checkpoint.quiescence = Clock::now() - begin;
+    // A removal takes no checkpoint: no successor needs it.
+    if (intake == Intake::buffer) checkpoint.state = old->checkpoint();
+    return checkpoint;
 }
 
-std::string ModuleProxy::restore(detail::ModuleTask& fresh, const State& state) {
-    try {
-        fresh.restore(state);
-    } catch (const std::exception& e) {
-        return "module '" + name_ + "' version " + fresh.library().version() +
-               " failed to restore the state of version " + current()->library().version() +
-               ": " + e.what();
-    } catch (...) {
-        return "module '" + name_ + "' version " + fresh.library().version() +
-               " failed to restore the checkpointed state";
+void ModuleProxy::restore(ModuleTask& fresh, const State& state) {
+    std::string from;
+    {
+        std::lock_guard lock(mutex_);
+        expect_i(Phase::draining, "restore a checkpoint");
+        from = current_->version();
     }
-    return {};
+    fresh.restore(state, from);
 }
 
 ModuleProxy::Task ModuleProxy::swap(Task fresh) {
-    Task old;
-    {
-        std::lock_guard lock(mutex_);
-        old = std::exchange(current_, std::move(fresh));
-        old->finish(term_);
-    }
+    std::lock_guard lock(mutex_);
+    expect_i(Phase::draining, "be swapped");
+    Task old = std::exchange(current_, std::move(fresh));
+    old->finish(term_);
+    phase_ = Phase::swapped;
     return old;
 }
 
-void ModuleProxy::start() {
+void ModuleProxy::abort(std::uint64_t transaction) {
     std::lock_guard lock(mutex_);
-    current_->start(queue_);
-    enabled_ = true;
+    expect_i(Phase::draining, "abort");
+    if (!queue_) retarget_i(std::make_shared<InputQueue>(capacity_));  // reopen after refusing
     swapping_.store(false);
-    in_transaction_ = false;
+    phase_ = Phase::aborted;
+    current_->hold(transaction);
 }
 
-void ModuleProxy::abort() {
+void ModuleProxy::start(std::uint64_t transaction) {
     std::lock_guard lock(mutex_);
-    if (!queue_) retarget(std::make_shared<InputQueue>(capacity_));  // reopen after refusing
-    current_->resume(term_, queue_, was_enabled_);
-    enabled_ = was_enabled_;
+    if (phase_ == Phase::aborted) {
+        current_->resume(term_, queue_, was_enabled_, transaction);
+        enabled_ = was_enabled_;
+    } else {
+        if (phase_ != Phase::swapped) expect_i(Phase::attached, "be started");
+        current_->start(queue_, transaction);
+        enabled_ = true;
+    }
     swapping_.store(false);
-    in_transaction_ = false;
+    phase_ = Phase::serving;
 }
 
 ModuleProxy::Task ModuleProxy::retire() {
     Task old;
     {
         std::lock_guard lock(mutex_);
+        expect_i(Phase::draining, "be retired");
         old = std::move(current_);
         old->finish(term_);
+        phase_ = Phase::retired;
     }
     old->join();
     return old;
 }
 
-}  // namespace nonstop
+}  // namespace nonstop::detail

@@ -2,19 +2,18 @@
 
 #include <exception>
 
-#include "nonstop/module_proxy.hpp"
-#include "nonstop/runtime.hpp"
-#include "nonstop/version_repository.hpp"
+#include "nonstop/error.hpp"
+#include "version_repository.hpp"
 
 namespace nonstop::detail {
 
-ModuleTask::ModuleTask(Runtime& runtime, ModuleProxy& proxy, std::shared_ptr<Library> library)
-    : runtime_(runtime),
-      name_(proxy.name()),
+ModuleTask::ModuleTask(ModuleHost& host, std::string name, std::shared_ptr<Library> library,
+                       ServiceCounters& counters)
+    : host_(host),
+      name_(std::move(name)),
       library_(std::move(library)),
       context_(*this),
-      handled_(proxy.handled_),
-      errors_(proxy.errors_) {
+      counters_(counters) {
     module_ = library_->create();
     module_->context_ = &context_;
 }
@@ -39,7 +38,10 @@ ModuleTask::~ModuleTask() {
     library_.reset();
 }
 
-void ModuleTask::launch() {
+const std::string& ModuleTask::version() const { return library_->version(); }
+
+void ModuleTask::launch(std::uint64_t transaction) {
+    transaction_.store(transaction, std::memory_order_relaxed);
     {
         std::lock_guard lock(mutex_);
         launched_ = true;
@@ -54,10 +56,15 @@ void ModuleTask::launch() {
     }
 }
 
-std::string ModuleTask::wait_initialized() {
+void ModuleTask::wait_initialized() {
     std::unique_lock lock(mutex_);
     cv_.wait(lock, [&] { return initialized_; });
-    return init_error_;
+    if (!init_error_.empty()) throw Error(init_error_);
+}
+
+std::uint64_t ModuleTask::next_term(std::uint64_t transaction) {
+    transaction_.store(transaction, std::memory_order_relaxed);
+    return ++terms_issued_;
 }
 
 void ModuleTask::join() { wait(); }
@@ -68,13 +75,19 @@ bool ModuleTask::wait_quiescent(std::uint64_t term, Clock::time_point deadline) 
            !exited_;
 }
 
-void ModuleTask::resume(std::uint64_t term, std::shared_ptr<InputQueue> queue, bool enable) {
+void ModuleTask::hold(std::uint64_t transaction) { trace(Step::wait_to_start, transaction); }
+
+void ModuleTask::resume(std::uint64_t term, std::shared_ptr<InputQueue> queue, bool enable,
+                        std::uint64_t transaction) {
+    // Traced here, in the caller's thread, so the step is recorded before the transaction
+    // reports; the module thread takes the decision a moment later.
+    trace(Step::start, transaction);
     std::lock_guard lock(mutex_);
     decisions_[term] = Decision{false, std::move(queue), enable};
     cv_.notify_all();
 }
 
-void ModuleTask::start(std::shared_ptr<InputQueue> queue) {
+void ModuleTask::start(std::shared_ptr<InputQueue> queue, std::uint64_t transaction) {
     std::vector<std::function<void()>> deferred;
     {
         std::lock_guard lock(mutex_);
@@ -82,16 +95,35 @@ void ModuleTask::start(std::shared_ptr<InputQueue> queue) {
         deferred.swap(deferred_);
     }
     for (auto& action : deferred) call_hook(action);
-    // Traced here, in the upgrader's thread, so the step is recorded before the transaction
-    // reports; the module thread takes it from the decision a moment later.
-    trace("start");
-    resume(0, std::move(queue), true);
+    resume(0, std::move(queue), true, transaction);
 }
 
 void ModuleTask::finish(std::uint64_t term) {
     std::lock_guard lock(mutex_);
     decisions_[term] = Decision{true, nullptr, false};
     cv_.notify_all();
+}
+
+State ModuleTask::checkpoint() {
+    try {
+        return module_->put_state();
+    } catch (const std::exception& e) {
+        throw Error("module '" + name_ + "' failed to checkpoint its state: " + e.what());
+    } catch (...) {
+        throw Error("module '" + name_ + "' failed to checkpoint its state");
+    }
+}
+
+void ModuleTask::restore(const State& s, const std::string& from_version) {
+    const std::string what = "module '" + name_ + "' version " + version() +
+                             " failed to restore the state of version " + from_version;
+    try {
+        module_->get_state(s);
+    } catch (const std::exception& e) {
+        throw Error(what + ": " + e.what());
+    } catch (...) {
+        throw Error(what);
+    }
 }
 
 void ModuleTask::set_passive(InputQueue& queue) {
@@ -132,14 +164,18 @@ std::optional<Clock::time_point> ModuleTask::wait_first_served(Clock::time_point
     return first_served_;
 }
 
-void ModuleTask::trace(const char* step) { runtime_.trace(name_, library_->version(), step); }
+void ModuleTask::trace(Step step, std::uint64_t transaction) {
+    if (host_.tracing()) host_.trace(transaction, name_, library_->version(), step);
+}
+
+void ModuleTask::trace(Step step) { trace(step, transaction_.load(std::memory_order_relaxed)); }
 
 template <class F>
 void ModuleTask::call_hook(F&& hook) {
     try {
         hook();
     } catch (...) {
-        errors_.fetch_add(1, std::memory_order_relaxed);
+        counters_.errors.fetch_add(1, std::memory_order_relaxed);
     }
 }
 
@@ -149,8 +185,7 @@ thread_local const ModuleTask* calling_task = nullptr;
 
 const ModuleTask* ModuleTask::calling() { return calling_task; }
 
-int ModuleTask::svc() {
-    calling_task = this;
+void ModuleTask::initialize() {
     std::string error;
     try {
         module_->initialize();
@@ -161,23 +196,22 @@ int ModuleTask::svc() {
     }
     if (error.empty()) {
         // Traced before the upgrader hears of it, so the steps are seen in causal order.
-        trace("init");
-        trace("wait to start");
+        trace(Step::init);
+        trace(Step::wait_to_start);
     }
-    {
-        std::lock_guard lock(mutex_);
-        initialized_ = true;
-        init_error_ = error;
-        if (!error.empty()) {
-            exited_ = true;
-            status_.store(ModuleStatus::stopped, std::memory_order_release);
-        } else {
-            status_.store(ModuleStatus::waiting, std::memory_order_release);
-        }
-        cv_.notify_all();
-    }
-    if (!error.empty()) return 0;
+    std::lock_guard lock(mutex_);
+    initialized_ = true;
+    init_error_ = error;
+    exited_ = !error.empty();
+    status_.store(exited_ ? ModuleStatus::stopped : ModuleStatus::waiting,
+                  std::memory_order_release);
+    cv_.notify_all();
+}
 
+int ModuleTask::svc() {
+    calling_task = this;
+    initialize();
+    if (status() == ModuleStatus::stopped) return 0;
     std::uint64_t term = 0;
     for (;;) {
         Decision decision;
@@ -192,16 +226,11 @@ int ModuleTask::svc() {
             queue_ = decision.queue;
             first_served_set_ = false;
         }
-        if (term != 0) trace("resume");
         awaiting_first_ = true;
-        if (decision.enable) {
-            passive_.store(false, std::memory_order_release);
-            status_.store(ModuleStatus::service, std::memory_order_release);
-            call_hook([&] { module_->enable(); });
-        } else {
-            passive_.store(true, std::memory_order_release);
-            status_.store(ModuleStatus::passive, std::memory_order_release);
-        }
+        passive_.store(!decision.enable, std::memory_order_release);
+        status_.store(decision.enable ? ModuleStatus::service : ModuleStatus::passive,
+                      std::memory_order_release);
+        if (decision.enable) call_hook([&] { module_->enable(); });
         term = serve(*decision.queue);
         status_.store(ModuleStatus::quiescent, std::memory_order_release);
     }
@@ -215,54 +244,51 @@ int ModuleTask::svc() {
     return 0;
 }
 
+void ModuleTask::serve_message(ACE_Message_Block* block) {
+    auto message = InputQueue::message_of(block);
+    block->release();
+    if (awaiting_first_) {
+        awaiting_first_ = false;
+        std::lock_guard lock(mutex_);
+        first_served_ = Clock::now();
+        first_served_set_ = true;
+        cv_.notify_all();
+    }
+    try {
+        module_->handle(*message);
+    } catch (...) {
+        counters_.errors.fetch_add(1, std::memory_order_relaxed);
+    }
+    // One writer at a time (the serving version's thread; versions hand over through the
+    // decision mutex), so a plain store, not a locked add, suffices.
+    counters_.handled.store(counters_.handled.load(std::memory_order_relaxed) + 1,
+                            std::memory_order_relaxed);
+}
+
 std::uint64_t ModuleTask::serve(InputQueue& queue) {
     for (;;) {
         ACE_Message_Block* block = queue.take();
         if (block == nullptr) continue;  // a dequeue interrupted by a signal
         switch (block->msg_type()) {
-            case ACE_Message_Block::MB_DATA: {
-                auto message = InputQueue::message_of(block);
+            case ACE_Message_Block::MB_DATA: serve_message(block); break;
+            case InputQueue::kEnable:
+            case InputQueue::kDisable: {
+                const bool enable = block->msg_type() == InputQueue::kEnable;
                 block->release();
-                if (awaiting_first_) {
-                    awaiting_first_ = false;
-                    std::lock_guard lock(mutex_);
-                    first_served_ = Clock::now();
-                    first_served_set_ = true;
-                    cv_.notify_all();
-                }
-                try {
-                    module_->handle(*message);
-                } catch (...) {
-                    errors_.fetch_add(1, std::memory_order_relaxed);
-                }
-                // One writer at a time (the serving version's thread; versions hand over
-                // through the decision mutex), so a plain store, not a locked add, suffices.
-                handled_.store(handled_.load(std::memory_order_relaxed) + 1,
-                               std::memory_order_relaxed);
+                passive_.store(!enable, std::memory_order_release);
+                status_.store(enable ? ModuleStatus::service : ModuleStatus::passive,
+                              std::memory_order_release);
+                call_hook([&] { enable ? module_->enable() : module_->disable(); });
                 break;
             }
-            case InputQueue::kEnable:
-                block->release();
-                passive_.store(false, std::memory_order_release);
-                status_.store(ModuleStatus::service, std::memory_order_release);
-                call_hook([&] { module_->enable(); });
-                break;
-            case InputQueue::kDisable:
-                block->release();
-                passive_.store(true, std::memory_order_release);
-                status_.store(ModuleStatus::passive, std::memory_order_release);
-                call_hook([&] { module_->disable(); });
-                break;
             case InputQueue::kTerminate: {
                 const std::uint64_t term = InputQueue::term_of(block);
                 block->release();
-                trace("get TERM message");
-                trace("reach quiescent state");
+                trace(Step::get_term);
+                trace(Step::quiescent);
                 return term;
             }
-            default:
-                block->release();
-                break;
+            default: block->release(); break;
         }
     }
 }

@@ -17,41 +17,48 @@
 #include <vector>
 
 #include "input_queue.hpp"
+#include "module_host.hpp"
 #include "nonstop/module.hpp"
 #include "nonstop/module_info.hpp"
 
-namespace nonstop {
-class Library;
-class ModuleProxy;
-class Runtime;
-}  // namespace nonstop
-
 namespace nonstop::detail {
 
+class Library;
 using Clock = std::chrono::steady_clock;
+
+/// What every version of one module has served, kept by its proxy and handed to each task.
+struct alignas(64) ServiceCounters {
+    std::atomic<std::uint64_t> handled{0};  // one writer at a time: the serving version
+    std::atomic<std::uint64_t> errors{0};   // handle() or a hook threw
+};
 
 class ModuleTask : public ACE_Task<ACE_MT_SYNCH> {
 public:
     /// Creates the instance through the library's factory (throws Error); no thread yet.
-    ModuleTask(Runtime& runtime, ModuleProxy& proxy, std::shared_ptr<Library> library);
+    ModuleTask(ModuleHost& host, std::string name, std::shared_ptr<Library> library,
+               ServiceCounters& counters);
     /// Ends the thread if it still runs, destroys the instance, releases the library.
     ~ModuleTask() override;
 
-    /// Starts the thread, which runs initialize() and then waits to be started (term 0).
-    void launch();
-    /// Blocks until initialize() has returned; its error text, empty on success.
-    std::string wait_initialized();
+    /// Starts the thread for transaction `transaction`; it runs initialize() and then waits to
+    /// be started (term 0).
+    void launch(std::uint64_t transaction);
+    /// Blocks until initialize() has returned; throws Error with its failure.
+    void wait_initialized();
 
-    /// A fresh termination number for the next termination message of this task.
-    std::uint64_t next_term() { return ++terms_issued_; }
+    /// A fresh termination number for the next termination message, issued by `transaction`
+    /// (the steps the loop takes at that message are attributed to it).
+    std::uint64_t next_term(std::uint64_t transaction);
     /// Waits until the service loop has reached termination message `term` (quiescence).
     bool wait_quiescent(std::uint64_t term, Clock::time_point deadline);
-    /// Decides what the loop does at `term` (0: the start): serve `queue` next, active or
-    /// passive. Applied at once if the loop waits there, or when it gets there.
-    void resume(std::uint64_t term, std::shared_ptr<InputQueue> queue, bool enable);
+    /// Parked at `term` after an aborted transaction: says so, and resumes at start().
+    void hold(std::uint64_t transaction);
+    /// Resumes the loop parked at `term`: serve `queue` next, active or passive.
+    void resume(std::uint64_t term, std::shared_ptr<InputQueue> queue, bool enable,
+                std::uint64_t transaction);
     /// The first start: runs the side effects initialize() asked for, in the caller's thread so
     /// they are in place when the transaction reports, then resumes at term 0.
-    void start(std::shared_ptr<InputQueue> queue);
+    void start(std::shared_ptr<InputQueue> queue, std::uint64_t transaction);
     /// Decides that the loop ends at `term`: terminate() runs and the thread exits.
     void finish(std::uint64_t term);
     /// Waits for the thread to exit (after finish()).
@@ -63,9 +70,9 @@ public:
     bool passive() const { return passive_.load(std::memory_order_acquire); }
 
     /// put_state()/get_state(): only while the loop is parked (quiescent or not yet started),
-    /// so never concurrently with handle(). Exceptions propagate.
-    State checkpoint() { return module_->put_state(); }
-    void restore(const State& s) { module_->get_state(s); }
+    /// so never concurrently with handle(). Throw Error naming the module and the cause.
+    State checkpoint();
+    void restore(const State& s, const std::string& from_version);
 
     /// Side effects a not-yet-started implementation asks for (publish, subscribe, timer)
     /// wait until it starts, so an aborted replacement leaves none behind.
@@ -74,7 +81,8 @@ public:
     ModuleStatus status() const { return status_.load(std::memory_order_acquire); }
     const std::string& name() const { return name_; }
     const Library& library() const { return *library_; }
-    Runtime& runtime() { return runtime_; }
+    const std::string& version() const;
+    ModuleHost& host() { return host_; }
     Context& context() { return context_; }
     std::size_t queue_depth();
     /// Waits until the first message after the latest resume is taken from the queue, and
@@ -93,21 +101,26 @@ private:
         bool enable = false;
     };
     std::uint64_t serve(InputQueue& queue);
-    void trace(const char* step);
+    void initialize();
+    void serve_message(ACE_Message_Block* block);
+    void trace(Step step);
+    void trace(Step step, std::uint64_t transaction);
     template <class F>
     void call_hook(F&& hook);
 
-    Runtime& runtime_;
+    ModuleHost& host_;
     std::string name_;
     std::shared_ptr<Library> library_;
     Module* module_ = nullptr;
     Context context_;
-    std::atomic<std::uint64_t>& handled_;
-    std::atomic<std::uint64_t>& errors_;
+    ServiceCounters& counters_;
 
     std::atomic<bool> passive_{true};
     std::atomic<ModuleStatus> status_{ModuleStatus::initializing};
     std::atomic<std::uint64_t> terms_issued_{0};
+    // The transaction whose steps this task takes now: set with each launch and termination
+    // number, read by the loop when it traces.
+    std::atomic<std::uint64_t> transaction_{0};
     bool awaiting_first_ = false;  // loop thread only
 
     std::mutex mutex_;

@@ -1,11 +1,11 @@
-#include "nonstop/name_service.hpp"
+#include "name_service.hpp"
 
 #include <algorithm>
 #include <mutex>
 
-#include "nonstop/module_proxy.hpp"
+#include "module_proxy.hpp"
 
-namespace nonstop {
+namespace nonstop::detail {
 
 bool NameService::insert(std::shared_ptr<ModuleProxy> proxy) {
     std::unique_lock lock(mutex_);
@@ -36,4 +36,4 @@ std::vector<std::string> NameService::names() const {
     return out;
 }
 
-}  // namespace nonstop
+}  // namespace nonstop::detail

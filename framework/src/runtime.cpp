@@ -2,13 +2,23 @@
 
 #include <ace/Init_ACE.h>
 
+#include <atomic>
 #include <cstdlib>
+#include <map>
+#include <shared_mutex>
 #include <sstream>
 
-#include "nonstop/module_proxy.hpp"
+#include "event_manager.hpp"
+#include "module_host.hpp"
+#include "module_proxy.hpp"
+#include "name_service.hpp"
 #include "timer_service.hpp"
+#include "upgrader.hpp"
+#include "version_repository.hpp"
 
 namespace nonstop {
+
+using namespace detail;
 
 const char* to_string(ModuleStatus s) {
     switch (s) {
@@ -22,6 +32,94 @@ const char* to_string(ModuleStatus s) {
     return "?";
 }
 
+const char* to_string(Step step) {
+    switch (step) {
+        case Step::init: return "init";
+        case Step::wait_to_start: return "wait to start";
+        case Step::start: return "start";
+        case Step::enable: return "enable";
+        case Step::disable: return "disable";
+        case Step::will_term: return "will term";
+        case Step::get_term: return "get TERM message";
+        case Step::quiescent: return "reach quiescent state";
+        case Step::put_state: return "put state";
+        case Step::prepared: return "prepared";
+        case Step::timeout: return "timeout";
+        case Step::get_state: return "get state";
+        case Step::commit: return "commit";
+        case Step::hot_swapped: return "hot swapped";
+        case Step::abort: return "abort";
+        case Step::unloaded: return "unloaded";
+    }
+    return "?";
+}
+
+// The runtime's services and the ModuleHost they offer to module threads, contexts and proxies.
+// Members are declared in construction order: the upgrader uses all the others.
+struct Runtime::Services final : ModuleHost {
+    explicit Services(Config c)
+        : config(std::move(c)),
+          events(names),
+          libraries(config.module_path),
+          timers([this](const std::string& name) {
+              if (auto proxy = names.find(name)) proxy->put(Message{kTimerTick, 1, "timer", {}});
+          }),
+          upgrader(UpgraderParts{names, events, libraries, timers, *this, config}) {}
+
+    bool send(std::string_view to, Message&& m) override {
+        auto proxy = names.find(to);
+        return proxy && proxy->put(std::move(m));
+    }
+    void publish(const std::string& module, const std::string& event) override {
+        events.publish(module, event);
+    }
+    void subscribe(const std::string& module, const std::string& publisher,
+                   const std::string& event) override {
+        events.subscribe(module, publisher, event);
+    }
+    void unsubscribe(const std::string& module, const std::string& publisher,
+                     const std::string& event) override {
+        events.unsubscribe(module, publisher, event);
+    }
+    std::size_t notify(const std::string& publisher, std::string_view event,
+                       const Message& m) override {
+        return events.notify(publisher, event, m);
+    }
+    void set_timer(const std::string& module, std::chrono::milliseconds period) override {
+        timers.set(module, period);
+    }
+    bool tracing() const override {
+        return observer_count.load(std::memory_order_acquire) > 0 ||
+               events.has_subscribers("upgrader", "lifecycle");
+    }
+    void trace(std::uint64_t transaction, const std::string& module, const std::string& version,
+               Step step) override;
+
+    Config config;
+    std::shared_mutex observers_mutex;
+    std::map<std::uint64_t, std::function<void(const LifecycleEvent&)>> observers;
+    std::atomic<std::size_t> observer_count{0};
+    std::uint64_t next_observer = 1;
+    NameService names;
+    EventManager events;
+    VersionRepository libraries;
+    TimerService timers;
+    Upgrader upgrader;
+};
+
+void Runtime::Services::trace(std::uint64_t transaction, const std::string& module,
+                              const std::string& version, Step step) {
+    LifecycleEvent event{transaction, module, version, step, std::chrono::system_clock::now()};
+    {
+        std::shared_lock lock(observers_mutex);
+        for (auto& [token, observer] : observers) observer(event);
+    }
+    if (!events.has_subscribers("upgrader", "lifecycle")) return;
+    Message m;
+    m.payload = std::to_string(transaction) + " " + module + " " + version + " " + to_string(step);
+    events.notify("upgrader", "lifecycle", m);
+}
+
 namespace {
 Config with_environment(Config config) {
     if (const char* path = std::getenv("NONSTOP_MODULE_PATH"); path && config.module_path.empty()) {
@@ -33,22 +131,15 @@ Config with_environment(Config config) {
 }
 }  // namespace
 
-Runtime::Runtime(Config config)
-    : config_(std::move(config)),
-      events_(names_),
-      libraries_(config_.module_path),
-      timers_(std::make_unique<detail::TimerService>([this](const std::string& name) {
-          if (auto proxy = names_.find(name)) proxy->put(Message{kTimerTick, 1, "timer", {}});
-      })),
-      upgrader_(*this) {
+Runtime::Runtime(Config config) : services_(std::make_unique<Services>(std::move(config))) {
     ACE::init();
-    events_.publish("upgrader", "transaction");
-    events_.publish("upgrader", "lifecycle");
+    services_->events.publish("upgrader", "transaction");
+    services_->events.publish("upgrader", "lifecycle");
 }
 
 Runtime::~Runtime() {
-    upgrader_.unload_all();
-    timers_.reset();
+    services_->upgrader.unload_all();
+    services_.reset();
     ACE::fini();
 }
 
@@ -57,47 +148,100 @@ Runtime& Runtime::instance() {
     return runtime;
 }
 
-std::uint64_t Runtime::observe(std::function<void(const LifecycleEvent&)> observer) {
-    std::unique_lock lock(observers_mutex_);
-    observers_.emplace(next_observer_, std::move(observer));
-    return next_observer_++;
-}
+const Config& Runtime::config() const { return services_->config; }
 
-void Runtime::unobserve(std::uint64_t token) {
-    std::unique_lock lock(observers_mutex_);  // waits for observers running now
-    observers_.erase(token);
+TransactionReport Runtime::load(const std::string& name, const std::string& library) {
+    return services_->upgrader.load(name, library);
 }
-
-void Runtime::trace(const std::string& module, const std::string& version, const std::string& step) {
-    LifecycleEvent event{current_transaction_.load(), module, version, step,
-                         std::chrono::system_clock::now()};
-    {
-        std::shared_lock lock(observers_mutex_);
-        for (auto& [token, observer] : observers_) observer(event);
-    }
-    Message m;
-    m.payload = std::to_string(event.transaction) + " " + module + " " + version + " " + step;
-    events_.notify("upgrader", "lifecycle", m);
+TransactionReport Runtime::unload(const std::string& name) {
+    return services_->upgrader.unload(name);
+}
+TransactionReport Runtime::replace(const std::string& name, const std::string& library) {
+    return services_->upgrader.replace(name, library);
+}
+TransactionReport Runtime::enable(const std::string& name) {
+    return services_->upgrader.enable(name);
+}
+TransactionReport Runtime::disable(const std::string& name) {
+    return services_->upgrader.disable(name);
+}
+TransactionReport Runtime::syn_replace(const std::vector<Change>& changes, Mode mode) {
+    return services_->upgrader.syn_replace(changes, mode);
+}
+TransactionReport Runtime::syn_load(const std::vector<Change>& changes, Mode mode) {
+    return services_->upgrader.syn_load(changes, mode);
+}
+TransactionReport Runtime::syn_upgrade(const std::vector<Change>& changes, Mode mode) {
+    return services_->upgrader.syn_upgrade(changes, mode);
+}
+TransactionReport Runtime::syn_upgrade(const std::vector<Change>& replacements,
+                                       const std::vector<Change>& additions, Mode mode) {
+    return services_->upgrader.syn_upgrade(replacements, additions, mode);
+}
+TransactionReport Runtime::set_timer(std::chrono::milliseconds limit) {
+    return services_->upgrader.set_timer(limit);
+}
+void Runtime::unload_all() { services_->upgrader.unload_all(); }
+std::chrono::milliseconds Runtime::timer() const { return services_->upgrader.timer(); }
+std::size_t Runtime::queued() const { return services_->upgrader.queued(); }
+std::vector<TransactionReport> Runtime::history(std::size_t count) const {
+    return services_->upgrader.history(count);
 }
 
 bool Runtime::send(std::string_view to, Message m) {
-    auto proxy = names_.find(to);
-    if (!proxy) return false;
     if (m.sender.empty()) m.sender = "host";
-    return proxy->put(std::move(m));
+    return services_->send(to, std::move(m));
+}
+
+std::optional<Port> Runtime::port(std::string_view name) const {
+    auto proxy = services_->names.find(name);
+    if (!proxy) return std::nullopt;
+    return Port(std::move(proxy));
+}
+
+Port::Port(std::shared_ptr<ModuleProxy> proxy) : proxy_(std::move(proxy)) {}
+
+const std::string& Port::name() const { return proxy_->name(); }
+
+bool Port::send(Message m) const {
+    if (m.sender.empty()) m.sender = "host";
+    return proxy_->put(std::move(m));
 }
 
 std::vector<ModuleInfo> Runtime::modules() const {
     std::vector<ModuleInfo> out;
-    for (const auto& name : names_.names())
-        if (auto proxy = names_.find(name)) out.push_back(proxy->info());
+    for (const auto& name : services_->names.names())
+        if (auto proxy = services_->names.find(name)) out.push_back(proxy->info());
     return out;
 }
 
 std::optional<ModuleInfo> Runtime::info(std::string_view name) const {
-    auto proxy = names_.find(name);
+    auto proxy = services_->names.find(name);
     if (!proxy) return std::nullopt;
     return proxy->info();
+}
+
+std::vector<LibraryInfo> Runtime::libraries() const { return services_->libraries.list(); }
+
+std::vector<EventTag> Runtime::events() const { return services_->events.table(); }
+
+std::vector<std::string> Runtime::module_path() const { return services_->libraries.module_path(); }
+
+void Runtime::set_module_path(std::vector<std::string> dirs) {
+    services_->libraries.set_module_path(std::move(dirs));
+}
+
+std::uint64_t Runtime::observe(std::function<void(const LifecycleEvent&)> observer) {
+    std::unique_lock lock(services_->observers_mutex);
+    services_->observers.emplace(services_->next_observer, std::move(observer));
+    services_->observer_count.store(services_->observers.size(), std::memory_order_release);
+    return services_->next_observer++;
+}
+
+void Runtime::unobserve(std::uint64_t token) {
+    std::unique_lock lock(services_->observers_mutex);  // waits for observers running now
+    services_->observers.erase(token);
+    services_->observer_count.store(services_->observers.size(), std::memory_order_release);
 }
 
 }  // namespace nonstop

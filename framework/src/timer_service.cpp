@@ -4,7 +4,8 @@
 
 namespace nonstop::detail {
 
-TimerService::TimerService(Deliver deliver) : deliver_(std::move(deliver)), thread_([this] { run(); }) {}
+TimerService::TimerService(Deliver deliver)
+    : deliver_(std::move(deliver)), thread_([this] { run(); }) {}
 
 TimerService::~TimerService() {
     {

@@ -1,4 +1,6 @@
-#include "nonstop/version_repository.hpp"
+#include "version_repository.hpp"
+
+#include <dlfcn.h>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,7 +12,7 @@
 
 #include "nonstop/error.hpp"
 
-namespace nonstop {
+namespace nonstop::detail {
 
 namespace fs = std::filesystem;
 
@@ -46,10 +48,10 @@ namespace {
 FileIdentity identity_of(const std::string& path) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) throw Error("library file '" + path + "' does not exist");
-    return FileIdentity{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
-                        static_cast<std::int64_t>(st.st_size),
-                        static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 +
-                            st.st_mtim.tv_nsec};
+    return FileIdentity{
+        static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+        static_cast<std::int64_t>(st.st_size),
+        static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
 }
 
 }  // namespace
@@ -106,13 +108,14 @@ std::shared_ptr<Library> VersionRepository::acquire(const std::string& library) 
         }
         ++it;
     }
-    auto opened = open(path, identity, same_path_loaded);
+    auto opened = open_i(path, identity, same_path_loaded);
     libraries_.push_back(opened);
     return opened;
 }
 
-std::shared_ptr<Library> VersionRepository::open(const std::string& path,
-                                                 const FileIdentity& identity, bool private_copy) {
+std::shared_ptr<Library> VersionRepository::open_i(const std::string& path,
+                                                   const FileIdentity& identity,
+                                                   bool private_copy) {
     std::shared_ptr<Library> lib(new Library());
     lib->path_ = path;
     lib->identity_ = identity;
@@ -123,7 +126,8 @@ std::shared_ptr<Library> VersionRepository::open(const std::string& path,
         fs::path dir = fs::temp_directory_path() / ("nonstop-" + std::to_string(::getpid()));
         std::error_code ec;
         fs::create_directories(dir, ec);
-        fs::path copy = dir / (fs::path(path).filename().string() + "." + std::to_string(++copies_));
+        fs::path copy =
+            dir / (fs::path(path).filename().string() + "." + std::to_string(++copies_));
         if (ec || !fs::copy_file(path, copy, fs::copy_options::overwrite_existing, ec))
             throw Error("cannot copy changed library '" + path + "' to '" + copy.string() +
                         "': " + ec.message());
@@ -131,22 +135,18 @@ std::shared_ptr<Library> VersionRepository::open(const std::string& path,
         lib->private_copy_ = true;
     }
     auto handle = std::make_unique<Library::Handle>();
-    try {
-        handle->library.load(lib->mapped_path_,
-                             boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
-    } catch (const std::exception& e) {
-        // Boost.DLL folds the loader's own reason into its message; keep just that.
-        std::string reason = e.what();
-        const std::string marker = "dlerror system message: ";
-        if (auto at = reason.find(marker); at != std::string::npos) {
-            reason = reason.substr(at + marker.size());
-            if (!reason.empty() && reason.back() == ')') reason.pop_back();
-        }
+    boost::dll::fs::error_code ec;
+    handle->library.load(lib->mapped_path_, ec,
+                         boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+    if (ec) {
+        // The loader's own sentence (Boost.DLL's error code only says that dlopen failed).
+        const char* reason = ::dlerror();
         if (lib->private_copy_) {
             std::error_code ignored;
             fs::remove(lib->mapped_path_, ignored);
         }
-        throw Error("cannot load library '" + path + "': " + reason);
+        throw Error("cannot load library '" + path +
+                    "': " + (reason ? std::string(reason) : ec.message()));
     }
     lib->handle_ = std::move(handle);  // from here on, ~Library unloads it
     auto& so = lib->handle_->library;
@@ -186,4 +186,4 @@ bool VersionRepository::loaded(const std::string& path) const {
     return false;
 }
 
-}  // namespace nonstop
+}  // namespace nonstop::detail

@@ -41,7 +41,8 @@ void ConsoleClient::connect(const std::string& host, std::uint16_t port) {
         }
     }
     ::freeaddrinfo(found);
-    if (fd_ < 0) throw Error("cannot connect to " + host + ":" + service + ": " + std::strerror(err));
+    if (fd_ < 0)
+        throw Error("cannot connect to " + host + ":" + service + ": " + std::strerror(err));
 }
 
 void ConsoleClient::send_raw(const std::string& bytes) {

@@ -23,7 +23,11 @@ int init(Tcl_Interp* interp, bool safe) {
 
 extern "C" {
 /// Called by `load` in a trusted interpreter.
-__attribute__((visibility("default"))) int Nonstop_Init(Tcl_Interp* interp) { return init(interp, false); }
+__attribute__((visibility("default"))) int Nonstop_Init(Tcl_Interp* interp) {
+    return init(interp, false);
+}
 /// Called by `load` in a safe interpreter.
-__attribute__((visibility("default"))) int Nonstop_SafeInit(Tcl_Interp* interp) { return init(interp, true); }
+__attribute__((visibility("default"))) int Nonstop_SafeInit(Tcl_Interp* interp) {
+    return init(interp, true);
+}
 }

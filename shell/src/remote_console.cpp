@@ -8,11 +8,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <tcl.h>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <random>
-#include <tcl.h>
+#include <utility>
 
 #include "nonstop/error.hpp"
 #include "nonstop/tcl_commands.hpp"
@@ -205,6 +206,74 @@ void RemoteConsole::accept_loop() {
     }
 }
 
+namespace {
+/// Evaluates one complete command within the session's time limit and replies with its result.
+/// False when the interpreter can take no further work (time-limited or cancelled).
+bool evaluate(int fd, Tcl_Interp* interp, const std::string& command, std::chrono::seconds limit) {
+    Tcl_Time deadline;
+    Tcl_GetTime(&deadline);
+    deadline.sec += static_cast<long>(limit.count());
+    Tcl_LimitSetTime(interp, &deadline);
+    Tcl_LimitTypeSet(interp, TCL_LIMIT_TIME);
+    const int code =
+        Tcl_EvalEx(interp, command.data(), static_cast<int>(command.size()), TCL_EVAL_GLOBAL);
+    const bool limited = Tcl_LimitExceeded(interp) != 0;
+    Tcl_LimitTypeReset(interp, TCL_LIMIT_TIME);
+    const std::string result = Tcl_GetStringResult(interp);
+    if (code == TCL_OK) {
+        reply(fd, true, result);
+    } else if (code == TCL_ERROR) {
+        Tcl_Obj* options = Tcl_GetReturnOptions(interp, code);
+        Tcl_IncrRefCount(options);
+        Tcl_Obj* key = Tcl_NewStringObj("-errorcode", -1);
+        Tcl_IncrRefCount(key);
+        Tcl_Obj* ec = nullptr;
+        Tcl_DictObjGet(nullptr, options, key, &ec);
+        const std::string errorcode = ec ? Tcl_GetString(ec) : "NONE";
+        Tcl_DecrRefCount(key);
+        Tcl_DecrRefCount(options);
+        reply(fd, false, result, errorcode);
+    } else {
+        reply(fd, false, "the command ended with break, continue or return outside a procedure",
+              "NONSTOP USAGE");
+    }
+    // A cancelled or time-limited interpreter refuses further work; a fresh start is simpler
+    // than resetting every limit flag, and only this client's state is lost.
+    const bool usable = !limited && Tcl_Canceled(interp, 0) == TCL_OK;
+    Tcl_ResetResult(interp);
+    return usable;
+}
+}  // namespace
+
+// Reads the next line into `line`; false when the client is gone or sent too long a line.
+bool RemoteConsole::read_line(int fd, std::string& input, std::string& line, bool incomplete) {
+    char chunk[4096];
+    for (;;) {
+        if (const auto newline = input.find('\n'); newline != std::string::npos) {
+            line = input.substr(0, newline);
+            input.erase(0, newline + 1);
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            return true;
+        }
+        if (input.size() > options_.max_command) {
+            reply(fd, false,
+                  "the line is longer than " + std::to_string(options_.max_command) + " bytes",
+                  "NONSTOP TOO_LONG");
+            return false;
+        }
+        if (stopping_) return false;
+        const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (incomplete)
+                reply(fd, false, "the input ended inside an incomplete command",
+                      "NONSTOP INCOMPLETE");
+            return false;
+        }
+        input.append(chunk, static_cast<std::size_t>(n));
+    }
+}
+
 void RemoteConsole::serve(Client& client) {
     const int fd = client.fd;
     // The interpreter is created, used and deleted in this thread only (Tcl's rule).
@@ -218,38 +287,15 @@ void RemoteConsole::serve(Client& client) {
         std::lock_guard lock(mutex_);
         client.interp = interp;
     }
-
-    std::string input, pending;
+    std::string input, pending, line;
     bool authenticated = false;
-    char chunk[4096];
-    for (bool open = true; open && !stopping_;) {
-        const auto newline = input.find('\n');
-        if (newline == std::string::npos) {
-            if (input.size() > options_.max_command) {
-                reply(fd, false, "the line is longer than " + std::to_string(options_.max_command) + " bytes",
-                      "NONSTOP TOO_LONG");
-                break;
-            }
-            const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) {
-                if (authenticated && !pending.empty())
-                    reply(fd, false, "the input ended inside an incomplete command", "NONSTOP INCOMPLETE");
-                break;
-            }
-            input.append(chunk, static_cast<std::size_t>(n));
-            continue;
-        }
-        std::string line = input.substr(0, newline);
-        input.erase(0, newline + 1);
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-
+    while (!stopping_ && read_line(fd, input, line, authenticated && !pending.empty())) {
         if (!authenticated) {
-            if (!equal_constant_time(line, token_)) {
+            authenticated = equal_constant_time(line, token_);
+            if (!authenticated) {
                 reply(fd, false, "wrong token", "NONSTOP AUTH");
                 break;
             }
-            authenticated = true;
             reply(fd, true, "authenticated");
             continue;
         }
@@ -258,46 +304,17 @@ void RemoteConsole::serve(Client& client) {
             reply(fd, false, "the command contains a NUL byte", "NONSTOP GARBAGE");
             continue;
         }
-        pending += line;
-        pending += '\n';
+        pending += line + '\n';
         if (pending.size() > options_.max_command) {
-            reply(fd, false, "the command is longer than " + std::to_string(options_.max_command) + " bytes",
+            reply(fd, false,
+                  "the command is longer than " + std::to_string(options_.max_command) + " bytes",
                   "NONSTOP TOO_LONG");
             break;
         }
         if (!Tcl_CommandComplete(pending.c_str())) continue;
-
-        Tcl_Time limit;
-        Tcl_GetTime(&limit);
-        limit.sec += static_cast<long>(options_.command_time_limit.count());
-        Tcl_LimitSetTime(interp, &limit);
-        Tcl_LimitTypeSet(interp, TCL_LIMIT_TIME);
-        const int code = Tcl_EvalEx(interp, pending.data(), static_cast<int>(pending.size()), TCL_EVAL_GLOBAL);
-        pending.clear();
-        const bool limited = Tcl_LimitExceeded(interp) != 0;
-        Tcl_LimitTypeReset(interp, TCL_LIMIT_TIME);
-        const std::string result = Tcl_GetStringResult(interp);
-        if (code == TCL_OK) {
-            reply(fd, true, result);
-        } else if (code == TCL_ERROR) {
-            Tcl_Obj* options = Tcl_GetReturnOptions(interp, code);
-            Tcl_IncrRefCount(options);
-            Tcl_Obj* key = Tcl_NewStringObj("-errorcode", -1);
-            Tcl_IncrRefCount(key);
-            Tcl_Obj* ec = nullptr;
-            Tcl_DictObjGet(nullptr, options, key, &ec);
-            const std::string errorcode = ec ? Tcl_GetString(ec) : "NONE";
-            Tcl_DecrRefCount(key);
-            Tcl_DecrRefCount(options);
-            reply(fd, false, result, errorcode);
-        } else {
-            reply(fd, false, "the command ended with break, continue or return outside a procedure",
-                  "NONSTOP USAGE");
-        }
-        // A cancelled or time-limited interpreter refuses further work; a fresh start is simpler
-        // than resetting every limit flag, and only this client's state is lost.
-        if (limited || Tcl_Canceled(interp, 0) != TCL_OK) open = false;
-        Tcl_ResetResult(interp);
+        const bool usable =
+            evaluate(fd, interp, std::exchange(pending, {}), options_.command_time_limit);
+        if (!usable) break;
     }
     {
         std::lock_guard lock(mutex_);

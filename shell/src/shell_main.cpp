@@ -1,4 +1,4 @@
-// nonstop-shell: the operator's Tcl shell (issue #4, item 3). Locally it is tclsh with the
+// nonstop-shell: the operator's Tcl shell. Locally it is tclsh with the
 // ::nonstop commands and the thesis spellings bound to this process's runtime; with --connect
 // it forwards commands to a host's RemoteConsole.
 #include <unistd.h>
@@ -12,12 +12,15 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #include <tcl.h>
 
 #include "nonstop/console_client.hpp"
 #include "nonstop/error.hpp"
+#include "nonstop/lifecycle_printer.hpp"
 #include "nonstop/runtime.hpp"
 #include "nonstop/tcl_commands.hpp"
 
@@ -32,11 +35,12 @@ struct Arguments {
     std::optional<std::string> connect;
     std::optional<std::string> token;
     std::optional<std::string> token_file;
+    bool lifecycle = false;  // print each module's lifecycle steps as the thesis's figures do
     std::vector<std::string> rest;  // batch file and its arguments
 };
 
 const char* const usage_text =
-    "usage: nonstop-shell [--module-path DIRS] [batch-file [arg ...]]\n"
+    "usage: nonstop-shell [--module-path DIRS] [--lifecycle] [batch-file [arg ...]]\n"
     "       nonstop-shell --connect HOST:PORT [--token T | --token-file F] [batch-file]\n";
 
 std::optional<Arguments> parse(int argc, char** argv) {
@@ -52,11 +56,18 @@ std::optional<Arguments> parse(int argc, char** argv) {
     for (; i < argc; ++i) {
         const std::string arg = argv[i];
         std::optional<std::string>* target = nullptr;
-        if (arg == "--module-path") target = &a.module_path;
-        else if (arg == "--connect") target = &a.connect;
-        else if (arg == "--token") target = &a.token;
-        else if (arg == "--token-file") target = &a.token_file;
-        else if (arg == "--help" || arg == "-h") {
+        if (arg == "--module-path")
+            target = &a.module_path;
+        else if (arg == "--connect")
+            target = &a.connect;
+        else if (arg == "--token")
+            target = &a.token;
+        else if (arg == "--token-file")
+            target = &a.token_file;
+        else if (arg == "--lifecycle") {
+            a.lifecycle = true;
+            continue;
+        } else if (arg == "--help" || arg == "-h") {
             std::cout << usage_text;
             std::exit(0);
         } else if (arg == "--") {
@@ -75,6 +86,10 @@ std::optional<Arguments> parse(int argc, char** argv) {
     for (; i < argc; ++i) a.rest.emplace_back(argv[i]);
     if (a.connect && a.module_path) {
         std::cerr << "nonstop-shell: --module-path is the host's business with --connect\n";
+        return std::nullopt;
+    }
+    if (a.connect && a.lifecycle) {
+        std::cerr << "nonstop-shell: --lifecycle shows this process's modules, not a host's\n";
         return std::nullopt;
     }
     if (!a.connect && (a.token || a.token_file)) {
@@ -103,16 +118,19 @@ std::string failing_command(const std::string& error_info) {
     std::size_t start = std::string::npos;
     for (const char* marker : {"while executing\n\"", "invoked from within\n\""}) {
         const auto at = error_info.rfind(marker, end);
-        if (at != std::string::npos && (start == std::string::npos || at + std::strlen(marker) > start))
+        if (at != std::string::npos &&
+            (start == std::string::npos || at + std::strlen(marker) > start))
             start = at + std::strlen(marker);
     }
-    return start == std::string::npos || start > end ? std::string() : error_info.substr(start, end - start);
+    return start == std::string::npos || start > end ? std::string()
+                                                     : error_info.substr(start, end - start);
 }
 
 int install(Tcl_Interp* interp) {
     nonstop::TclCommands::Policy policy;
     policy.thesis_spellings = true;
-    if (nonstop::TclCommands::install(interp, nonstop::Runtime::instance(), policy) != TCL_OK) return TCL_ERROR;
+    if (nonstop::TclCommands::install(interp, nonstop::Runtime::instance(), policy) != TCL_OK)
+        return TCL_ERROR;
     return Tcl_PkgProvide(interp, "nonstop", NONSTOP_PACKAGE_VERSION);
 }
 
@@ -134,7 +152,8 @@ int run_batch(const char* argv0, const std::vector<std::string>& rest) {
     for (std::size_t i = 1; i < rest.size(); ++i)
         Tcl_ListObjAppendElement(nullptr, args, Tcl_NewStringObj(rest[i].c_str(), -1));
     Tcl_SetVar2Ex(interp, "argv", nullptr, args, TCL_GLOBAL_ONLY);
-    Tcl_SetVar2Ex(interp, "argc", nullptr, Tcl_NewIntObj(static_cast<int>(rest.size()) - 1), TCL_GLOBAL_ONLY);
+    Tcl_SetVar2Ex(interp, "argc", nullptr, Tcl_NewIntObj(static_cast<int>(rest.size()) - 1),
+                  TCL_GLOBAL_ONLY);
     Tcl_SetVar(interp, "argv0", rest[0].c_str(), TCL_GLOBAL_ONLY);
     Tcl_SetVar(interp, "tcl_interactive", "0", TCL_GLOBAL_ONLY);
     (void)argv0;
@@ -152,7 +171,8 @@ int run_batch(const char* argv0, const std::vector<std::string>& rest) {
             return v ? std::string(Tcl_GetString(v)) : std::string();
         };
         const std::string info = option("-errorinfo");
-        std::cerr << rest[0] << ":" << option("-errorline") << ": " << Tcl_GetStringResult(interp) << "\n";
+        std::cerr << rest[0] << ":" << option("-errorline") << ": " << Tcl_GetStringResult(interp)
+                  << "\n";
         if (auto command = failing_command(info); !command.empty())
             std::cerr << "    in command: " << command << "\n";
         std::cerr << "    errorcode: " << option("-errorcode") << "\n";
@@ -164,7 +184,25 @@ int run_batch(const char* argv0, const std::vector<std::string>& rest) {
     return status;
 }
 
-int run_remote(const Arguments& a) {
+/// The console token: --token, --token-file or NONSTOP_CONSOLE_TOKEN; an exit status on error.
+std::variant<std::string, int> read_token(const Arguments& a) {
+    if (a.token) return *a.token;
+    if (a.token_file) {
+        std::ifstream in(*a.token_file);
+        std::string token;
+        if (!in || !std::getline(in, token)) {
+            std::cerr << "nonstop-shell: cannot read the token file '" << *a.token_file << "'\n";
+            return 1;
+        }
+        return token;
+    }
+    if (const char* env = std::getenv("NONSTOP_CONSOLE_TOKEN")) return std::string(env);
+    std::cerr << "nonstop-shell: --connect needs --token or --token-file\n";
+    return 2;
+}
+
+/// Connects and authenticates `client` to --connect HOST:PORT; 0 or an exit status.
+int open_console(const Arguments& a, nonstop::ConsoleClient& client) {
     const auto colon = a.connect->rfind(':');
     if (colon == std::string::npos || colon + 1 == a.connect->size()) {
         std::cerr << "nonstop-shell: --connect needs HOST:PORT\n";
@@ -172,35 +210,47 @@ int run_remote(const Arguments& a) {
     }
     const std::string host = a.connect->substr(0, colon);
     const unsigned long port = std::strtoul(a.connect->c_str() + colon + 1, nullptr, 10);
-    std::string token;
-    if (a.token) {
-        token = *a.token;
-    } else if (a.token_file) {
-        std::ifstream in(*a.token_file);
-        if (!in || !std::getline(in, token)) {
-            std::cerr << "nonstop-shell: cannot read the token file '" << *a.token_file << "'\n";
-            return 1;
-        }
-    } else if (const char* env = std::getenv("NONSTOP_CONSOLE_TOKEN")) {
-        token = env;
-    } else {
-        std::cerr << "nonstop-shell: --connect needs --token or --token-file\n";
-        return 2;
-    }
-
-    nonstop::ConsoleClient client;
+    auto token = read_token(a);
+    if (auto* status = std::get_if<int>(&token)) return *status;
     try {
         client.connect(host, static_cast<std::uint16_t>(port));
-        auto r = client.authenticate(token);
-        if (!r.ok) {
-            std::cerr << "nonstop-shell: " << r.body << "\n";
-            return 1;
-        }
+        auto r = client.authenticate(std::get<std::string>(token));
+        if (r.ok) return 0;
+        std::cerr << "nonstop-shell: " << r.body << "\n";
     } catch (const nonstop::Error& e) {
         std::cerr << "nonstop-shell: " << e.what() << "\n";
-        return 1;
     }
+    return 1;
+}
 
+/// Runs one complete command on the host and prints its answer; false ends the session.
+bool run_one(nonstop::ConsoleClient& client, const Arguments& a, const std::string& command,
+             int first_line) {
+    const bool batch = !a.rest.empty();
+    nonstop::ConsoleClient::Reply r;
+    try {
+        r = client.execute(command);
+    } catch (const nonstop::Error& e) {
+        std::cerr << "nonstop-shell: " << e.what() << "\n";
+        return false;
+    }
+    if (r.ok) {
+        if (!r.body.empty()) std::cout << r.body << "\n" << std::flush;
+        return true;
+    }
+    if (batch) {
+        std::cerr << a.rest[0] << ":" << first_line << ": " << r.body << "\n"
+                  << "    in command: " << command << "\n"
+                  << "    errorcode: " << r.errorcode << "\n";
+        return false;
+    }
+    std::cerr << "error: " << r.body << " (" << r.errorcode << ")\n";
+    return true;
+}
+
+int run_remote(const Arguments& a) {
+    nonstop::ConsoleClient client;
+    if (int status = open_console(a, client); status != 0) return status;
     const bool batch = !a.rest.empty();
     std::ifstream file;
     if (batch) {
@@ -215,9 +265,7 @@ int run_remote(const Arguments& a) {
     std::string pending, line;
     int line_no = 0, first_line = 0;
     for (;;) {
-        if (prompt) {
-            std::cout << (pending.empty() ? "nonstop> " : "> ") << std::flush;
-        }
+        if (prompt) std::cout << (pending.empty() ? "nonstop> " : "> ") << std::flush;
         if (!std::getline(in, line)) break;
         ++line_no;
         if (pending.empty()) {
@@ -226,26 +274,9 @@ int run_remote(const Arguments& a) {
         }
         pending += line + "\n";
         if (!Tcl_CommandComplete(pending.c_str())) continue;
-        std::string command = pending;
-        pending.clear();
+        std::string command = std::exchange(pending, {});
         command.pop_back();
-        nonstop::ConsoleClient::Reply r;
-        try {
-            r = client.execute(command);
-        } catch (const nonstop::Error& e) {
-            std::cerr << "nonstop-shell: " << e.what() << "\n";
-            return 1;
-        }
-        if (r.ok) {
-            if (!r.body.empty()) std::cout << r.body << "\n" << std::flush;
-        } else if (batch) {
-            std::cerr << a.rest[0] << ":" << first_line << ": " << r.body << "\n"
-                      << "    in command: " << command << "\n"
-                      << "    errorcode: " << r.errorcode << "\n";
-            return 1;
-        } else {
-            std::cerr << "error: " << r.body << " (" << r.errorcode << ")\n";
-        }
+        if (!run_one(client, a, command, first_line)) return 1;
     }
     if (!pending.empty()) {
         std::cerr << (batch ? a.rest[0] : std::string("stdin")) << ":" << first_line
@@ -267,12 +298,17 @@ int main(int argc, char** argv) {
     // the shell was started in, made absolute so that a `cd` in a batch does not move it.
     auto& runtime = nonstop::Runtime::instance();
     if (args->module_path) {
-        runtime.libraries().set_module_path(split_path(*args->module_path));
+        runtime.set_module_path(split_path(*args->module_path));
     } else if (const char* env = std::getenv("NONSTOP_MODULE_PATH"); !env || !*env) {
         std::error_code ec;
-        runtime.libraries().set_module_path({std::filesystem::current_path(ec).string()});
+        runtime.set_module_path({std::filesystem::current_path(ec).string()});
     }
 
+    if (args->lifecycle) {
+        runtime.observe([](const nonstop::LifecycleEvent& e) {
+            std::cout << nonstop::LifecyclePrinter::line(e) << "\n" << std::flush;
+        });
+    }
     nonstop::TclCommands::unload_at_exit(runtime);
     if (!args->rest.empty()) return run_batch(argv[0], args->rest);
     char* interactive_argv[] = {argv[0], nullptr};

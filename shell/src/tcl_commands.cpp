@@ -27,11 +27,11 @@ void put(Tcl_Obj* dict, const char* key, Tcl_Obj* value) {
 Tcl_Obj* target_dict(const TargetReport& t) {
     Tcl_Obj* d = Tcl_NewDictObj();
     put(d, "name", str(t.name));
-    put(d, "action", str(t.action));
+    put(d, "action", Tcl_NewStringObj(to_string(t.action), -1));
     put(d, "library", str(t.library));
     put(d, "old_version", str(t.old_version));
     put(d, "new_version", str(t.new_version));
-    put(d, "vote", str(t.vote));
+    put(d, "vote", Tcl_NewStringObj(to_string(t.vote), -1));
     put(d, "quiescence_ms", Tcl_NewDoubleObj(to_ms(t.quiescence)));
     put(d, "checkpoint_bytes", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(t.checkpoint_bytes)));
     put(d, "buffered", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(t.buffered)));
@@ -43,7 +43,7 @@ Tcl_Obj* report_dict(const TransactionReport& r) {
     Tcl_Obj* d = Tcl_NewDictObj();
     put(d, "id", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(r.id)));
     put(d, "command", str(r.command));
-    put(d, "mode", str(r.mode));
+    put(d, "mode", Tcl_NewStringObj(r.mode ? to_string(*r.mode) : "", -1));
     put(d, "outcome", Tcl_NewStringObj(to_string(r.outcome), -1));
     put(d, "reason", str(r.reason));
     put(d, "duration_ms", Tcl_NewDoubleObj(to_ms(r.duration)));
@@ -80,11 +80,12 @@ int finish(Tcl_Interp* interp, const TransactionReport& r) {
         Tcl_SetObjResult(interp, report);
         return TCL_OK;
     }
-    Tcl_SetObjResult(interp, str(r.reason.empty() ? std::string("the transaction failed") : r.reason));
+    Tcl_SetObjResult(interp,
+                     str(r.reason.empty() ? std::string("the transaction failed") : r.reason));
     Tcl_Obj* ec = Tcl_NewListObj(0, nullptr);
     Tcl_ListObjAppendElement(nullptr, ec, Tcl_NewStringObj("NONSTOP", -1));
-    Tcl_ListObjAppendElement(nullptr, ec,
-                             Tcl_NewStringObj(r.outcome == Outcome::aborted ? "ABORTED" : "REJECTED", -1));
+    Tcl_ListObjAppendElement(
+        nullptr, ec, Tcl_NewStringObj(r.outcome == Outcome::aborted ? "ABORTED" : "REJECTED", -1));
     Tcl_ListObjAppendElement(nullptr, ec, Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(r.id)));
     Tcl_Obj* options = Tcl_NewDictObj();
     put(options, "-code", Tcl_NewIntObj(TCL_ERROR));
@@ -145,7 +146,8 @@ int TclCommands::install(Tcl_Interp* interp, Runtime& runtime, Policy policy) {
         const std::string full = std::string("::nonstop::") + e.name;
         self->add(interp, full, e.handler);
         put(map, e.name, str(full));
-        if (policy.thesis_spellings && e.thesis) self->add(interp, std::string("::") + e.thesis, e.handler);
+        if (policy.thesis_spellings && e.thesis)
+            self->add(interp, std::string("::") + e.thesis, e.handler);
     }
     // Unknown subcommands go through a handler of ours so that they, too, carry NONSTOP USAGE.
     self->add(interp, "::nonstop::_unknown", &TclCommands::unknown);
@@ -163,14 +165,15 @@ int TclCommands::install(Tcl_Interp* interp, Runtime& runtime, Policy policy) {
 void TclCommands::unload_at_exit(Runtime& runtime) {
     static std::once_flag once;
     std::call_once(once, [&runtime] {
-        Tcl_CreateExitHandler([](ClientData data) { static_cast<Runtime*>(data)->upgrader().unload_all(); },
+        Tcl_CreateExitHandler([](ClientData data) { static_cast<Runtime*>(data)->unload_all(); },
                               &runtime);
     });
 }
 
 void TclCommands::add(Tcl_Interp* interp, const std::string& name, Handler handler) {
     bindings_.push_back(std::make_unique<Binding>(Binding{this, handler}));
-    Tcl_CreateObjCommand(interp, name.c_str(), &TclCommands::dispatch, bindings_.back().get(), nullptr);
+    Tcl_CreateObjCommand(interp, name.c_str(), &TclCommands::dispatch, bindings_.back().get(),
+                         nullptr);
 }
 
 void TclCommands::destroy(ClientData data, Tcl_Interp*) { delete static_cast<TclCommands*>(data); }
@@ -191,7 +194,7 @@ int TclCommands::check_library(Tcl_Interp* interp, const std::string& library) {
     // A name without '/' is only ever looked up in the module path, so it cannot escape it.
     if (!policy_.confined || library.find('/') == std::string::npos) return TCL_OK;
     const fs::path dir = canonical_or_empty(library).parent_path();
-    for (const auto& allowed : runtime_.libraries().module_path())
+    for (const auto& allowed : runtime_.module_path())
         if (!dir.empty() && canonical_or_empty(allowed) == dir) return TCL_OK;
     return fail(interp, "library '" + library + "' is outside the module path", "REFUSED", library);
 }
@@ -237,35 +240,35 @@ int TclCommands::syn_upgrade(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]
 
 int TclCommands::group(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[], int which) {
     static const char* const args = "?-sequential|-concurrent? NAME LIBRARY ?NAME LIBRARY ...?";
-    Upgrader::Mode mode = Upgrader::Mode::concurrent;
+    Mode mode = Mode::concurrent;
     int i = 1;
     for (; i < objc; ++i) {
         const std::string arg = text(objv[i]);
         if (arg == "-sequential") {
-            mode = Upgrader::Mode::sequential;
+            mode = Mode::sequential;
         } else if (arg == "-concurrent") {
-            mode = Upgrader::Mode::concurrent;
+            mode = Mode::concurrent;
         } else if (arg == "--") {
             ++i;
             break;
         } else if (!arg.empty() && arg[0] == '-') {
-            return fail(interp, "bad option '" + arg + "': must be -sequential or -concurrent", "USAGE");
+            return fail(interp, "bad option '" + arg + "': must be -sequential or -concurrent",
+                        "USAGE");
         } else {
             break;
         }
     }
     if (objc - i < 2 || (objc - i) % 2 != 0) return usage(interp, 1, objv, args);
-    std::vector<Upgrader::Change> changes;
+    std::vector<Change> changes;
     for (; i < objc; i += 2) {
-        Upgrader::Change c{text(objv[i]), text(objv[i + 1])};
+        Change c{text(objv[i]), text(objv[i + 1])};
         if (check_library(interp, c.library) != TCL_OK) return TCL_ERROR;
         changes.push_back(std::move(c));
     }
-    auto& up = runtime_.upgrader();
     switch (which) {
-        case 0: return finish(interp, up.syn_replace(changes, mode));
-        case 1: return finish(interp, up.syn_load(changes, mode));
-        default: return finish(interp, up.syn_upgrade(changes, mode));
+        case 0: return finish(interp, runtime_.syn_replace(changes, mode));
+        case 1: return finish(interp, runtime_.syn_load(changes, mode));
+        default: return finish(interp, runtime_.syn_upgrade(changes, mode));
     }
 }
 
@@ -274,9 +277,10 @@ int TclCommands::set_timer(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) 
     double seconds = 0;
     if (Tcl_GetDoubleFromObj(nullptr, objv[1], &seconds) != TCL_OK || !std::isfinite(seconds) ||
         seconds > 1e9)
-        return fail(interp, "expected a number of seconds but got '" + text(objv[1]) + "'", "USAGE");
-    return finish(interp, runtime_.upgrader().set_timer(
-                              std::chrono::milliseconds(std::llround(seconds * 1000.0))));
+        return fail(interp, "expected a number of seconds but got '" + text(objv[1]) + "'",
+                    "USAGE");
+    return finish(interp,
+                  runtime_.set_timer(std::chrono::milliseconds(std::llround(seconds * 1000.0))));
 }
 
 int TclCommands::modules(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
@@ -312,9 +316,11 @@ int TclCommands::send(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     const std::string name = text(objv[1]);
     Tcl_WideInt type = 0;
     if (Tcl_GetWideIntFromObj(nullptr, objv[2], &type) != TCL_OK || type < 0 || type > 0xffffffffLL)
-        return fail(interp, "expected a message type from 0 to 4294967295 but got '" + text(objv[2]) + "'",
+        return fail(interp,
+                    "expected a message type from 0 to 4294967295 but got '" + text(objv[2]) + "'",
                     "USAGE");
-    if (!runtime_.info(name)) return fail(interp, "no module is named '" + name + "'", "UNKNOWN_MODULE", name);
+    if (!runtime_.info(name))
+        return fail(interp, "no module is named '" + name + "'", "UNKNOWN_MODULE", name);
     Message m;
     m.type = static_cast<std::uint32_t>(type);
     m.sender = "operator";
@@ -329,10 +335,11 @@ int TclCommands::history(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     if (objc > 2) return usage(interp, 1, objv, "?COUNT?");
     Tcl_WideInt count = 0;
     if (objc == 2 && (Tcl_GetWideIntFromObj(nullptr, objv[1], &count) != TCL_OK || count < 0))
-        return fail(interp, "expected a non-negative count but got '" + text(objv[1]) + "'", "USAGE");
+        return fail(interp, "expected a non-negative count but got '" + text(objv[1]) + "'",
+                    "USAGE");
     Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
     if (objc == 1 || count > 0)
-        for (const auto& r : runtime_.upgrader().history(static_cast<std::size_t>(count)))
+        for (const auto& r : runtime_.history(static_cast<std::size_t>(count)))
             Tcl_ListObjAppendElement(nullptr, list, report_dict(r));
     Tcl_SetObjResult(interp, list);
     return TCL_OK;
@@ -341,7 +348,7 @@ int TclCommands::history(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
 int TclCommands::libraries(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     if (objc != 1) return usage(interp, 1, objv, "");
     Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
-    for (const auto& l : runtime_.libraries().list()) {
+    for (const auto& l : runtime_.libraries()) {
         Tcl_Obj* d = Tcl_NewDictObj();
         put(d, "path", str(l.path));
         put(d, "mapped_path", str(l.mapped_path));
@@ -357,7 +364,7 @@ int TclCommands::libraries(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) 
 int TclCommands::events(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     if (objc != 1) return usage(interp, 1, objv, "");
     Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
-    for (const auto& tag : runtime_.events().table()) {
+    for (const auto& tag : runtime_.events()) {
         Tcl_Obj* d = Tcl_NewDictObj();
         put(d, "publisher", str(tag.publisher));
         put(d, "event", str(tag.event));
@@ -374,17 +381,19 @@ int TclCommands::events(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
 int TclCommands::module_path(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     if (objc > 2) return usage(interp, 1, objv, "?DIRS?");
     if (objc == 2) {
-        if (policy_.confined) return fail(interp, "the module path cannot be changed from here", "REFUSED");
+        if (policy_.confined)
+            return fail(interp, "the module path cannot be changed from here", "REFUSED");
         int n = 0;
         Tcl_Obj** items = nullptr;
         if (Tcl_ListObjGetElements(nullptr, objv[1], &n, &items) != TCL_OK)
-            return fail(interp, "expected a list of directories but got '" + text(objv[1]) + "'", "USAGE");
+            return fail(interp, "expected a list of directories but got '" + text(objv[1]) + "'",
+                        "USAGE");
         std::vector<std::string> dirs;
         for (int i = 0; i < n; ++i) dirs.push_back(text(items[i]));
-        runtime_.libraries().set_module_path(std::move(dirs));
+        runtime_.set_module_path(std::move(dirs));
     }
     Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
-    for (const auto& d : runtime_.libraries().module_path()) Tcl_ListObjAppendElement(nullptr, list, str(d));
+    for (const auto& d : runtime_.module_path()) Tcl_ListObjAppendElement(nullptr, list, str(d));
     Tcl_SetObjResult(interp, list);
     return TCL_OK;
 }

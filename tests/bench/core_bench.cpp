@@ -1,7 +1,6 @@
 // The framework's figures, each against its baseline measured in the same run (issue #6).
 // Prints one table; a figure that misses its target is marked, not failed.
 //   core_bench [--quick] [--samples FILE]   FILE receives the blackout samples (ms), one a line
-#include <nonstop/module_proxy.hpp>
 #include <nonstop/runtime.hpp>
 
 #include <ace/Condition_Thread_Mutex.h>
@@ -38,11 +37,15 @@ struct Stats {
 Stats stats(std::vector<double> v) {
     if (v.empty()) return {};
     std::sort(v.begin(), v.end());
-    auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<std::size_t>(q * v.size()))]; };
+    auto at = [&](double q) {
+        return v[std::min(v.size() - 1, static_cast<std::size_t>(q * v.size()))];
+    };
     return {at(0.5), at(0.99), v.back(), v.front()};
 }
 
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 struct Row {
     std::string figure, measured, baseline, ratio, target, met;
@@ -75,12 +78,12 @@ void wait_handled(Runtime& rt, const std::string& name, std::uint64_t n) {
 double nonstop_throughput(int producers, long per_producer) {
     Runtime rt(bench_config());
     rt.load("sink", "libbench_v1.so");
-    auto proxy = rt.names().find("sink");
+    const auto port = rt.port("sink");
     const auto start = Clock::now();
     std::vector<std::thread> threads;
     for (int p = 0; p < producers; ++p)
         threads.emplace_back([&] {
-            for (long i = 0; i < per_producer; ++i) proxy->put(Message{1, 1, "p", {}});
+            for (long i = 0; i < per_producer; ++i) port->send(Message{1, 1, "p", {}});
         });
     for (auto& t : threads) t.join();
     wait_handled(rt, "sink", static_cast<std::uint64_t>(producers * per_producer));
@@ -136,8 +139,8 @@ void throughput() {
         const double ratio = o.median / b.median;
         rows.push_back({"messages/s, " + std::to_string(producers) + " producer(s) → 1 module",
                         fmt("%.2fM ±%.2f", o.median / 1e6, (o.max - o.min) / 2e6),
-                        fmt("%.2fM ±%.2f", b.median / 1e6, (b.max - b.min) / 2e6), fmt("%.2f", ratio),
-                        "≥ 0.90", ratio >= 0.90 ? "yes" : "NO"});
+                        fmt("%.2fM ±%.2f", b.median / 1e6, (b.max - b.min) / 2e6),
+                        fmt("%.2f", ratio), "≥ 0.90", ratio >= 0.90 ? "yes" : "NO"});
     }
 }
 
@@ -149,7 +152,8 @@ std::vector<double> nonstop_round_trips(long rounds) {
     rt.load("ping", "libpingpong.so");
     rt.load("pong", "libpingpong.so");
     rt.send("ping", Message{1, 1, {}, std::to_string(rounds) + " pong"});
-    while (probe::get("ping.samples").empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    while (probe::get("ping.samples").empty())
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
     std::vector<double> out;
     std::istringstream in(probe::get("ping.samples"));
     for (long ns; in >> ns;) out.push_back(ns / 1000.0);
@@ -195,8 +199,9 @@ void latency() {
     rows.push_back({"round trip through two proxies, median", fmt("%.1f µs", o.median),
                     fmt("%.1f µs", b.median), fmt("%.2f", o.median / b.median), "≤ 1.2",
                     o.median / b.median <= 1.2 ? "yes" : "NO"});
-    rows.push_back({"round trip through two proxies, p99", fmt("%.1f µs", o.p99), fmt("%.1f µs", b.p99),
-                    fmt("%.2f", o.p99 / b.p99), "≤ 1.2", o.p99 / b.p99 <= 1.2 ? "yes" : "NO"});
+    rows.push_back({"round trip through two proxies, p99", fmt("%.1f µs", o.p99),
+                    fmt("%.1f µs", b.p99), fmt("%.2f", o.p99 / b.p99), "≤ 1.2",
+                    o.p99 / b.p99 <= 1.2 ? "yes" : "NO"});
 }
 
 // --- blackout ----------------------------------------------------------------------------------
@@ -213,7 +218,8 @@ double wakeup_handoff_us() {
         for (;;) {
             cv.wait(lock, [&] { return flag || done; });
             if (done) return;
-            samples.push_back(std::chrono::duration<double, std::micro>(Clock::now() - sent).count());
+            samples.push_back(
+                std::chrono::duration<double, std::micro>(Clock::now() - sent).count());
             flag = false;
             cv.notify_all();
         }
@@ -244,14 +250,14 @@ std::vector<double> blackouts(Runtime& rt, int swaps, std::uint64_t* lost = null
     std::atomic<int> completed{0};
     std::atomic<std::uint64_t> injected{0};
     const auto token = rt.observe([&](const LifecycleEvent& e) {
-        if (e.module == "m" && e.step == "disable") {
+        if (e.module == "m" && e.step == Step::disable) {
             std::lock_guard lock(mutex);
             armed = true;
             cv.notify_all();
         }
     });
     std::thread injector([&] {
-        auto proxy = rt.names().find("m");
+        const auto port = rt.port("m");
         for (;;) {
             int round;
             {
@@ -262,9 +268,9 @@ std::vector<double> blackouts(Runtime& rt, int swaps, std::uint64_t* lost = null
                 round = completed;
             }
             // Inject once the proxy buffers; a swap that ends first just goes unmeasured.
-            while (!proxy->info().in_transaction && completed == round) std::this_thread::yield();
+            while (!rt.info("m")->in_transaction && completed == round) std::this_thread::yield();
             if (completed == round) {
-                proxy->put(Message{1, 1, "injector", {}});
+                port->send(Message{1, 1, "injector", {}});
                 ++injected;
             }
         }
@@ -275,11 +281,11 @@ std::vector<double> blackouts(Runtime& rt, int swaps, std::uint64_t* lost = null
     std::vector<std::thread> flood;
     for (int p = 0; p < producers; ++p)
         flood.emplace_back([&] {
-            auto proxy = rt.names().find("m");
+            const auto port = rt.port("m");
             const auto period = std::chrono::nanoseconds(static_cast<long>(1e9 * producers / rate));
             auto next = Clock::now();
             while (!flood_stop) {
-                proxy->put(Message{1, 1, "load", {}});
+                port->send(Message{1, 1, "load", {}});
                 ++sent;
                 next += period;
                 std::this_thread::sleep_until(next);
@@ -294,7 +300,8 @@ std::vector<double> blackouts(Runtime& rt, int swaps, std::uint64_t* lost = null
         }
         ++completed;
         if (report.targets[0].buffered > 0)
-            out.push_back(std::chrono::duration<double, std::milli>(report.targets[0].blackout).count());
+            out.push_back(
+                std::chrono::duration<double, std::milli>(report.targets[0].blackout).count());
     }
     flood_stop = true;
     for (auto& t : flood) t.join();
@@ -327,10 +334,10 @@ void blackout() {
     }
     const Stats s = stats(idle_samples);
     rows.push_back({"blackout, idle, 1 KiB state, median", fmt("%.0f µs", s.median * 1000),
-                    fmt("%.0f µs wake-up", handoff), fmt("%.1f", s.median * 1000 / handoff), "≤ 200 µs",
-                    s.median * 1000 <= 200 ? "yes" : "NO"});
-    rows.push_back({"blackout, idle, p99 / max", fmt("%.2f / %.2f ms", s.p99, s.max), "", "", "p99 ≤ 2 ms",
-                    s.p99 <= 2 ? "yes" : "NO"});
+                    fmt("%.0f µs wake-up", handoff), fmt("%.1f", s.median * 1000 / handoff),
+                    "≤ 200 µs", s.median * 1000 <= 200 ? "yes" : "NO"});
+    rows.push_back({"blackout, idle, p99 / max", fmt("%.2f / %.2f ms", s.p99, s.max), "", "",
+                    "p99 ≤ 2 ms", s.p99 <= 2 ? "yes" : "NO"});
     {
         Runtime rt(bench_config());
         rt.load("m", "libbench_v1.so");
@@ -356,8 +363,9 @@ void state_size() {
         const double copy_ms = since(t) * 1000;
         const double gbps = size / (s.median / 1000) / 1e9;
         rows.push_back({"blackout, state " + std::to_string(size >> 10) + " KiB, median",
-                        fmt("%.2f ms", s.median), fmt("%.2f ms memcpy", copy_ms), fmt("%.2f GB/s", gbps),
-                        "≥ 1 GB/s", gbps >= 1 || size < (1L << 20) ? "yes" : "NO"});
+                        fmt("%.2f ms", s.median), fmt("%.2f ms memcpy", copy_ms),
+                        fmt("%.2f GB/s", gbps), "≥ 1 GB/s",
+                        gbps >= 1 || size < (1L << 20) ? "yes" : "NO"});
     }
     unsetenv("NONSTOP_BENCH_STATE_BYTES");
 }
@@ -401,8 +409,8 @@ void load_cycle() {
     t = Clock::now();
     for (int i = 0; i < cycles; ++i) std::thread([] {}).join();
     const double thread_us = since(t) * 1e6 / cycles;
-    rows.push_back({"  of which: one thread start + join (baseline)", "", fmt("%.0f µs", thread_us), "",
-                    "", ""});
+    rows.push_back({"  of which: one thread start + join (baseline)", "", fmt("%.0f µs", thread_us),
+                    "", "", ""});
 
     const int replaces = quick ? 1000 : 10000;
     rt.load("m", "libbench_v1.so");

@@ -3,7 +3,6 @@
 #include <nonstop/runtime.hpp>
 
 #include <algorithm>
-#include <string>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -17,14 +16,15 @@ struct Figure {
     double median_ms, min_ms, max_ms;
 };
 
-Figure measure(Runtime& rt, int n, Upgrader::Mode mode, int repeats, int& version) {
+Figure measure(Runtime& rt, int n, Mode mode, int repeats, int& version) {
     std::vector<double> times;
     for (int r = 0; r < repeats; ++r) {
-        std::vector<Upgrader::Change> changes;
+        std::vector<Change> changes;
         version = version == 1 ? 2 : 1;
         for (int i = 0; i < n; ++i)
-            changes.push_back({"m" + std::to_string(i), "libbench_v" + std::to_string(version) + ".so"});
-        auto report = rt.upgrader().syn_replace(changes, mode);
+            changes.push_back(
+                {"m" + std::to_string(i), "libbench_v" + std::to_string(version) + ".so"});
+        auto report = rt.syn_replace(changes, mode);
         if (!report.ok()) {
             std::fprintf(stderr, "%s", report.to_string().c_str());
             std::exit(1);
@@ -42,14 +42,17 @@ int main(int argc, char** argv) {
     int repeats = 5;
     std::FILE* data = nullptr;
     for (int i = 1; i < argc; ++i) {
-        if (std::string(argv[i]) == "--data" && i + 1 < argc) data = std::fopen(argv[++i], "w");
-        else repeats = std::atoi(argv[i]);
+        if (std::string(argv[i]) == "--data" && i + 1 < argc)
+            data = std::fopen(argv[++i], "w");
+        else
+            repeats = std::atoi(argv[i]);
     }
     setenv("NONSTOP_BENCH_DRAIN_MS", "20", 1);
     Config config;
     config.module_path = {NONSTOP_BENCH_MODULE_DIR};
-    std::printf("group upgrade time, every module draining 20 ms, %d runs each (median [min-max] ms)\n",
-                repeats);
+    std::printf(
+        "group upgrade time, every module draining 20 ms, %d runs each (median [min-max] ms)\n",
+        repeats);
     std::printf("%4s  %28s  %28s  %s\n", "N", "concurrent", "sequential", "seq/conc");
     double concurrent_one = 0, concurrent_max = 0;
     for (int n : {1, 2, 4, 8, 16, 32}) {
@@ -57,8 +60,8 @@ int main(int argc, char** argv) {
         for (int i = 0; i < n; ++i)
             if (!rt.load("m" + std::to_string(i), "libbench_v1.so").ok()) return 1;
         int version = 1;
-        const Figure c = measure(rt, n, Upgrader::Mode::concurrent, repeats, version);
-        const Figure s = measure(rt, n, Upgrader::Mode::sequential, repeats, version);
+        const Figure c = measure(rt, n, Mode::concurrent, repeats, version);
+        const Figure s = measure(rt, n, Mode::sequential, repeats, version);
         std::printf("%4d  %8.1f [%7.1f-%7.1f]  %8.1f [%7.1f-%7.1f]  %6.1fx\n", n, c.median_ms,
                     c.min_ms, c.max_ms, s.median_ms, s.min_ms, s.max_ms, s.median_ms / c.median_ms);
         if (data) std::fprintf(data, "%d %.3f %.3f\n", n, c.median_ms, s.median_ms);
@@ -66,6 +69,7 @@ int main(int argc, char** argv) {
         concurrent_max = c.median_ms;
     }
     if (data) std::fclose(data);
-    std::printf("concurrent(32) / concurrent(1) = %.2f (target <= 2)\n", concurrent_max / concurrent_one);
+    std::printf("concurrent(32) / concurrent(1) = %.2f (target <= 2)\n",
+                concurrent_max / concurrent_one);
     return 0;
 }

@@ -24,12 +24,13 @@ public:
             last_ = Clock::now();
             context().send(peer_, nonstop::Message{2, 1, {}, {}});
         } else if (m.type == 2) {  // the ball
-            if (rounds_ == 0) {  // pong: straight back
+            if (rounds_ == 0) {    // pong: straight back
                 context().send(m.sender, nonstop::Message{2, 1, {}, {}});
                 return;
             }
             const auto now = Clock::now();
-            samples_.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(now - last_).count());
+            samples_.push_back(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(now - last_).count());
             last_ = now;
             if (static_cast<long>(samples_.size()) < rounds_) {
                 context().send(peer_, nonstop::Message{2, 1, {}, {}});

@@ -2,10 +2,7 @@
 //   1: state schema 1; refuses any other schema.
 //   2, 3: state schema 2; understand schemas 1 and 2.
 // Every message it handles is recorded in the probe; it counts them and the count is its state.
-// Message types: 1 record, 2 block on the gate named by the payload then record,
-// 3 forward a message to the module named by the payload, 4 ask the process-wide upgrader to
-// "replace LIBRARY" or "unload" this very module (its report's reason goes to NAME.self),
-// 10 notify N "tick" events.
+// What each message type does first is described in test_messages.hpp.
 // Options, read from the probe in initialize(): NAME.subscribe = "publisher event",
 // NAME.timer = period in ms, NAME.publish = event.
 #include <nonstop/module.hpp>
@@ -16,6 +13,7 @@
 #include <stdexcept>
 
 #include "probe.hpp"
+#include "test_messages.hpp"
 
 #ifndef COUNTER_VERSION
 #error COUNTER_VERSION must be defined
@@ -24,6 +22,8 @@
 #define COUNTER_STR(x) COUNTER_STR2(x)
 
 namespace {
+
+namespace messages = nonstop::test::messages;
 
 // An inline-function static and a template static: without -fno-gnu-unique these become
 // STB_GNU_UNIQUE symbols and pin the library in memory after dlclose().
@@ -58,21 +58,23 @@ public:
         ++calls();
         Tally<std::atomic<long>>::total += 1;
         const auto& me = context().name();
-        if (m.type == 2) probe::wait_gate(m.payload);
-        if (m.type == 3) {
-            const bool sent = context().send(m.payload, nonstop::Message{1, 1, {}, "forwarded"});
+        if (m.type == messages::kBlockOnGate) probe::wait_gate(m.payload);
+        if (m.type == messages::kForward) {
+            const bool sent =
+                context().send(m.payload, nonstop::Message{messages::kRecord, 1, {}, "forwarded"});
             probe::set(me + ".sent", sent ? "1" : "0");
         }
-        if (m.type == 4) {
-            auto& upgrader = nonstop::Runtime::instance().upgrader();
+        if (m.type == messages::kUpgradeSelf) {
+            auto& upgrader = nonstop::Runtime::instance();
             const auto report = m.payload == "unload" ? upgrader.unload(me)
                                                       : upgrader.replace(me, m.payload.substr(8));
             probe::set(me + ".self", report.reason);
         }
-        if (m.type == 10) {
+        if (m.type == messages::kNotifyTicks) {
             const int n = std::stoi(m.payload);
             for (int i = 0; i < n; ++i)
-                context().notify("tick", nonstop::Message{11, 1, {}, std::to_string(++ticks_)});
+                context().notify(
+                    "tick", nonstop::Message{messages::kTick, 1, {}, std::to_string(++ticks_)});
         }
         ++count_;
         probe::set(me + ".count", std::to_string(count_));
@@ -80,13 +82,15 @@ public:
     }
 
     nonstop::State put_state() override {
-        return {kSchema, std::to_string(count_) + (kSchema == 2 ? ";" + std::to_string(ticks_) : "")};
+        return {kSchema,
+                std::to_string(count_) + (kSchema == 2 ? ";" + std::to_string(ticks_) : "")};
     }
 
     void get_state(const nonstop::State& s) override {
         if (s.schema != 1 && (kSchema == 1 || s.schema != 2))
-            throw std::runtime_error("version " COUNTER_STR(COUNTER_VERSION) " cannot read state schema " +
-                                     std::to_string(s.schema));
+            throw std::runtime_error(
+                "version " COUNTER_STR(COUNTER_VERSION) " cannot read state schema " +
+                std::to_string(s.schema));
         count_ = std::stol(s.bytes);
         if (auto semi = s.bytes.find(';'); semi != std::string::npos)
             ticks_ = std::stol(s.bytes.substr(semi + 1));

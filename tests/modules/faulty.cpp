@@ -40,9 +40,9 @@ public:
 #ifdef FAULT_FACTORY_NULL
 extern "C" NONSTOP_EXPORT std::uint32_t nonstop_module_abi() { return nonstop::abi_version(); }
 extern "C" NONSTOP_EXPORT const nonstop::ModuleDescriptor* nonstop_module_descriptor() {
-    static constexpr nonstop::ModuleDescriptor d{
-        "faulty", "null", []() -> nonstop::Module* { return nullptr; },
-        [](nonstop::Module* m) { delete m; }};
+    static constexpr nonstop::ModuleDescriptor d{"faulty", "null",
+                                                 []() -> nonstop::Module* { return nullptr; },
+                                                 [](nonstop::Module* m) { delete m; }};
     return &d;
 }
 #elif defined(FAULT_WRONG_ABI)

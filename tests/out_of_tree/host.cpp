@@ -20,5 +20,5 @@ int main() {
     runtime.send("greeter", nonstop::Message{1, 1, {}, "three"});
     report = runtime.unload("greeter");
     std::cout << report.to_string();
-    return report.ok() && runtime.libraries().list().empty() ? 0 : 1;
+    return report.ok() && runtime.libraries().empty() ? 0 : 1;
 }

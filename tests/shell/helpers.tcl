@@ -8,6 +8,20 @@ set ::shell $::env(NONSTOP_SHELL)
 set ::scripts $::env(NONSTOP_SCRIPTS_DIR)
 nonstop module_path [list $::moddir]
 
+# The test modules' message types, from the header the modules are built with: ::RECORD, ...
+# for kRecord, ... (kBlockOnGate becomes ::BLOCK_ON_GATE).
+apply {{} {
+    set header [file join [file dirname [info script]] .. modules test_messages.hpp]
+    set f [open $header]
+    set text [read $f]
+    close $f
+    foreach {- name value} [regexp -all -inline -line \
+            {^inline constexpr std::uint32_t k(\w+) = (\d+);} $text] {
+        regsub -all {([a-z])([A-Z])} $name {\1_\2} name
+        set ::[string toupper $name] $value
+    }
+}}
+
 testConstraint thesis [llength [info commands ::Load]]
 
 # Waits until `condition` (evaluated in the caller) holds; a deadline only against hanging.

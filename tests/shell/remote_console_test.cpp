@@ -178,10 +178,11 @@ TEST_F(RemoteConsoleTest, TwoClientsInTurnAndSideBySide) {
 }
 
 TEST_F(RemoteConsoleTest, LibrariesOutsideTheModulePathAreRefused) {
-    const fs::path outside = fs::temp_directory_path() / ("nonstop-outside-" + std::to_string(::getpid()));
+    const fs::path outside =
+        fs::temp_directory_path() / ("nonstop-outside-" + std::to_string(::getpid()));
     fs::create_directories(outside);
-    fs::copy_file(fs::path(NONSTOP_TEST_MODULE_DIR) / "libcounter_v1.so", outside / "libcounter_v1.so",
-                  fs::copy_options::overwrite_existing);
+    fs::copy_file(fs::path(NONSTOP_TEST_MODULE_DIR) / "libcounter_v1.so",
+                  outside / "libcounter_v1.so", fs::copy_options::overwrite_existing);
     auto c = client();
     const std::string lib = (outside / "libcounter_v1.so").string();
     for (const std::string& command :
@@ -204,11 +205,12 @@ TEST_F(RemoteConsoleTest, LibrariesOutsideTheModulePathAreRefused) {
 TEST(RemoteConsoleToken, AGeneratedTokenIsWrittenForItsOwnerOnly) {
     nonstop::Runtime runtime{config()};
     RemoteConsole::Options o;
-    o.token_file = (fs::temp_directory_path() / ("nonstop-token-" + std::to_string(::getpid()))).string();
+    o.token_file =
+        (fs::temp_directory_path() / ("nonstop-token-" + std::to_string(::getpid()))).string();
     RemoteConsole console(runtime, o);
     console.start();
     ASSERT_EQ(console.token_file(), o.token_file);
-    struct stat st{};
+    struct stat st {};
     ASSERT_EQ(::stat(o.token_file.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600u);
     std::ifstream in(o.token_file);
@@ -228,13 +230,16 @@ class ShellConnectTest : public RemoteConsoleTest {
 protected:
     int run(const std::string& batch_text, std::string& output) {
         const fs::path dir = fs::temp_directory_path();
-        const std::string stem = "nonstop-connect-" + std::to_string(::getpid()) + "-" + std::to_string(++count_);
-        const fs::path batch = dir / (stem + ".tcl"), out = dir / (stem + ".out"), token = dir / (stem + ".token");
+        const std::string stem =
+            "nonstop-connect-" + std::to_string(::getpid()) + "-" + std::to_string(++count_);
+        const fs::path batch = dir / (stem + ".tcl"), out = dir / (stem + ".out"),
+                       token = dir / (stem + ".token");
         std::ofstream(batch) << batch_text;
         std::ofstream(token) << "secret-token\n";
-        const std::string command = std::string(NONSTOP_SHELL_PATH) + " --connect 127.0.0.1:" +
-                                    std::to_string(console->port()) + " --token-file " + token.string() + " " +
-                                    batch.string() + " > " + out.string() + " 2>&1";
+        const std::string command = std::string(NONSTOP_SHELL_PATH) +
+                                    " --connect 127.0.0.1:" + std::to_string(console->port()) +
+                                    " --token-file " + token.string() + " " + batch.string() +
+                                    " > " + out.string() + " 2>&1";
         const int status = std::system(command.c_str());
         std::stringstream s;
         s << std::ifstream(out).rdbuf();
@@ -260,7 +265,10 @@ TEST_F(ShellConnectTest, ABatchRunsThroughTheConsole) {
 
 TEST_F(ShellConnectTest, AFailingBatchExitsNonZeroNamingTheLine) {
     std::string out;
-    EXPECT_EQ(run("Load fb libcounter_v1.so\nif {1} {\n  Replace ghost libcounter_v2.so\n}\nLoad never libcounter_v1.so\n", out), 1)
+    EXPECT_EQ(run("Load fb libcounter_v1.so\nif {1} {\n  Replace ghost libcounter_v2.so\n}\nLoad "
+                  "never libcounter_v1.so\n",
+                  out),
+              1)
         << out;
     EXPECT_NE(out.find(":2: no module is named 'ghost'"), std::string::npos) << out;
     EXPECT_NE(out.find("NONSTOP REJECTED"), std::string::npos) << out;
@@ -270,8 +278,9 @@ TEST_F(ShellConnectTest, AFailingBatchExitsNonZeroNamingTheLine) {
 
 TEST_F(ShellConnectTest, AWrongTokenFailsTheShell) {
     std::string out;
-    const std::string command = std::string(NONSTOP_SHELL_PATH) + " --connect 127.0.0.1:" +
-                                std::to_string(console->port()) + " --token nope < /dev/null > /dev/null 2>&1";
+    const std::string command = std::string(NONSTOP_SHELL_PATH) +
+                                " --connect 127.0.0.1:" + std::to_string(console->port()) +
+                                " --token nope < /dev/null > /dev/null 2>&1";
     const int status = std::system(command.c_str());
     EXPECT_TRUE(WIFEXITED(status));
     EXPECT_EQ(WEXITSTATUS(status), 1);

@@ -1,5 +1,6 @@
 // The module contract: the one interface that module libraries built outside this repository
-// compile against. Names listed in DESIGN.md are fixed; additions are allowed.
+// compile against. Its names are fixed; additions are allowed (source-compatible). How the
+// framework drives a module through these calls: docs/architecture.md.
 #pragma once
 
 #include <chrono>
@@ -7,6 +8,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+
+#include "nonstop/export.hpp"
 
 namespace nonstop {
 
@@ -29,7 +32,7 @@ struct State {
 };
 
 /// The framework, as seen from inside one module implementation.
-class Context {
+class NONSTOP_API Context {
 public:
     Context(const Context&) = delete;
     Context& operator=(const Context&) = delete;
@@ -115,12 +118,12 @@ constexpr std::uint32_t abi_version() {
 /// In exactly one source file of a module library: exports the factory (thesis 4.6.1) and the
 /// framework ABI version the library was built against.
 #define NONSTOP_MODULE(CLASS, KIND, VERSION)                                                   \
-    extern "C" NONSTOP_EXPORT std::uint32_t nonstop_module_abi() {                              \
-        return ::nonstop::abi_version();                                                        \
-    }                                                                                           \
+    extern "C" NONSTOP_EXPORT std::uint32_t nonstop_module_abi() {                             \
+        return ::nonstop::abi_version();                                                       \
+    }                                                                                          \
     extern "C" NONSTOP_EXPORT const ::nonstop::ModuleDescriptor* nonstop_module_descriptor() { \
-        static constexpr ::nonstop::ModuleDescriptor descriptor{                                \
-            KIND, VERSION, []() -> ::nonstop::Module* { return new CLASS(); },                  \
-            [](::nonstop::Module* m) { delete m; }};                                            \
-        return &descriptor;                                                                     \
+        static constexpr ::nonstop::ModuleDescriptor descriptor{                               \
+            KIND, VERSION, []() -> ::nonstop::Module* { return new CLASS(); },                 \
+            [](::nonstop::Module* m) { delete m; }};                                           \
+        return &descriptor;                                                                    \
     }

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "nonstop/export.hpp"
+
 namespace nonstop {
 
 /// The states of a module implementation (thesis figure 4.14).
@@ -17,7 +19,7 @@ enum class ModuleStatus {
     stopped,       // service has ended
 };
 
-const char* to_string(ModuleStatus s);
+NONSTOP_API const char* to_string(ModuleStatus s);
 
 struct ModuleInfo {
     std::string name;
@@ -27,8 +29,8 @@ struct ModuleInfo {
     ModuleStatus status = ModuleStatus::stopped;
     bool enabled = false;
     bool in_transaction = false;
-    std::size_t queue_depth = 0;    // messages waiting, including a swap buffer
-    std::uint64_t handled = 0;      // messages served by every version of this module
+    std::size_t queue_depth = 0;       // messages waiting, including a swap buffer
+    std::uint64_t handled = 0;         // messages served by every version of this module
     std::uint64_t handler_errors = 0;  // handle() calls that threw
 };
 

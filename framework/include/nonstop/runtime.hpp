@@ -1,35 +1,32 @@
-// The object a host server embeds: owns one of each service and is the process's access point
-// to them (the thesis's singletons, as one object that tests can also build on their own).
+// The object a host server embeds: it owns one of each service (name service, event manager,
+// version repository, timers, upgrader) and is the process's access point to them — the
+// thesis's singletons as one object that tests can also build on their own. Everything a host
+// does goes through here; the services themselves are private to the framework.
 #pragma once
 
-#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
-#include <map>
-#include <shared_mutex>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "nonstop/change.hpp"
 #include "nonstop/config.hpp"
-#include "nonstop/event_manager.hpp"
+#include "nonstop/event_tag.hpp"
+#include "nonstop/export.hpp"
+#include "nonstop/library_info.hpp"
 #include "nonstop/lifecycle_event.hpp"
 #include "nonstop/module.hpp"
 #include "nonstop/module_info.hpp"
-#include "nonstop/name_service.hpp"
+#include "nonstop/port.hpp"
 #include "nonstop/transaction_report.hpp"
-#include "nonstop/upgrader.hpp"
-#include "nonstop/version_repository.hpp"
 
 namespace nonstop {
 
-namespace detail {
-class TimerService;
-}
-
-class Runtime {
+class NONSTOP_API Runtime {
 public:
     explicit Runtime(Config config = {});
     /// Removes every module (each serves its queue first) and stops the timers.
@@ -40,55 +37,76 @@ public:
     /// The process-wide runtime, built with the default Config (and NONSTOP_MODULE_PATH) on
     /// first use.
     static Runtime& instance();
+    const Config& config() const;
 
-    NameService& names() { return names_; }
-    EventManager& events() { return events_; }
-    VersionRepository& libraries() { return libraries_; }
-    Upgrader& upgrader() { return upgrader_; }
-    const Config& config() const { return config_; }
-    detail::TimerService& timers() { return *timers_; }
+    // --- The upgrader's commands (thesis table 4.1). One transaction runs at a time; a
+    // --- command issued meanwhile waits its turn. Each returns the transaction's report.
 
-    // Host-side operations; each returns the upgrader's report.
-    TransactionReport load(const std::string& name, const std::string& library) {
-        return upgrader_.load(name, library);
-    }
-    TransactionReport unload(const std::string& name) { return upgrader_.unload(name); }
-    TransactionReport replace(const std::string& name, const std::string& library) {
-        return upgrader_.replace(name, library);
-    }
-    TransactionReport enable(const std::string& name) { return upgrader_.enable(name); }
-    TransactionReport disable(const std::string& name) { return upgrader_.disable(name); }
+    /// Adds a module (Load).
+    TransactionReport load(const std::string& name, const std::string& library);
+    /// Removes a module once it has served everything accepted (Unload).
+    TransactionReport unload(const std::string& name);
+    /// Replaces a module's implementation, state and queue carried over (Replace).
+    TransactionReport replace(const std::string& name, const std::string& library);
+    /// Lets a module initiate requests again (Enable).
+    TransactionReport enable(const std::string& name);
+    /// Stops a module from initiating requests; it still serves its queue (Disable).
+    TransactionReport disable(const std::string& name);
+    /// Replaces a group atomically: all new versions or none (Syn_Replace).
+    TransactionReport syn_replace(const std::vector<Change>& changes, Mode mode = Mode::concurrent);
+    /// Adds a group atomically; they start together (Syn_Load).
+    TransactionReport syn_load(const std::vector<Change>& changes, Mode mode = Mode::concurrent);
+    /// Replaces the named modules that exist and adds the others, in one transaction ordered as
+    /// thesis figure 4.12: additions load once every replaced module has voted yes, and
+    /// everything starts together (Syn_Upgrade).
+    TransactionReport syn_upgrade(const std::vector<Change>& changes, Mode mode = Mode::concurrent);
+    /// The same with the roles stated: a listed addition whose name exists is rejected.
+    TransactionReport syn_upgrade(const std::vector<Change>& replacements,
+                                  const std::vector<Change>& additions, Mode mode);
+    /// The time limit for reaching quiescence (SetTimer).
+    TransactionReport set_timer(std::chrono::milliseconds limit);
+    std::chrono::milliseconds timer() const;
+    /// Commands waiting for the transaction in progress to end.
+    std::size_t queued() const;
+    /// The latest `count` reports, oldest first (all kept ones when count is 0).
+    std::vector<TransactionReport> history(std::size_t count = 0) const;
+    /// Removes every module, each after it has served its queue (the destructor does too; a
+    /// host calls it where it must stop its modules earlier, e.g. in an exit handler).
+    void unload_all();
 
-    /// Sends a message from host code; its sender is "host" unless set. False: unknown name.
+    // --- Messages from host code.
+
+    /// Sends a message; its sender is "host" unless set. False: unknown name, or the module
+    /// refuses input (it is being removed).
     bool send(std::string_view to, Message m);
+    /// A handle for sending to one module without a name lookup per message.
+    std::optional<Port> port(std::string_view name) const;
+
+    // --- Introspection.
+
     /// Every module, sorted by name.
     std::vector<ModuleInfo> modules() const;
     /// One module; empty if the name is unknown.
     std::optional<ModuleInfo> info(std::string_view name) const;
+    /// Every library loaded now.
+    std::vector<LibraryInfo> libraries() const;
+    /// The event table.
+    std::vector<EventTag> events() const;
+    /// Directories searched, in order, for a library named without a '/'.
+    std::vector<std::string> module_path() const;
+    void set_module_path(std::vector<std::string> dirs);
 
     /// Calls `observer` for every lifecycle step of every module, in the thread that takes the
     /// step (keep it short; it must not call observe/unobserve). The same steps are published
     /// on the event manager as ("upgrader", "lifecycle"), payload "TRANSACTION MODULE VERSION
-    /// STEP". Returns a token for unobserve().
+    /// STEP". Returns a token for unobserve(). Nothing is built while nobody listens.
     std::uint64_t observe(std::function<void(const LifecycleEvent&)> observer);
     /// Removes an observer; once it returns, the observer is not running and will not run.
     void unobserve(std::uint64_t token);
-    /// Reports one step (used by the framework).
-    void trace(const std::string& module, const std::string& version, const std::string& step);
-    /// The transaction whose steps trace() attributes; set by the upgrader.
-    void set_current_transaction(std::uint64_t id) { current_transaction_ = id; }
 
 private:
-    Config config_;
-    std::shared_mutex observers_mutex_;
-    std::map<std::uint64_t, std::function<void(const LifecycleEvent&)>> observers_;
-    std::uint64_t next_observer_ = 1;
-    std::atomic<std::uint64_t> current_transaction_{0};
-    NameService names_;
-    EventManager events_;
-    VersionRepository libraries_;
-    std::unique_ptr<detail::TimerService> timers_;
-    Upgrader upgrader_;
+    struct NONSTOP_LOCAL Services;
+    std::unique_ptr<Services> services_;
 };
 
 }  // namespace nonstop

@@ -1,11 +1,14 @@
-// The record of one upgrader command (issue: every command yields a report).
+// The record of one upgrader command: every command yields a report.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "nonstop/export.hpp"
 
 namespace nonstop {
 
@@ -14,17 +17,31 @@ enum class Outcome {
     aborted,    // a step failed or a target voted no: every module is as it was
     rejected,   // the command failed validation: nothing was attempted
 };
+NONSTOP_API const char* to_string(Outcome o);
 
-const char* to_string(Outcome o);
+/// How a group transaction runs its targets (thesis 4.8.1).
+enum class Mode {
+    concurrent,  // one slave thread per target, phases separated by a barrier
+    sequential,  // the same steps, one target at a time
+};
+NONSTOP_API const char* to_string(Mode m);
+
+/// What a transaction does to one module.
+enum class Action { load, unload, replace, enable, disable };
+NONSTOP_API const char* to_string(Action a);
+
+/// A target's answer to CanCommit (thesis 3.7.1); none when it did not vote.
+enum class Vote { none, yes, no };
+NONSTOP_API const char* to_string(Vote v);
 
 /// What happened to one module in a transaction.
 struct TargetReport {
     std::string name;
-    std::string action;  // load, unload, replace, enable, disable
+    Action action = Action::load;
     std::string library;
     std::string old_version;
     std::string new_version;
-    std::string vote;  // yes, no, or empty when the target did not vote
+    Vote vote = Vote::none;
     std::chrono::nanoseconds quiescence{0};  // prepare → quiescent
     std::size_t checkpoint_bytes = 0;
     std::uint64_t buffered = 0;  // messages that arrived during the swap
@@ -34,8 +51,8 @@ struct TargetReport {
 
 struct TransactionReport {
     std::uint64_t id = 0;
-    std::string command;  // as the operator would type it
-    std::string mode;     // concurrent or sequential, for group transactions
+    std::string command;       // as the operator would type it
+    std::optional<Mode> mode;  // for transactions that replace or load
     Outcome outcome = Outcome::rejected;
     std::string reason;  // one sentence; empty when committed
     std::vector<TargetReport> targets;
@@ -44,7 +61,7 @@ struct TransactionReport {
     std::chrono::nanoseconds duration{0};  // from the start of validation to the end
     bool ok() const { return outcome == Outcome::committed; }
     /// A few lines for an operator's console.
-    std::string to_string() const;
+    NONSTOP_API std::string to_string() const;
 };
 
 }  // namespace nonstop

@@ -1,4 +1,4 @@
-// A Tcl console on a TCP port for a host that embeds the runtime (issue #4, item 4).
+// A Tcl console on a TCP port for a host that embeds the runtime.
 //
 // Line protocol (bytes, '\n'-terminated lines; a trailing '\r' is ignored):
 //   1. The client's first line is the token. The server answers with a reply (below): "ok"
@@ -77,6 +77,7 @@ private:
     struct Client;
     void accept_loop();
     void serve(Client& client);
+    bool read_line(int fd, std::string& input, std::string& line, bool incomplete);
     void reap(bool all);
 
     Runtime& runtime_;

@@ -1,11 +1,11 @@
 // The console lines of thesis figures 5.4-5.9 for the framework's lifecycle steps.
 #pragma once
 
-#include <nonstop/lifecycle_event.hpp>
+#include "nonstop/lifecycle_event.hpp"
 
 #include <string>
 
-namespace nonstop::router {
+namespace nonstop {
 
 class LifecyclePrinter {
 public:
@@ -13,4 +13,4 @@ public:
     static std::string line(const LifecycleEvent& e);
 };
 
-}  // namespace nonstop::router
+}  // namespace nonstop

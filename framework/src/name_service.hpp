@@ -8,7 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace nonstop {
+namespace nonstop::detail {
 
 class ModuleProxy;
 
@@ -26,10 +26,12 @@ public:
 private:
     struct Hash {
         using is_transparent = void;
-        std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+        std::size_t operator()(std::string_view s) const {
+            return std::hash<std::string_view>{}(s);
+        }
     };
     mutable std::shared_mutex mutex_;
     std::unordered_map<std::string, std::shared_ptr<ModuleProxy>, Hash, std::equal_to<>> proxies_;
 };
 
-}  // namespace nonstop
+}  // namespace nonstop::detail

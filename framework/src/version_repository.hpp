@@ -8,9 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "nonstop/library_info.hpp"
 #include "nonstop/module.hpp"
 
-namespace nonstop {
+namespace nonstop::detail {
 
 /// The identity of a library file on disk: a file rewritten in place gets a new one.
 struct FileIdentity {
@@ -53,15 +54,6 @@ private:
     bool private_copy_ = false;
 };
 
-/// What the repository shows of one library.
-struct LibraryInfo {
-    std::string path;
-    std::string mapped_path;
-    std::string kind;
-    std::string version;
-    long instances = 0;  // module instances using it (including ones being created)
-};
-
 class VersionRepository {
 public:
     /// `module_path`: directories searched for a library named without a '/'.
@@ -83,12 +75,12 @@ public:
     std::vector<std::string> module_path() const;
 
 private:
-    std::shared_ptr<Library> open(const std::string& path, const FileIdentity& identity,
-                                  bool private_copy);
+    std::shared_ptr<Library> open_i(const std::string& path, const FileIdentity& identity,
+                                    bool private_copy);
     mutable std::mutex mutex_;
     std::vector<std::string> module_path_;
     std::vector<std::weak_ptr<Library>> libraries_;
     std::uint64_t copies_ = 0;
 };
 
-}  // namespace nonstop
+}  // namespace nonstop::detail

@@ -11,19 +11,12 @@
 #include <utility>
 #include <vector>
 
+#include "nonstop/event_tag.hpp"
 #include "nonstop/module.hpp"
 
-namespace nonstop {
+namespace nonstop::detail {
 
 class NameService;
-
-/// One row of the event table.
-struct EventTag {
-    std::string publisher;
-    std::string event;
-    bool published = false;  // false: subscribers wait for a publisher that is not (yet) there
-    std::vector<std::string> subscribers;
-};
 
 class EventManager {
 public:
@@ -44,6 +37,8 @@ public:
     /// Sends `m` (sender set to the publisher) to every subscriber of (publisher, event) that
     /// accepts it (notifyAll); returns how many did. Zero when the tag is not published.
     std::size_t notify(std::string_view publisher, std::string_view event, const Message& m);
+    /// True when (publisher, event) is published and has a subscriber: notify() would deliver.
+    bool has_subscribers(std::string_view publisher, std::string_view event) const;
     /// The whole event table.
     std::vector<EventTag> table() const;
 
@@ -54,4 +49,4 @@ private:
     std::map<Key, EventTag, std::less<>> tags_;
 };
 
-}  // namespace nonstop
+}  // namespace nonstop::detail

@@ -1,0 +1,42 @@
+// The narrow interface through which a module's thread, its Context and its proxy reach the rest
+// of the process. The runtime implements it; nothing below the upgrader sees the runtime itself,
+// so calls only run downward (upgrader → transaction → proxy → module task → queue).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "nonstop/lifecycle_event.hpp"
+#include "nonstop/module.hpp"
+
+namespace nonstop::detail {
+
+class ModuleHost {
+public:
+    /// Delivers `m` to the module named `to`; false when the name is unknown or refuses input.
+    virtual bool send(std::string_view to, Message&& m) = 0;
+    virtual void publish(const std::string& module, const std::string& event) = 0;
+    virtual void subscribe(const std::string& module, const std::string& publisher,
+                           const std::string& event) = 0;
+    virtual void unsubscribe(const std::string& module, const std::string& publisher,
+                             const std::string& event) = 0;
+    /// Multicasts to the subscribers of (publisher, event); how many accepted it.
+    virtual std::size_t notify(const std::string& publisher, std::string_view event,
+                               const Message& m) = 0;
+    /// Ticks the module every `period`; zero cancels.
+    virtual void set_timer(const std::string& module, std::chrono::milliseconds period) = 0;
+    /// True when some observer or subscriber would see a lifecycle step: callers skip building
+    /// the step's strings otherwise.
+    virtual bool tracing() const = 0;
+    /// Reports one lifecycle step of `module` in transaction `transaction` (0: none).
+    virtual void trace(std::uint64_t transaction, const std::string& module,
+                       const std::string& version, Step step) = 0;
+
+protected:
+    ~ModuleHost() = default;
+};
+
+}  // namespace nonstop::detail

@@ -1,0 +1,252 @@
+#include "transaction.hpp"
+
+#include <barrier>
+#include <set>
+#include <thread>
+
+#include "event_manager.hpp"
+#include "name_service.hpp"
+#include "version_repository.hpp"
+
+namespace nonstop::detail {
+
+// One module of the transaction, carried by its slave thread.
+struct Transaction::Target {
+    bool addition = false;
+    Change change;
+    std::shared_ptr<ModuleProxy> proxy;
+    ModuleProxy::Task fresh;  // the new implementation
+    ModuleProxy::Task old;    // the replaced one, destroyed after the start
+    bool prepared = false;    // the proxy was asked to prepare: it must commit or abort
+    State state;              // the old version's checkpoint
+    std::string error;        // why this target cannot commit
+    TargetReport report;
+};
+
+Transaction::Transaction(UpgraderParts& parts, TransactionReport& report, Announce announce)
+    : parts_(parts), report_(report), announce_(std::move(announce)) {}
+
+Transaction::~Transaction() = default;
+
+void Transaction::trace(Step step, const Target& t, const std::string& version) {
+    if (parts_.host.tracing()) parts_.host.trace(report_.id, t.change.name, version, step);
+}
+
+// --- Validation (figure 4.13) ---------------------------------------------------------------
+
+void Transaction::validate(const std::vector<Change>& replacements,
+                           const std::vector<Change>& additions) {
+    std::set<std::string> seen;
+    for (const auto& [list, addition] : {std::pair{&replacements, false}, {&additions, true}}) {
+        for (const auto& c : *list) {
+            if (c.name.empty()) throw Error("a module name is empty");
+            if (!seen.insert(c.name).second) throw Error("module '" + c.name + "' is named twice");
+            Target t;
+            t.addition = addition;
+            t.change = c;
+            t.report.name = c.name;
+            t.report.library = c.library;
+            t.report.action = addition ? Action::load : Action::replace;
+            auto existing = parts_.names.find(c.name);
+            if (addition && existing) throw Error("a module named '" + c.name + "' already exists");
+            if (addition) {
+                t.proxy = std::make_shared<ModuleProxy>(c.name, parts_.config.queue_capacity,
+                                                        parts_.host);
+            } else {
+                if (!existing) throw Error("no module is named '" + c.name + "'");
+                const ModuleInfo info = existing->info();
+                if (info.in_transaction) throw Error("module '" + c.name + "' is in a transaction");
+                if (existing->called_from_own_thread())
+                    throw Error("module '" + c.name +
+                                "' cannot be replaced from its own thread (it would wait for "
+                                "itself)");
+                t.proxy = std::move(existing);
+                t.report.old_version = info.version;
+            }
+            targets_.push_back(std::move(t));
+        }
+    }
+    if (targets_.empty()) throw Error("the command names no module");
+}
+
+// --- The steps of one target ----------------------------------------------------------------
+
+void Transaction::prepare(Target& t) {
+    auto library = parts_.libraries.acquire(t.change.library);
+    t.report.new_version = library->version();
+    t.fresh = t.proxy->create(std::move(library), report_.id);
+    t.fresh->wait_initialized();
+}
+
+void Transaction::vote(Target& t) {
+    t.prepared = true;
+    t.report.vote = Vote::no;
+    ModuleProxy::Checkpoint checkpoint;
+    try {
+        checkpoint = t.proxy->prepare(timeout_, ModuleProxy::Intake::buffer, report_.id);
+    } catch (const Timeout&) {
+        trace(Step::timeout, t, t.report.old_version);
+        throw;
+    }
+    t.report.quiescence = checkpoint.quiescence;
+    t.report.checkpoint_bytes = checkpoint.state.bytes.size();
+    t.state = std::move(checkpoint.state);
+    t.report.vote = Vote::yes;
+    trace(Step::put_state, t, t.report.old_version);
+    trace(Step::prepared, t, t.report.old_version);
+}
+
+void Transaction::restore(Target& t) {
+    trace(Step::get_state, t, t.report.new_version);
+    t.proxy->restore(*t.fresh, t.state);
+}
+
+void Transaction::commit(Target& t) {
+    if (t.addition) {
+        t.proxy->attach(t.fresh);
+        parts_.names.insert(t.proxy);
+        return;
+    }
+    trace(Step::commit, t, t.report.old_version);
+    t.old = t.proxy->swap(t.fresh);
+    trace(Step::hot_swapped, t, t.report.new_version);
+}
+
+void Transaction::abort(Target& t) {
+    if (t.prepared) {
+        trace(Step::abort, t, t.report.old_version);
+        t.proxy->abort(report_.id);
+    }
+    if (t.fresh) {
+        t.fresh.reset();  // ends its waiting thread; its library unloads with it
+        trace(Step::unloaded, t, t.report.new_version);
+    }
+}
+
+void Transaction::start(Target& t) {
+    if (!commit_) {
+        if (t.prepared) t.proxy->start(report_.id);  // the old version resumes
+        return;
+    }
+    t.proxy->start(report_.id);
+    if (t.old) {
+        // Destroyed after the start, so that unmapping the old library is not part of the
+        // blackout.
+        t.old.reset();
+        trace(Step::unloaded, t, t.report.old_version);
+    }
+}
+
+void Transaction::measure(Target& t) {
+    if (t.addition) return;
+    t.report.buffered = t.proxy->buffered();
+    const auto deadline = Clock::now() + parts_.config.blackout_probe_limit;
+    if (auto blackout = t.proxy->blackout(deadline)) t.report.blackout = *blackout;
+}
+
+// --- Running the steps ----------------------------------------------------------------------
+
+void Transaction::step(Phase phase, Target& t) {
+    try {
+        switch (phase) {
+            case Phase::prepare:
+                if (!t.addition || !late_additions_) prepare(t);
+                break;
+            case Phase::vote:
+                if (commit_ && !t.addition) vote(t);
+                break;
+            case Phase::restore:
+                if (commit_ && !t.addition) restore(t);
+                break;
+            case Phase::complete: commit_ ? commit(t) : abort(t); break;
+            case Phase::start: start(t); break;
+        }
+    } catch (const std::exception& e) {
+        t.error = e.what();
+        if (phase == Phase::prepare) t.fresh.reset();
+    }
+}
+
+std::string Transaction::first_error() const {
+    for (const auto& t : targets_)
+        if (!t.error.empty()) return t.error;
+    return {};
+}
+
+// The master's decision after every target finished a phase (the barrier's completion).
+void Transaction::decide(Phase phase) {
+    if (!commit_) return;
+    if (phase == Phase::vote && late_additions_) {
+        // Figure 4.12: the additions load once every replaced module has voted yes.
+        for (auto& t : targets_)
+            if (t.addition && first_error().empty()) {
+                late_additions_ = false;
+                step(Phase::prepare, t);
+                late_additions_ = true;
+            }
+    }
+    if (phase == Phase::prepare || phase == Phase::vote || phase == Phase::restore) {
+        reason_ = first_error();
+        commit_ = reason_.empty();
+    }
+    // The upgrader's states of figure 4.13, for whoever follows transactions live.
+    switch (phase) {
+        case Phase::prepare: announce_(commit_ ? "voting" : "cleanup"); break;
+        case Phase::vote:
+            if (!commit_) announce_("abort");
+            break;
+        case Phase::restore: announce_(commit_ ? "commit" : "abort"); break;
+        case Phase::complete:
+            if (commit_) announce_("start");
+            break;
+        case Phase::start: break;
+    }
+}
+
+namespace {
+constexpr int kPhases = 5;
+}
+
+void Transaction::in_turn() {
+    for (int p = 0; p < kPhases; ++p) {
+        for (auto& t : targets_) step(static_cast<Phase>(p), t);
+        decide(static_cast<Phase>(p));
+    }
+}
+
+void Transaction::on_slaves() {
+    int phase = 0;
+    std::barrier sync(static_cast<std::ptrdiff_t>(targets_.size()),
+                      [&]() noexcept { decide(static_cast<Phase>(phase++)); });
+    std::vector<std::thread> slaves;
+    slaves.reserve(targets_.size());
+    for (auto& t : targets_) {
+        slaves.emplace_back([&, target = &t] {
+            for (int p = 0; p < kPhases; ++p) {
+                step(static_cast<Phase>(p), *target);
+                sync.arrive_and_wait();
+            }
+        });
+    }
+    for (auto& slave : slaves) slave.join();
+}
+
+std::string Transaction::run(Mode mode, bool late_additions, std::chrono::milliseconds timeout) {
+    late_additions_ = late_additions;
+    timeout_ = timeout;
+    announce_("preparation");
+    if (mode == Mode::sequential || targets_.size() == 1)
+        in_turn();
+    else
+        on_slaves();
+    for (auto& t : targets_) {
+        if (commit_)
+            measure(t);
+        else
+            t.report.new_version.clear();
+        report_.targets.push_back(t.report);
+    }
+    return commit_ ? std::string() : reason_;
+}
+
+}  // namespace nonstop::detail

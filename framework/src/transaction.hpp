@@ -1,0 +1,81 @@
+// One replace/load command in flight (the upgrader's state machine, thesis figure 4.13): its
+// targets, one named step per phase, and the routine that runs the steps either in turn
+// (sequential) or on one slave thread per target separated by a barrier (concurrent, 4.8.1).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "module_proxy.hpp"
+#include "nonstop/change.hpp"
+#include "nonstop/config.hpp"
+#include "nonstop/transaction_report.hpp"
+
+namespace nonstop::detail {
+
+class EventManager;
+class NameService;
+class TimerService;
+class VersionRepository;
+
+/// The services a transaction works on, all below the upgrader.
+struct UpgraderParts {
+    NameService& names;
+    EventManager& events;
+    VersionRepository& libraries;
+    TimerService& timers;
+    ModuleHost& host;
+    const Config& config;
+};
+
+class Transaction {
+public:
+    /// Tells whoever follows transactions live that the upgrader entered `state`.
+    using Announce = std::function<void(const char* state)>;
+
+    Transaction(UpgraderParts& parts, TransactionReport& report, Announce announce);
+    ~Transaction();
+
+    /// Validation: every name once, replacements exist and can be targets now, additions are
+    /// free. Throws Error (the command is rejected; nothing was touched).
+    void validate(const std::vector<Change>& replacements, const std::vector<Change>& additions);
+    /// Everything after validation. With `late_additions` the additions load once every
+    /// replaced module voted yes (figure 4.12). Fills the report's targets; returns the reason
+    /// of an abort, empty when the transaction committed.
+    std::string run(Mode mode, bool late_additions, std::chrono::milliseconds timeout);
+
+private:
+    struct Target;
+    enum class Phase { prepare, vote, restore, complete, start };
+
+    // The steps of one target, in order. Each throws Error; step() records the reason once.
+    void prepare(Target& t);  // load the library, create the instance, initialize()
+    void vote(Target& t);     // quiescence and checkpoint of the old version (CanCommit)
+    void restore(Target& t);  // the checkpoint into the new version
+    void commit(Target& t);   // the new version takes the module
+    void abort(Target& t);    // the old version keeps it; the new one is discarded
+    void start(Target& t);    // every target starts together, after the barrier
+    void measure(Target& t);  // the blackout, once the new version serves
+
+    void step(Phase phase, Target& t);
+    void decide(Phase phase);
+    void in_turn();
+    void on_slaves();
+    std::string first_error() const;
+    void trace(Step step, const Target& t, const std::string& version);
+
+    UpgraderParts& parts_;
+    TransactionReport& report_;
+    Announce announce_;
+    std::vector<Target> targets_;
+    bool late_additions_ = false;
+    std::chrono::milliseconds timeout_{0};
+    bool commit_ = true;
+    std::string reason_;
+};
+
+}  // namespace nonstop::detail
