@@ -2,17 +2,42 @@
 // module's task to the narrow ModuleHost interface; side effects asked for before the module
 // starts wait until it does, so an aborted replacement leaves none behind.
 #include "module_task.hpp"
+#include "send_error.hpp"
 
 namespace nonstop {
 
 using detail::ModuleHost;
+
+namespace {
+thread_local const char* send_error = "";
+}
+
+const char* last_send_error() { return send_error; }
+
+void detail::set_send_error(SendError e) {
+    switch (e) {
+        case SendError::unknown_name: send_error = "no module has that name"; return;
+        case SendError::refused:
+            send_error = "the module refuses input (it is being removed)";
+            return;
+        case SendError::passive: send_error = "the sending module is passive"; return;
+        case SendError::too_large:
+            send_error = "the message is larger than the receiving module's queue can hold";
+            return;
+        case SendError::full: send_error = "the receiving module's queue is full"; return;
+        case SendError::out_of_memory: send_error = "no memory for the message"; return;
+    }
+}
 
 const std::string& Context::name() const { return task_.name(); }
 
 const std::string& Context::version() const { return task_.version(); }
 
 bool Context::send(std::string_view to, Message m) {
-    if (task_.passive()) return false;
+    if (task_.passive()) {
+        detail::set_send_error(detail::SendError::passive);
+        return false;
+    }
     m.sender = task_.name();
     return task_.host().send(to, std::move(m));
 }

@@ -85,7 +85,12 @@ std::size_t EventManager::notify(std::string_view publisher, std::string_view ev
         if (!proxy) continue;
         Message copy = m;
         copy.sender = std::string(publisher);
-        if (proxy->put(std::move(copy))) ++delivered;
+        // Never waits for room: a subscriber with a full queue must not stall the publisher
+        // (another module, or the upgrader announcing a transaction). It is counted.
+        if (proxy->try_put(std::move(copy)))
+            ++delivered;
+        else
+            proxy->note_notification_dropped();
     }
     return delivered;
 }

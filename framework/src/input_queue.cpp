@@ -10,7 +10,15 @@ namespace nonstop::detail {
 
 // Every block accounts for one unit of the queue's byte counters, so its high-water mark is a
 // message count. The block's base points at a heap Message that the consumer takes back.
-InputQueue::InputQueue(std::size_t capacity) : capacity_(capacity), queue_(capacity, capacity) {}
+InputQueue::InputQueue(std::size_t capacity, std::size_t capacity_bytes)
+    : capacity_(capacity), capacity_bytes_(capacity_bytes), queue_(capacity, capacity) {}
+
+namespace {
+std::size_t bytes_of(ACE_Message_Block* block) {
+    const auto* m = reinterpret_cast<const Message*>(block->base());
+    return m->payload.size() + m->sender.size();
+}
+}  // namespace
 
 InputQueue::~InputQueue() {
     ACE_Message_Block* block = nullptr;
@@ -32,8 +40,55 @@ void InputQueue::discard(ACE_Message_Block* block) {
 }
 
 InputQueue::Put InputQueue::put(ACE_Message_Block* block, const ACE_Time_Value* deadline) {
+    const std::size_t size = bytes_of(block);
+    if (size > capacity_bytes_) return Put::too_large;
+    // The byte bound is a reservation: past it the sender is told the queue is full and
+    // retries as for a full message count (an empty queue always takes one message).
+    if (bytes_.fetch_add(size, std::memory_order_acq_rel) + size > capacity_bytes_ &&
+        messages_.load(std::memory_order_acquire) > 0) {
+        bytes_.fetch_sub(size, std::memory_order_acq_rel);
+        return Put::full;
+    }
+    messages_.fetch_add(1, std::memory_order_acq_rel);
     if (queue_.enqueue_tail(block, const_cast<ACE_Time_Value*>(deadline)) >= 0) return Put::done;
-    return errno == EWOULDBLOCK ? Put::full : Put::closed;
+    const bool full = errno == EWOULDBLOCK;
+    messages_.fetch_sub(1, std::memory_order_acq_rel);
+    bytes_.fetch_sub(size, std::memory_order_acq_rel);
+    return full ? Put::full : Put::closed;
+}
+
+void InputQueue::count_out(ACE_Message_Block* block) {
+    if (block->msg_type() != ACE_Message_Block::MB_DATA) return;
+    messages_.fetch_sub(1, std::memory_order_acq_rel);
+    bytes_.fetch_sub(bytes_of(block), std::memory_order_acq_rel);
+}
+
+std::vector<ACE_Message_Block*> InputQueue::drain() {
+    std::vector<ACE_Message_Block*> out;
+    ACE_Message_Block* block = nullptr;
+    ACE_Time_Value now{0};
+    while (queue_.message_count() > 0 && queue_.dequeue_head(block, &now) >= 0) {
+        count_out(block);
+        if (block->msg_type() == ACE_Message_Block::MB_DATA)
+            out.push_back(block);
+        else
+            block->release();
+    }
+    return out;
+}
+
+void InputQueue::prepend(const std::vector<ACE_Message_Block*>& blocks) {
+    std::lock_guard lock(control_mutex_);
+    queue_.high_water_mark(std::numeric_limits<std::size_t>::max());
+    for (auto it = blocks.rbegin(); it != blocks.rend(); ++it) {
+        messages_.fetch_add(1, std::memory_order_acq_rel);
+        bytes_.fetch_add(bytes_of(*it), std::memory_order_acq_rel);
+        if (queue_.enqueue_head(*it) < 0) {
+            count_out(*it);
+            discard(*it);
+        }
+    }
+    queue_.high_water_mark(capacity_);
 }
 
 void InputQueue::put_control(ACE_Message_Block* block, bool first) {
@@ -63,6 +118,7 @@ void InputQueue::put_terminate(std::uint64_t term) {
 ACE_Message_Block* InputQueue::take() {
     ACE_Message_Block* block = nullptr;
     if (queue_.dequeue_head(block) < 0) return nullptr;
+    count_out(block);
     return block;
 }
 

@@ -8,10 +8,12 @@
 #include <ace/Message_Queue.h>
 #include <ace/Synch_Traits.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "nonstop/module.hpp"
 
@@ -24,8 +26,9 @@ public:
     static constexpr ACE_Message_Block::ACE_Message_Type kEnable = ACE_Message_Block::MB_USER + 1;
     static constexpr ACE_Message_Block::ACE_Message_Type kDisable = ACE_Message_Block::MB_USER + 2;
 
-    /// `capacity`: messages held before put() blocks the sender.
-    explicit InputQueue(std::size_t capacity);
+    /// `capacity`: messages held before put() blocks the sender; `capacity_bytes`: payload
+    /// bytes held before it does.
+    InputQueue(std::size_t capacity, std::size_t capacity_bytes);
     ~InputQueue();
     InputQueue(const InputQueue&) = delete;
     InputQueue& operator=(const InputQueue&) = delete;
@@ -34,7 +37,7 @@ public:
     static ACE_Message_Block* wrap(Message&& m);
     /// Frees a data block that was never enqueued, with its message.
     static void discard(ACE_Message_Block* block);
-    enum class Put { done, full, closed };
+    enum class Put { done, full, closed, too_large };
     /// Appends a data block, waiting for room until `deadline` (absolute; nullptr: forever,
     /// &ACE_Time_Value::zero: not at all). On full or closed the caller still owns the block.
     Put put(ACE_Message_Block* block, const ACE_Time_Value* deadline);
@@ -45,6 +48,14 @@ public:
     /// Blocks for the next block. The caller owns it; see message_of / term_of.
     ACE_Message_Block* take();
     std::size_t size();
+    /// Application messages waiting (control blocks not counted) and their payload bytes.
+    std::size_t messages() const { return messages_.load(std::memory_order_relaxed); }
+    std::size_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
+    /// Takes every waiting application message out without waiting, oldest first; control
+    /// blocks are dropped. For a forced replacement, whose stuck consumer takes no more.
+    std::vector<ACE_Message_Block*> drain();
+    /// Puts `blocks` (oldest first) ahead of everything waiting, whatever the bounds.
+    void prepend(const std::vector<ACE_Message_Block*>& blocks);
 
     /// The message a data block carries; the caller owns it and releases the block.
     static std::unique_ptr<Message> message_of(ACE_Message_Block* block);
@@ -52,8 +63,12 @@ public:
 
 private:
     void put_control(ACE_Message_Block* block, bool first);
+    void count_out(ACE_Message_Block* block);
 
     const std::size_t capacity_;
+    const std::size_t capacity_bytes_;
+    std::atomic<std::size_t> messages_{0};
+    std::atomic<std::size_t> bytes_{0};
     std::mutex control_mutex_;
     ACE_Message_Queue<ACE_MT_SYNCH> queue_;
 };

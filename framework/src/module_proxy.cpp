@@ -6,6 +6,7 @@
 #include <ace/OS_NS_sys_time.h>
 
 #include "input_queue.hpp"
+#include "send_error.hpp"
 #include "version_repository.hpp"
 
 namespace nonstop::detail {
@@ -23,8 +24,12 @@ const char* to_string(ModuleProxy::Phase phase) {
     return "?";
 }
 
-ModuleProxy::ModuleProxy(std::string name, std::size_t capacity, ModuleHost& host)
-    : name_(std::move(name)), capacity_(capacity), host_(host) {}
+ModuleProxy::ModuleProxy(std::string name, const Config& limits, ModuleHost& host)
+    : name_(std::move(name)), limits_(limits), host_(host) {}
+
+std::shared_ptr<InputQueue> ModuleProxy::new_queue() const {
+    return std::make_shared<InputQueue>(limits_.queue_capacity, limits_.queue_capacity_bytes);
+}
 
 ModuleProxy::~ModuleProxy() = default;
 
@@ -41,8 +46,18 @@ std::int64_t now_ns() {
 }
 }  // namespace
 
-bool ModuleProxy::put(Message&& m) {
-    ACE_Message_Block* block = InputQueue::wrap(std::move(m));
+bool ModuleProxy::put(Message&& m) { return put(std::move(m), true); }
+
+bool ModuleProxy::try_put(Message&& m) { return put(std::move(m), false); }
+
+bool ModuleProxy::put(Message&& m, bool wait_for_room) {
+    ACE_Message_Block* block = nullptr;
+    try {
+        block = InputQueue::wrap(std::move(m));
+    } catch (const std::bad_alloc&) {
+        set_send_error(SendError::out_of_memory);
+        return false;
+    }
     auto& shard = shards_[shard_of_this_thread() % kShards];
     const ACE_Time_Value* wait = &ACE_Time_Value::zero;  // first try: no waiting
     ACE_Time_Value deadline;
@@ -65,8 +80,11 @@ bool ModuleProxy::put(Message&& m) {
             buffered_.fetch_add(1, std::memory_order_acq_rel);
         inflight.fetch_sub(1);
         if (result == InputQueue::Put::done) return true;
-        if (result == InputQueue::Put::closed) {
+        if (result != InputQueue::Put::full || !wait_for_room) {
             InputQueue::discard(block);
+            set_send_error(result == InputQueue::Put::closed      ? SendError::refused
+                           : result == InputQueue::Put::too_large ? SendError::too_large
+                                                                  : SendError::full);
             return false;
         }
         // Full: wait for room a slice at a time, uncounted in between, so that a swap never
@@ -132,6 +150,13 @@ ModuleInfo ModuleProxy::info() const {
     i.in_transaction = phase_ != Phase::serving;
     i.handled = counters_.handled.load(std::memory_order_relaxed);
     i.handler_errors = counters_.errors.load(std::memory_order_relaxed);
+    i.ticks_coalesced = ticks_coalesced_.load(std::memory_order_relaxed);
+    i.notifications_dropped = notifications_dropped_.load(std::memory_order_relaxed);
+    {
+        std::lock_guard failure(counters_.failure_mutex);
+        i.last_failure = counters_.last_failure;
+        i.last_failure_time = counters_.last_failure_time;
+    }
     if (queue_) i.queue_depth = queue_->size();
     if (current_) {
         i.kind = current_->library().kind();
@@ -139,6 +164,11 @@ ModuleInfo ModuleProxy::info() const {
         i.library = current_->library().path();
         i.status = current_->status();
         if (i.in_transaction) i.queue_depth += current_->queue_depth();
+        const char* in = "";
+        i.stuck_for = current_->busy_for(&in);
+        i.stuck = i.stuck_for >= limits_.stuck_after;
+        if (!i.stuck) i.stuck_for = std::chrono::nanoseconds{0};
+        if (i.stuck) i.stuck_in = in;
     }
     return i;
 }
@@ -176,7 +206,7 @@ void ModuleProxy::attach(Task task) {
     current_ = std::move(task);
     enabled_ = true;
     phase_ = Phase::attached;
-    retarget_i(std::make_shared<InputQueue>(capacity_));
+    retarget_i(new_queue());
 }
 
 ModuleProxy::Checkpoint ModuleProxy::prepare(std::chrono::milliseconds timeout, Intake intake,
@@ -196,12 +226,16 @@ ModuleProxy::Checkpoint ModuleProxy::prepare(std::chrono::milliseconds timeout, 
         swapping_.store(intake == Intake::buffer);
         old->set_passive(*drained);
         trace(Step::disable, old, transaction);
-        retarget_i(intake == Intake::buffer ? std::make_shared<InputQueue>(capacity_) : nullptr);
+        retarget_i(intake == Intake::buffer ? new_queue() : nullptr);
         term_ = term = old->next_term(transaction);
         trace(Step::will_term, old, transaction);  // before the loop can reach it
         drained->put_terminate(term);
     }
     if (!old->wait_quiescent(term, begin + timeout)) {
+        if (old->exited())
+            throw Timeout("module '" + name_ +
+                          "' has failed: its thread ended inside module code (remove it with "
+                          "-force)");
         char seconds[32];
         std::snprintf(seconds, sizeof seconds, "%.3f", timeout.count() / 1000.0);
         throw Timeout("module '" + name_ + "' did not reach quiescence within " + seconds +
@@ -210,7 +244,7 @@ ModuleProxy::Checkpoint ModuleProxy::prepare(std::chrono::milliseconds timeout, 
     Checkpoint checkpoint;
     checkpoint.quiescence = Clock::now() - begin;
     // A removal takes no checkpoint: no successor needs it.
-    if (intake == Intake::buffer) checkpoint.state = old->checkpoint();
+    if (intake == Intake::buffer) checkpoint.state = old->checkpoint(limits_.state_timeout);
     return checkpoint;
 }
 
@@ -221,35 +255,49 @@ void ModuleProxy::restore(ModuleTask& fresh, const State& state) {
         expect_i(Phase::draining, "restore a checkpoint");
         from = current_->version();
     }
-    fresh.restore(state, from);
+    fresh.restore(state, from, limits_.state_timeout);
 }
 
-ModuleProxy::Task ModuleProxy::swap(Task fresh) {
+void ModuleProxy::swap(Task fresh) {
     std::lock_guard lock(mutex_);
     expect_i(Phase::draining, "be swapped");
-    Task old = std::exchange(current_, std::move(fresh));
-    old->finish(term_);
+    previous_ = std::exchange(current_, std::move(fresh));
     phase_ = Phase::swapped;
-    return old;
+}
+
+ModuleProxy::Task ModuleProxy::settle() {
+    std::lock_guard lock(mutex_);
+    if (previous_ && !previous_->abandoned()) previous_->finish(term_);
+    return std::exchange(previous_, nullptr);
+}
+
+ModuleProxy::Task ModuleProxy::revert(std::uint64_t transaction) {
+    std::lock_guard lock(mutex_);
+    if (!previous_) throw Error("module '" + name_ + "' has no previous version to go back to");
+    Task fresh = std::exchange(current_, std::exchange(previous_, nullptr));
+    current_->resume(term_, queue_, was_enabled_, transaction);
+    enabled_ = was_enabled_;
+    phase_ = Phase::serving;
+    return fresh;
 }
 
 void ModuleProxy::abort(std::uint64_t transaction) {
     std::lock_guard lock(mutex_);
     expect_i(Phase::draining, "abort");
-    if (!queue_) retarget_i(std::make_shared<InputQueue>(capacity_));  // reopen after refusing
+    if (!queue_) retarget_i(new_queue());  // reopen after refusing
     swapping_.store(false);
     phase_ = Phase::aborted;
     current_->hold(transaction);
 }
 
-void ModuleProxy::start(std::uint64_t transaction) {
+void ModuleProxy::start(std::uint64_t transaction, bool hold) {
     std::lock_guard lock(mutex_);
     if (phase_ == Phase::aborted) {
         current_->resume(term_, queue_, was_enabled_, transaction);
         enabled_ = was_enabled_;
     } else {
         if (phase_ != Phase::swapped) expect_i(Phase::attached, "be started");
-        current_->start(queue_, transaction);
+        current_->start(queue_, transaction, hold);
         enabled_ = true;
     }
     swapping_.store(false);
@@ -257,16 +305,46 @@ void ModuleProxy::start(std::uint64_t transaction) {
 }
 
 ModuleProxy::Task ModuleProxy::retire() {
-    Task old;
-    {
-        std::lock_guard lock(mutex_);
-        expect_i(Phase::draining, "be retired");
-        old = std::move(current_);
-        old->finish(term_);
-        phase_ = Phase::retired;
-    }
-    old->join();
+    std::lock_guard lock(mutex_);
+    expect_i(Phase::draining, "be retired");
+    Task old = std::move(current_);
+    old->finish(term_);
+    phase_ = Phase::retired;
     return old;
+}
+
+// The stuck implementation is given up. Safe only while it is inside module code: it then
+// sees the mark when it returns, before it takes another message (the mark and its busy flag
+// are written and read in opposite order, both sequentially consistent).
+void ModuleProxy::abandon_stuck_i(const char* operation) {
+    expect_i(Phase::draining, operation);
+    current_->abandon();
+    if (current_->busy_for() == std::chrono::nanoseconds{0} && !current_->exited())
+        throw Error("module '" + name_ + "' is not stuck in a handler; it cannot be " + operation +
+                    " by force");
+}
+
+std::pair<ModuleProxy::Task, std::uint64_t> ModuleProxy::force_retire() {
+    std::lock_guard lock(mutex_);
+    abandon_stuck_i("removed");
+    std::uint64_t dropped = 0;
+    if (auto drained = current_->queue()) {
+        for (auto* block : drained->drain()) {
+            InputQueue::discard(block);
+            ++dropped;
+        }
+    }
+    phase_ = Phase::retired;
+    return {std::move(current_), dropped};
+}
+
+ModuleProxy::Task ModuleProxy::force_swap(Task fresh) {
+    std::lock_guard lock(mutex_);
+    abandon_stuck_i("replaced");
+    if (auto drained = current_->queue()) queue_->prepend(drained->drain());
+    Task stuck = std::exchange(current_, std::move(fresh));
+    phase_ = Phase::swapped;
+    return stuck;
 }
 
 }  // namespace nonstop::detail

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "module_task.hpp"
+#include "nonstop/config.hpp"
 #include "nonstop/error.hpp"
 #include "nonstop/module.hpp"
 #include "nonstop/module_info.hpp"
@@ -52,8 +53,9 @@ public:
         std::chrono::nanoseconds quiescence{0};
     };
 
-    /// `capacity`: messages the input queue or the swap buffer holds before senders block.
-    ModuleProxy(std::string name, std::size_t capacity, ModuleHost& host);
+    /// `limits`: the queue bounds and the hooks' time limits (the runtime's Config, which
+    /// outlives every proxy).
+    ModuleProxy(std::string name, const Config& limits, ModuleHost& host);
     ~ModuleProxy();
     ModuleProxy(const ModuleProxy&) = delete;
     ModuleProxy& operator=(const ModuleProxy&) = delete;
@@ -61,8 +63,17 @@ public:
     const std::string& name() const { return name_; }
 
     /// Accepts a message for this module (putQueue). False when the proxy refuses input (the
-    /// module is being removed or has been). Blocks only while the target queue is full.
+    /// module is being removed or has been) or the message is larger than a whole queue; the
+    /// reason is then in last_send_error(). Blocks only while the target queue is full.
     bool put(Message&& m);
+    /// The same without waiting: false when the queue is full too (the timer's ticks and event
+    /// notifications, which must never stall their sender, count what is refused).
+    bool try_put(Message&& m);
+    /// A timer tick that found the queue full and was dropped (ticks coalesce).
+    void note_tick_coalesced() { ticks_coalesced_.fetch_add(1, std::memory_order_relaxed); }
+    void note_notification_dropped() {
+        notifications_dropped_.fetch_add(1, std::memory_order_relaxed);
+    }
 
     /// A snapshot of the module behind this proxy.
     ModuleInfo info() const;
@@ -90,18 +101,35 @@ public:
     /// First half of syn_replace_commit (draining): the checkpoint into `fresh`, which is not
     /// serving yet. Throws Error; nothing changes then.
     void restore(ModuleTask& fresh, const State& state);
-    /// Second half of syn_replace_commit, draining → swapped: hot-swaps to `fresh` and tells
-    /// the old implementation's thread to end. Returns the old task: destroying it joins that
-    /// thread, which the caller does after the start, off the blackout.
-    Task swap(Task fresh);
+    /// Second half of syn_replace_commit, draining → swapped: hot-swaps to `fresh`. The old
+    /// implementation stays parked until settle() (or revert()), so that a new version that
+    /// misses its start can still hand the module back.
+    void swap(Task fresh);
+    /// After the start of a swapped-in version: tells the old one to end and returns it, for
+    /// the caller to end off the blackout.
+    Task settle();
+    /// After the start of a swapped-in version that must not serve (its enable() missed its
+    /// limit, or its group aborted): the old version takes the module back and serves the
+    /// buffered queue, which the new one never touched. Returns the new one.
+    Task revert(std::uint64_t transaction);
     /// syn_replace_abort, draining → aborted: the old implementation will serve the buffered
     /// queue after its own, once started.
     void abort(std::uint64_t transaction);
     /// attached, swapped or aborted → serving: the current implementation serves everything
-    /// accepted so far.
-    void start(std::uint64_t transaction);
-    /// Removal after quiescence, draining → retired: ends the implementation and returns it.
+    /// accepted so far (a swapped-in one after its enable(); with `hold`, after go()).
+    void start(std::uint64_t transaction, bool hold = false);
+    /// Removal after quiescence, draining → retired: tells the implementation to end and
+    /// returns it.
     Task retire();
+    /// Forced removal of an implementation that never reached quiescence (draining → retired):
+    /// abandons it; its unserved messages are dropped. Returns the task and how many messages
+    /// were dropped; throws Error when the implementation is not inside a handler (it is not
+    /// stuck: the caller should wait for quiescence instead).
+    std::pair<Task, std::uint64_t> force_retire();
+    /// Forced replacement (draining → swapped, no checkpoint): abandons the stuck
+    /// implementation and puts its unserved messages ahead of the buffered ones for `fresh`.
+    /// Returns the stuck task. Throws Error as force_retire() does.
+    Task force_swap(Task fresh);
 
     /// Messages buffered since the latest prepare.
     std::uint64_t buffered() const { return buffered_.load(std::memory_order_acquire); }
@@ -110,13 +138,16 @@ public:
     std::optional<std::chrono::nanoseconds> blackout(Clock::time_point deadline) const;
 
 private:
+    bool put(Message&& m, bool wait_for_room);
+    std::shared_ptr<InputQueue> new_queue() const;
     void expect_i(Phase expected, const char* operation) const;
+    void abandon_stuck_i(const char* operation);
     void retarget_i(std::shared_ptr<InputQueue> queue);
     void trace(Step step, const Task& task, std::uint64_t transaction);
     void note_buffered();
 
     const std::string name_;
-    const std::size_t capacity_;
+    const Config& limits_;
     ModuleHost& host_;
 
     // Hot path: senders read target_ inside a counted section, so that retarget_i() can wait
@@ -137,10 +168,13 @@ private:
     alignas(64) std::atomic<std::uint64_t> buffered_{0};
     std::atomic<std::int64_t> first_buffered_ns_{0};
     ServiceCounters counters_;
+    std::atomic<std::uint64_t> ticks_coalesced_{0};
+    std::atomic<std::uint64_t> notifications_dropped_{0};
 
     mutable std::mutex mutex_;  // control path; functions named _i hold it
     Phase phase_ = Phase::detached;
     Task current_;
+    Task previous_;  // the replaced implementation between swap() and settle()/revert()
     std::shared_ptr<InputQueue> queue_;  // where target_ points (null: refusing)
     bool enabled_ = true;
     bool was_enabled_ = true;

@@ -1,11 +1,41 @@
 #include "module_task.hpp"
 
+#include <cxxabi.h>
+#include <pthread.h>
+
+#include <ace/Thread_Manager.h>
+
+#include <cstdio>
 #include <exception>
 
 #include "nonstop/error.hpp"
 #include "version_repository.hpp"
 
 namespace nonstop::detail {
+
+namespace {
+thread_local const ModuleTask* calling_task = nullptr;
+
+std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+        .count();
+}
+
+std::string seconds(std::chrono::milliseconds limit) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3f s", static_cast<double>(limit.count()) / 1000.0);
+    return text;
+}
+}  // namespace
+
+// A call into module code that a parked loop runs for another thread (put_state, get_state).
+struct ModuleTask::Job {
+    std::function<State()> call;  // owns what it uses: the caller may have gone (timed out)
+    State result;
+    const char* hook = "";
+    bool done = false;
+    std::exception_ptr error;
+};
 
 ModuleTask::ModuleTask(ModuleHost& host, std::string name, std::shared_ptr<Library> library,
                        ServiceCounters& counters)
@@ -19,23 +49,29 @@ ModuleTask::ModuleTask(ModuleHost& host, std::string name, std::shared_ptr<Libra
 }
 
 ModuleTask::~ModuleTask() {
+    discard();
     bool launched;
     {
-        // A task still parked with no decision (a new version that never started) ends here;
-        // one already told to finish (a replaced version) is only joined.
         std::lock_guard lock(mutex_);
         launched = launched_;
-        if (launched_ && !exited_ && decisions_.empty()) {
-            decisions_[reached_term_] = Decision{true, nullptr, false};
-            cv_.notify_all();
-        }
     }
     if (launched) join();
-    library_->destroy(module_);  // with the library's own code, before it can be unmapped
+    // Still here when the thread never ran its end (no thread, or initialize() failed).
+    if (module_ != nullptr) library_->destroy(module_);
     module_ = nullptr;
     decisions_.clear();
     queue_.reset();
     library_.reset();
+}
+
+void ModuleTask::discard() {
+    // A task still parked with no decision (a new version that never started, or one held
+    // after enable()) ends; one already told to finish (a replaced version) is left to it.
+    std::lock_guard lock(mutex_);
+    if (launched_ && !exited_ && decisions_.empty()) {
+        decisions_[reached_term_] = Decision{true, nullptr, false, false};
+        cv_.notify_all();
+    }
 }
 
 const std::string& ModuleTask::version() const { return library_->version(); }
@@ -56,9 +92,14 @@ void ModuleTask::launch(std::uint64_t transaction) {
     }
 }
 
-void ModuleTask::wait_initialized() {
+void ModuleTask::wait_initialized(std::chrono::milliseconds limit) {
     std::unique_lock lock(mutex_);
-    cv_.wait(lock, [&] { return initialized_; });
+    if (!cv_.wait_for(lock, limit, [&] { return initialized_; })) {
+        lock.unlock();
+        abandon();
+        throw Error("module '" + name_ + "' version " + version() +
+                    " did not return from initialize() within " + seconds(limit));
+    }
     if (!init_error_.empty()) throw Error(init_error_);
 }
 
@@ -68,6 +109,22 @@ std::uint64_t ModuleTask::next_term(std::uint64_t transaction) {
 }
 
 void ModuleTask::join() { wait(); }
+
+void ModuleTask::detach() {
+    ACE_hthread_t threads[1];
+    if (thr_mgr() != nullptr && thr_mgr()->hthread_list(this, threads, 1) == 1)
+        ::pthread_detach(threads[0]);
+}
+
+bool ModuleTask::exited() {
+    std::lock_guard lock(mutex_);
+    return exited_ || !launched_;
+}
+
+bool ModuleTask::wait_exited(Clock::time_point deadline) {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_until(lock, deadline, [&] { return exited_ || !launched_; });
+}
 
 bool ModuleTask::wait_quiescent(std::uint64_t term, Clock::time_point deadline) {
     std::unique_lock lock(mutex_);
@@ -83,42 +140,105 @@ void ModuleTask::resume(std::uint64_t term, std::shared_ptr<InputQueue> queue, b
     // reports; the module thread takes the decision a moment later.
     trace(Step::start, transaction);
     std::lock_guard lock(mutex_);
-    decisions_[term] = Decision{false, std::move(queue), enable};
+    decisions_[term] = Decision{false, std::move(queue), enable, false};
     cv_.notify_all();
 }
 
-void ModuleTask::start(std::shared_ptr<InputQueue> queue, std::uint64_t transaction) {
+void ModuleTask::start(std::shared_ptr<InputQueue> queue, std::uint64_t transaction, bool hold) {
     std::vector<std::function<void()>> deferred;
     {
         std::lock_guard lock(mutex_);
         started_ = true;
         deferred.swap(deferred_);
     }
-    for (auto& action : deferred) call_hook(action);
-    resume(0, std::move(queue), true, transaction);
+    for (auto& action : deferred) action();
+    trace(Step::start, transaction);
+    std::lock_guard lock(mutex_);
+    enabling_ = Enabling::idle;
+    decisions_[0] = Decision{false, std::move(queue), true, hold};
+    cv_.notify_all();
+}
+
+bool ModuleTask::wait_enabled(std::chrono::milliseconds limit) {
+    std::unique_lock lock(mutex_);
+    if (cv_.wait_for(lock, limit, [&] { return enabling_ == Enabling::enabled || exited_; }))
+        return enabling_ == Enabling::enabled;
+    // Decided under the lock the loop takes before it serves: it never takes a message now.
+    enabling_ = Enabling::abandoned;
+    lock.unlock();
+    abandon();
+    return false;
+}
+
+void ModuleTask::go() {
+    std::lock_guard lock(mutex_);
+    go_ = true;
+    cv_.notify_all();
 }
 
 void ModuleTask::finish(std::uint64_t term) {
     std::lock_guard lock(mutex_);
-    decisions_[term] = Decision{true, nullptr, false};
+    decisions_[term] = Decision{true, nullptr, false, false};
     cv_.notify_all();
 }
 
-State ModuleTask::checkpoint() {
+void ModuleTask::abandon() {
+    passive_.store(true, std::memory_order_release);
+    abandoned_.store(true, std::memory_order_seq_cst);
+    std::lock_guard lock(mutex_);
+    cv_.notify_all();
+}
+
+State ModuleTask::call_parked(const char* hook, std::function<State()> call,
+                              std::chrono::milliseconds limit, bool abandon_late) {
+    auto job = std::make_shared<Job>();
+    job->call = std::move(call);
+    job->hook = hook;
+    std::unique_lock lock(mutex_);
+    if (exited_) throw Error("module '" + name_ + "' has stopped");
+    jobs_.push_back(job);
+    cv_.notify_all();
+    if (!cv_.wait_for(lock, limit, [&] { return job->done || exited_; })) {
+        lock.unlock();
+        if (abandon_late) abandon();
+        throw Error("module '" + name_ + "' version " + version() + " did not return from " + hook +
+                    "() within " + seconds(limit));
+    }
+    if (!job->done) throw Error("module '" + name_ + "' stopped in " + hook + "()");
+    if (job->error) std::rethrow_exception(job->error);
+    return std::move(job->result);
+}
+
+State ModuleTask::checkpoint(std::chrono::milliseconds limit) {
+    State state;
     try {
-        return module_->put_state();
+        // An old version that hangs here votes no but is not given up: it keeps the module.
+        state = call_parked(
+            "put_state", [this] { return module_->put_state(); }, limit, false);
+    } catch (const Error&) {
+        throw;
     } catch (const std::exception& e) {
         throw Error("module '" + name_ + "' failed to checkpoint its state: " + e.what());
     } catch (...) {
         throw Error("module '" + name_ + "' failed to checkpoint its state");
     }
+    return state;
 }
 
-void ModuleTask::restore(const State& s, const std::string& from_version) {
+void ModuleTask::restore(const State& s, const std::string& from_version,
+                         std::chrono::milliseconds limit) {
     const std::string what = "module '" + name_ + "' version " + version() +
                              " failed to restore the state of version " + from_version;
     try {
-        module_->get_state(s);
+        call_parked(
+            "get_state",
+            [this, copy = std::make_shared<const State>(s)] {
+                module_->get_state(*copy);
+                return State{};
+            },
+            limit, true);
+    } catch (const Error&) {
+        throw;
     } catch (const std::exception& e) {
         throw Error(what + ": " + e.what());
     } catch (...) {
@@ -156,6 +276,11 @@ std::size_t ModuleTask::queue_depth() {
     return q ? q->size() : 0;
 }
 
+std::shared_ptr<InputQueue> ModuleTask::queue() {
+    std::lock_guard lock(mutex_);
+    return queue_;
+}
+
 std::optional<Clock::time_point> ModuleTask::wait_first_served(Clock::time_point deadline) {
     std::unique_lock lock(mutex_);
     if (!cv_.wait_until(lock, deadline, [&] { return first_served_set_ || exited_; }) ||
@@ -164,23 +289,49 @@ std::optional<Clock::time_point> ModuleTask::wait_first_served(Clock::time_point
     return first_served_;
 }
 
+std::chrono::nanoseconds ModuleTask::busy_for(const char** in) const {
+    const auto since = busy_since_ns_.load(std::memory_order_acquire);
+    if (since == 0) return std::chrono::nanoseconds{0};
+    if (in != nullptr) *in = busy_in_.load(std::memory_order_relaxed);
+    return std::chrono::nanoseconds(std::max<std::int64_t>(now_ns() - since, 1));
+}
+
 void ModuleTask::trace(Step step, std::uint64_t transaction) {
     if (host_.tracing()) host_.trace(transaction, name_, library_->version(), step);
 }
 
 void ModuleTask::trace(Step step) { trace(step, transaction_.load(std::memory_order_relaxed)); }
 
-template <class F>
-void ModuleTask::call_hook(F&& hook) {
-    try {
-        hook();
-    } catch (...) {
-        counters_.errors.fetch_add(1, std::memory_order_relaxed);
-    }
+void ModuleTask::note_failure(const char* where, const std::string& what) {
+    counters_.errors.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard lock(counters_.failure_mutex);
+    counters_.last_failure = std::string(where) + "(): " + what;
+    counters_.last_failure_time = std::chrono::system_clock::now();
 }
 
-namespace {
-thread_local const ModuleTask* calling_task = nullptr;
+// Runs module code in this thread, marked busy for the watchdog. False when it threw (the
+// failure is counted and kept); a thread that ends inside it (pthread_exit, cancellation)
+// unwinds on through the loop, which marks the module failed.
+template <class F>
+bool ModuleTask::call_module(const char* where, F&& call) {
+    busy_in_.store(where, std::memory_order_relaxed);
+    busy_since_ns_.store(now_ns(), std::memory_order_release);
+    bool ok = true;
+    try {
+        call();
+    } catch (abi::__forced_unwind&) {
+        busy_since_ns_.store(0, std::memory_order_seq_cst);
+        note_failure(where, "the thread ended inside the call (pthread_exit or cancellation)");
+        throw;
+    } catch (const std::exception& e) {
+        ok = false;
+        note_failure(where, e.what());
+    } catch (...) {
+        ok = false;
+        note_failure(where, "a non-standard exception");
+    }
+    busy_since_ns_.store(0, std::memory_order_seq_cst);
+    return ok;
 }
 
 const ModuleTask* ModuleTask::calling() { return calling_task; }
@@ -188,13 +339,18 @@ const ModuleTask* ModuleTask::calling() { return calling_task; }
 void ModuleTask::initialize() {
     std::string error;
     try {
+        busy_in_.store("initialize", std::memory_order_relaxed);
+        busy_since_ns_.store(now_ns(), std::memory_order_release);
         module_->initialize();
+    } catch (abi::__forced_unwind&) {
+        throw;
     } catch (const std::exception& e) {
         error = "module '" + name_ + "' failed to initialize: " + e.what();
     } catch (...) {
         error = "module '" + name_ + "' failed to initialize with a non-standard exception";
     }
-    if (error.empty()) {
+    busy_since_ns_.store(0, std::memory_order_seq_cst);
+    if (error.empty() && !abandoned()) {
         // Traced before the upgrader hears of it, so the steps are seen in causal order.
         trace(Step::init);
         trace(Step::wait_to_start);
@@ -202,16 +358,99 @@ void ModuleTask::initialize() {
     std::lock_guard lock(mutex_);
     initialized_ = true;
     init_error_ = error;
-    exited_ = !error.empty();
-    status_.store(exited_ ? ModuleStatus::stopped : ModuleStatus::waiting,
-                  std::memory_order_release);
+    if (!error.empty())
+        status_.store(ModuleStatus::stopped, std::memory_order_release);
+    else
+        status_.store(ModuleStatus::waiting, std::memory_order_release);
     cv_.notify_all();
+}
+
+void ModuleTask::run_jobs(std::unique_lock<std::mutex>& lock) {
+    while (!jobs_.empty() && !abandoned()) {
+        auto job = jobs_.front();
+        jobs_.pop_front();
+        lock.unlock();
+        call_module(job->hook, [&] {
+            try {
+                job->result = job->call();
+            } catch (abi::__forced_unwind&) {
+                throw;
+            } catch (...) {
+                job->error = std::current_exception();
+            }
+        });
+        lock.lock();
+        job->done = true;
+        cv_.notify_all();
+    }
+}
+
+// After a serve decision: enable() if asked, then (held) wait for go(). False when this
+// instance must not serve: abandoned in enable(), or discarded while held.
+bool ModuleTask::begin_service(const Decision& decision) {
+    awaiting_first_ = true;
+    if (decision.enable) {
+        status_.store(ModuleStatus::service, std::memory_order_release);
+        passive_.store(false, std::memory_order_release);
+        {
+            std::lock_guard lock(mutex_);
+            if (enabling_ == Enabling::abandoned) return false;
+            enabling_ = Enabling::enabling;
+        }
+        call_module("enable", [&] { module_->enable(); });
+    } else {
+        passive_.store(true, std::memory_order_release);
+        status_.store(ModuleStatus::passive, std::memory_order_release);
+    }
+    std::unique_lock lock(mutex_);
+    if (enabling_ == Enabling::abandoned || abandoned()) return false;
+    enabling_ = Enabling::enabled;
+    cv_.notify_all();
+    if (!decision.hold) return true;
+    cv_.wait(lock, [&] { return go_ || abandoned() || !decisions_.empty(); });
+    return go_ && !abandoned();
+}
+
+// The end of service, in this thread: terminate(), then the instance is destroyed with its own
+// library's code, so a hang in either holds only this thread.
+void ModuleTask::end_service() {
+    passive_.store(true, std::memory_order_release);
+    call_module("terminate", [&] { module_->terminate(); });
+    if (abandoned()) return;
+    call_module("destroy", [&] { library_->destroy(module_); });
+    module_ = nullptr;
 }
 
 int ModuleTask::svc() {
     calling_task = this;
+    // Marks the end of the thread however it ends, also by pthread_exit inside module code.
+    struct ExitMark {
+        ModuleTask& task;
+        bool clean = false;
+        ~ExitMark() {
+            std::lock_guard lock(task.mutex_);
+            if (!clean)
+                task.status_.store(ModuleStatus::failed, std::memory_order_release);
+            else if (task.status() != ModuleStatus::failed)
+                task.status_.store(ModuleStatus::stopped, std::memory_order_release);
+            task.passive_.store(true, std::memory_order_release);
+            task.exited_ = true;
+            task.initialized_ = true;
+            task.queue_.reset();
+            task.cv_.notify_all();
+        }
+    } mark{*this};
     initialize();
-    if (status() == ModuleStatus::stopped) return 0;
+    if (status() == ModuleStatus::stopped || abandoned()) {
+        mark.clean = true;
+        return 0;
+    }
+    run_loop();
+    mark.clean = true;
+    return 0;
+}
+
+void ModuleTask::run_loop() {
     std::uint64_t term = 0;
     for (;;) {
         Decision decision;
@@ -219,29 +458,30 @@ int ModuleTask::svc() {
             std::unique_lock lock(mutex_);
             reached_term_ = term;
             cv_.notify_all();
-            cv_.wait(lock, [&] { return decisions_.count(term) != 0; });
+            for (;;) {
+                cv_.wait(lock, [&] {
+                    return decisions_.count(term) != 0 || !jobs_.empty() || abandoned();
+                });
+                if (abandoned()) return;
+                if (jobs_.empty()) break;
+                run_jobs(lock);
+            }
             decision = std::move(decisions_[term]);
             decisions_.erase(term);
             if (decision.finish) break;
             queue_ = decision.queue;
             first_served_set_ = false;
         }
-        awaiting_first_ = true;
-        passive_.store(!decision.enable, std::memory_order_release);
-        status_.store(decision.enable ? ModuleStatus::service : ModuleStatus::passive,
-                      std::memory_order_release);
-        if (decision.enable) call_hook([&] { module_->enable(); });
-        term = serve(*decision.queue);
+        if (!begin_service(decision)) {
+            if (!abandoned()) end_service();
+            return;
+        }
+        const auto next = serve(*decision.queue);
+        if (!next) return;  // abandoned inside handle()
+        term = *next;
         status_.store(ModuleStatus::quiescent, std::memory_order_release);
     }
-    passive_.store(true, std::memory_order_release);
-    call_hook([&] { module_->terminate(); });
-    std::lock_guard lock(mutex_);
-    status_.store(ModuleStatus::stopped, std::memory_order_release);
-    exited_ = true;
-    queue_.reset();
-    cv_.notify_all();
-    return 0;
+    end_service();
 }
 
 void ModuleTask::serve_message(ACE_Message_Block* block) {
@@ -254,19 +494,18 @@ void ModuleTask::serve_message(ACE_Message_Block* block) {
         first_served_set_ = true;
         cv_.notify_all();
     }
-    try {
-        module_->handle(*message);
-    } catch (...) {
-        counters_.errors.fetch_add(1, std::memory_order_relaxed);
-    }
+    if (!call_module("handle", [&] { module_->handle(*message); })) return;
     // One writer at a time (the serving version's thread; versions hand over through the
     // decision mutex), so a plain store, not a locked add, suffices.
     counters_.handled.store(counters_.handled.load(std::memory_order_relaxed) + 1,
                             std::memory_order_relaxed);
 }
 
-std::uint64_t ModuleTask::serve(InputQueue& queue) {
+std::optional<std::uint64_t> ModuleTask::serve(InputQueue& queue) {
     for (;;) {
+        // Checked after the handler's busy mark is cleared: whoever abandons this task while
+        // it is busy knows it will stop here (see ModuleProxy::force).
+        if (abandoned()) return std::nullopt;
         ACE_Message_Block* block = queue.take();
         if (block == nullptr) continue;  // a dequeue interrupted by a signal
         switch (block->msg_type()) {
@@ -278,7 +517,10 @@ std::uint64_t ModuleTask::serve(InputQueue& queue) {
                 passive_.store(!enable, std::memory_order_release);
                 status_.store(enable ? ModuleStatus::service : ModuleStatus::passive,
                               std::memory_order_release);
-                call_hook([&] { enable ? module_->enable() : module_->disable(); });
+                if (enable)
+                    call_module("enable", [&] { module_->enable(); });
+                else
+                    call_module("disable", [&] { module_->disable(); });
                 break;
             }
             case InputQueue::kTerminate: {

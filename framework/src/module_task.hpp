@@ -1,5 +1,7 @@
 // One module implementation running as an ACE task: its thread, its service loop, its states
 // (thesis figure 4.14). The framework owns the loop; the module only sees the Module calls.
+// Every call into module code runs in this thread, so a hook that hangs holds only this
+// thread: whoever waits for it waits with a deadline and abandons the instance past it.
 #pragma once
 
 #include <ace/Task.h>
@@ -8,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -30,6 +33,9 @@ using Clock = std::chrono::steady_clock;
 struct alignas(64) ServiceCounters {
     std::atomic<std::uint64_t> handled{0};  // one writer at a time: the serving version
     std::atomic<std::uint64_t> errors{0};   // handle() or a hook threw
+    mutable std::mutex failure_mutex;
+    std::string last_failure;  // the latest failure's text
+    std::chrono::system_clock::time_point last_failure_time{};
 };
 
 class ModuleTask : public ACE_Task<ACE_MT_SYNCH> {
@@ -37,14 +43,16 @@ public:
     /// Creates the instance through the library's factory (throws Error); no thread yet.
     ModuleTask(ModuleHost& host, std::string name, std::shared_ptr<Library> library,
                ServiceCounters& counters);
-    /// Ends the thread if it still runs, destroys the instance, releases the library.
+    /// Ends the thread if it still runs, destroys the instance, releases the library. Never
+    /// called on an abandoned task whose thread still runs (see abandoned()).
     ~ModuleTask() override;
 
     /// Starts the thread for transaction `transaction`; it runs initialize() and then waits to
     /// be started (term 0).
     void launch(std::uint64_t transaction);
-    /// Blocks until initialize() has returned; throws Error with its failure.
-    void wait_initialized();
+    /// Blocks until initialize() has returned; throws Error with its failure, or when it has
+    /// not returned within `limit` (the task is then abandoned).
+    void wait_initialized(std::chrono::milliseconds limit);
 
     /// A fresh termination number for the next termination message, issued by `transaction`
     /// (the steps the loop takes at that message are attributed to it).
@@ -57,22 +65,46 @@ public:
     void resume(std::uint64_t term, std::shared_ptr<InputQueue> queue, bool enable,
                 std::uint64_t transaction);
     /// The first start: runs the side effects initialize() asked for, in the caller's thread so
-    /// they are in place when the transaction reports, then resumes at term 0.
-    void start(std::shared_ptr<InputQueue> queue, std::uint64_t transaction);
-    /// Decides that the loop ends at `term`: terminate() runs and the thread exits.
+    /// they are in place when the transaction reports, then resumes at term 0 on `queue`.
+    /// The loop calls enable() and serves; with `hold` it waits after enable() for go().
+    void start(std::shared_ptr<InputQueue> queue, std::uint64_t transaction, bool hold);
+    /// Waits until enable() of the latest start has returned. False past `limit`: the task is
+    /// then abandoned, and it never takes a message from the queue it was given.
+    bool wait_enabled(std::chrono::milliseconds limit);
+    /// Lets a task held after enable() serve.
+    void go();
+    /// Decides that the loop ends at `term`: terminate() runs, the instance is destroyed in
+    /// this thread, and the thread exits.
     void finish(std::uint64_t term);
+    /// Waits until the thread has exited (after finish()); false past `deadline`.
+    bool wait_exited(Clock::time_point deadline);
     /// Waits for the thread to exit (after finish()).
     void join();
+    /// Lets the thread end without anyone joining it (a task left to the end of the process).
+    void detach();
+    /// Ends a task that waits with nothing decided (never started, or held after enable()):
+    /// terminate() runs and the instance is destroyed, in its thread.
+    void discard();
 
     /// Passive now: Context::send refuses at once; disable() runs in the module thread next.
     void set_passive(InputQueue& queue);
     void set_active(InputQueue& queue);
     bool passive() const { return passive_.load(std::memory_order_acquire); }
 
-    /// put_state()/get_state(): only while the loop is parked (quiescent or not yet started),
-    /// so never concurrently with handle(). Throw Error naming the module and the cause.
-    State checkpoint();
-    void restore(const State& s, const std::string& from_version);
+    /// put_state()/get_state(), run in the module's thread while its loop is parked (so never
+    /// concurrently with handle()). Throw Error naming the module and the cause, also when the
+    /// hook has not returned within `limit` (a new version is then abandoned; an old one that
+    /// hangs in put_state() only votes no, and keeps the module).
+    State checkpoint(std::chrono::milliseconds limit);
+    void restore(const State& s, const std::string& from_version, std::chrono::milliseconds limit);
+
+    /// Gives up on this instance: its thread, if it ever returns from module code, exits
+    /// without calling it again; its sends are refused. The caller keeps the task (and so its
+    /// library) alive until the thread has exited.
+    void abandon();
+    bool abandoned() const { return abandoned_.load(std::memory_order_acquire); }
+    /// True once the thread has ended (or never started).
+    bool exited();
 
     /// Side effects a not-yet-started implementation asks for (publish, subscribe, timer)
     /// wait until it starts, so an aborted replacement leaves none behind.
@@ -85,9 +117,14 @@ public:
     ModuleHost& host() { return host_; }
     Context& context() { return context_; }
     std::size_t queue_depth();
+    /// The queue the loop serves now.
+    std::shared_ptr<InputQueue> queue();
     /// Waits until the first message after the latest resume is taken from the queue, and
     /// returns when that was; empty if it did not happen by `deadline`.
     std::optional<Clock::time_point> wait_first_served(Clock::time_point deadline);
+    /// How long the module's code has been running in its current call (handle() or a hook),
+    /// and which call; zero when it is not in module code.
+    std::chrono::nanoseconds busy_for(const char** in = nullptr) const;
 
     int svc() override;
     /// The task whose thread is calling, or null outside module threads: the upgrader refuses
@@ -99,14 +136,25 @@ private:
         bool finish = false;
         std::shared_ptr<InputQueue> queue;
         bool enable = false;
+        bool hold = false;
     };
-    std::uint64_t serve(InputQueue& queue);
+    struct Job;
+    enum class Enabling { idle, enabling, enabled, abandoned };
+
+    std::optional<std::uint64_t> serve(InputQueue& queue);
     void initialize();
+    void run_loop();
     void serve_message(ACE_Message_Block* block);
+    bool begin_service(const Decision& decision);
+    void end_service();
+    void run_jobs(std::unique_lock<std::mutex>& lock);
+    State call_parked(const char* hook, std::function<State()> call,
+                      std::chrono::milliseconds limit, bool abandon_late);
     void trace(Step step);
     void trace(Step step, std::uint64_t transaction);
+    void note_failure(const char* where, const std::string& what);
     template <class F>
-    void call_hook(F&& hook);
+    bool call_module(const char* where, F&& call);
 
     ModuleHost& host_;
     std::string name_;
@@ -116,11 +164,16 @@ private:
     ServiceCounters& counters_;
 
     std::atomic<bool> passive_{true};
+    std::atomic<bool> abandoned_{false};
     std::atomic<ModuleStatus> status_{ModuleStatus::initializing};
     std::atomic<std::uint64_t> terms_issued_{0};
     // The transaction whose steps this task takes now: set with each launch and termination
     // number, read by the loop when it traces.
     std::atomic<std::uint64_t> transaction_{0};
+    // When the module's code was entered (steady clock, ns) and which call; 0: not in it.
+    std::atomic<std::int64_t> busy_since_ns_{0};
+    std::atomic<const char*> busy_in_{""};
+
     bool awaiting_first_ = false;  // loop thread only
 
     std::mutex mutex_;
@@ -128,9 +181,12 @@ private:
     bool launched_ = false;
     bool initialized_ = false;
     bool exited_ = false;
+    bool go_ = false;
+    Enabling enabling_ = Enabling::idle;
     std::string init_error_;
     std::uint64_t reached_term_ = 0;
     std::map<std::uint64_t, Decision> decisions_;
+    std::deque<std::shared_ptr<Job>> jobs_;
     std::shared_ptr<InputQueue> queue_;
     bool started_ = false;
     std::vector<std::function<void()>> deferred_;

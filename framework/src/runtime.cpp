@@ -1,17 +1,23 @@
 #include "nonstop/runtime.hpp"
 
 #include <ace/Init_ACE.h>
+#include <ace/Thread_Manager.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdlib>
 #include <map>
+#include <set>
 #include <shared_mutex>
 #include <sstream>
+#include <thread>
 
 #include "event_manager.hpp"
+#include "graveyard.hpp"
 #include "module_host.hpp"
 #include "module_proxy.hpp"
 #include "name_service.hpp"
+#include "send_error.hpp"
 #include "timer_service.hpp"
 #include "upgrader.hpp"
 #include "version_repository.hpp"
@@ -28,6 +34,7 @@ const char* to_string(ModuleStatus s) {
         case ModuleStatus::passive: return "passive";
         case ModuleStatus::quiescent: return "quiescent";
         case ModuleStatus::stopped: return "stopped";
+        case ModuleStatus::failed: return "failed";
     }
     return "?";
 }
@@ -61,14 +68,36 @@ struct Runtime::Services final : ModuleHost {
         : config(std::move(c)),
           events(names),
           libraries(config.module_path),
-          timers([this](const std::string& name) {
-              if (auto proxy = names.find(name)) proxy->put(Message{kTimerTick, 1, "timer", {}});
-          }),
-          upgrader(UpgraderParts{names, events, libraries, timers, *this, config}) {}
+          timers([this](const std::string& name) { tick(name); }),
+          upgrader(UpgraderParts{names, events, libraries, timers, *this, graveyard, config}),
+          watchdog([this] { watch(); }) {}
+
+    ~Services() { stop_watching(); }
+
+    // A tick never waits: one that finds the module's queue full, or the module stuck, is
+    // dropped and counted (ticks coalesce), so one module cannot stall every module's timers.
+    void tick(const std::string& name) {
+        auto proxy = names.find(name);
+        if (!proxy) return;
+        if (!proxy->try_put(Message{kTimerTick, 1, "timer", {}})) proxy->note_tick_coalesced();
+    }
+    void watch();
+    void stop_watching() {
+        {
+            std::lock_guard lock(watch_mutex);
+            watch_stop = true;
+        }
+        watch_cv.notify_all();
+        if (watchdog.joinable()) watchdog.join();
+    }
 
     bool send(std::string_view to, Message&& m) override {
         auto proxy = names.find(to);
-        return proxy && proxy->put(std::move(m));
+        if (!proxy) {
+            set_send_error(SendError::unknown_name);
+            return false;
+        }
+        return proxy->put(std::move(m));
     }
     void publish(const std::string& module, const std::string& event) override {
         events.publish(module, event);
@@ -104,8 +133,41 @@ struct Runtime::Services final : ModuleHost {
     EventManager events;
     VersionRepository libraries;
     TimerService timers;
+    Graveyard graveyard;
     Upgrader upgrader;
+    std::mutex watch_mutex;
+    std::condition_variable watch_cv;
+    bool watch_stop = false;
+    std::thread watchdog;
 };
+
+// The watchdog: publishes ("upgrader", "stuck") once for each module that has been inside one
+// handle() call (or hook) longer than Config::stuck_after, and reaps abandoned instances whose
+// thread has ended.
+void Runtime::Services::watch() {
+    const auto period = std::max(config.stuck_after / 4, std::chrono::milliseconds(10));
+    std::set<std::string> stuck;
+    std::unique_lock lock(watch_mutex);
+    while (!watch_cv.wait_for(lock, period, [&] { return watch_stop; })) {
+        lock.unlock();
+        std::set<std::string> now;
+        for (const auto& name : names.names()) {
+            auto proxy = names.find(name);
+            if (!proxy) continue;
+            const ModuleInfo info = proxy->info();
+            if (!info.stuck) continue;
+            now.insert(name);
+            if (stuck.count(name) != 0 || !events.has_subscribers("upgrader", "stuck")) continue;
+            Message m;
+            m.payload = name + " " + info.version + " " + info.stuck_in + " " +
+                        std::to_string(info.stuck_for.count() / 1'000'000) + " ms";
+            events.notify("upgrader", "stuck", m);
+        }
+        stuck = std::move(now);
+        graveyard.reap();
+        lock.lock();
+    }
+}
 
 void Runtime::Services::trace(std::uint64_t transaction, const std::string& module,
                               const std::string& version, Step step) {
@@ -133,12 +195,24 @@ Config with_environment(Config config) {
 
 Runtime::Runtime(Config config) : services_(std::make_unique<Services>(std::move(config))) {
     ACE::init();
+    // A thread abandoned inside module code must not hold up the end of the process.
+    ACE_Thread_Manager::instance()->wait_on_exit(0);
     services_->events.publish("upgrader", "transaction");
     services_->events.publish("upgrader", "lifecycle");
+    services_->events.publish("upgrader", "stuck");
 }
 
 Runtime::~Runtime() {
     services_->upgrader.unload_all();
+    services_->stop_watching();
+    services_->timers.stop();
+    services_->graveyard.reap();
+    if (!services_->graveyard.list().empty()) {
+        // Threads still inside abandoned module code may call back into the services: they
+        // are left, with everything they use, to the end of the process.
+        keep_to_exit(std::shared_ptr<Services>(services_.release(), [](Services*) {}));
+        return;
+    }
     services_.reset();
     ACE::fini();
 }
@@ -153,11 +227,12 @@ const Config& Runtime::config() const { return services_->config; }
 TransactionReport Runtime::load(const std::string& name, const std::string& library) {
     return services_->upgrader.load(name, library);
 }
-TransactionReport Runtime::unload(const std::string& name) {
-    return services_->upgrader.unload(name);
+TransactionReport Runtime::unload(const std::string& name, bool force) {
+    return services_->upgrader.unload(name, force);
 }
-TransactionReport Runtime::replace(const std::string& name, const std::string& library) {
-    return services_->upgrader.replace(name, library);
+TransactionReport Runtime::replace(const std::string& name, const std::string& library,
+                                   bool force) {
+    return services_->upgrader.replace(name, library, force);
 }
 TransactionReport Runtime::enable(const std::string& name) {
     return services_->upgrader.enable(name);
@@ -220,6 +295,8 @@ std::optional<ModuleInfo> Runtime::info(std::string_view name) const {
     if (!proxy) return std::nullopt;
     return proxy->info();
 }
+
+std::vector<AbandonedInstance> Runtime::abandoned() const { return services_->graveyard.list(); }
 
 std::vector<LibraryInfo> Runtime::libraries() const { return services_->libraries.list(); }
 

@@ -7,13 +7,15 @@ namespace nonstop::detail {
 TimerService::TimerService(Deliver deliver)
     : deliver_(std::move(deliver)), thread_([this] { run(); }) {}
 
-TimerService::~TimerService() {
+TimerService::~TimerService() { stop(); }
+
+void TimerService::stop() {
     {
         std::lock_guard lock(mutex_);
         stop_ = true;
     }
     cv_.notify_all();
-    thread_.join();
+    if (thread_.joinable()) thread_.join();
 }
 
 void TimerService::set(const std::string& name, std::chrono::milliseconds period) {
@@ -43,7 +45,8 @@ void TimerService::run() {
         }
         if (!due.empty()) {
             lock.unlock();
-            for (const auto& name : due) deliver_(name);  // may block on a full queue
+            for (const auto& name : due)
+                deliver_(name);  // never waits: a full queue drops the tick
             lock.lock();
             continue;
         }

@@ -21,6 +21,8 @@ public:
     /// Ticks `name` every `period` from now on; zero cancels.
     void set(const std::string& name, std::chrono::milliseconds period);
     void cancel(const std::string& name) { set(name, std::chrono::milliseconds{0}); }
+    /// Ends the thread (the destructor does too).
+    void stop();
 
 private:
     void run();

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "event_manager.hpp"
+#include "graveyard.hpp"
 #include "name_service.hpp"
 #include "version_repository.hpp"
 
@@ -18,6 +19,8 @@ struct Transaction::Target {
     ModuleProxy::Task fresh;  // the new implementation
     ModuleProxy::Task old;    // the replaced one, destroyed after the start
     bool prepared = false;    // the proxy was asked to prepare: it must commit or abort
+    bool swapped = false;     // the new version holds the module: it serves, or it goes back
+    bool forced = false;      // the old version was stuck: abandoned, no checkpoint
     State state;              // the old version's checkpoint
     std::string error;        // why this target cannot commit
     TargetReport report;
@@ -34,6 +37,10 @@ void Transaction::trace(Step step, const Target& t, const std::string& version) 
 
 // --- Validation (figure 4.13) ---------------------------------------------------------------
 
+bool reserved(const std::string& name) {
+    return name == "upgrader" || name == "host" || name == "timer";
+}
+
 void Transaction::validate(const std::vector<Change>& replacements,
                            const std::vector<Change>& additions) {
     std::set<std::string> seen;
@@ -49,9 +56,12 @@ void Transaction::validate(const std::vector<Change>& replacements,
             t.report.action = addition ? Action::load : Action::replace;
             auto existing = parts_.names.find(c.name);
             if (addition && existing) throw Error("a module named '" + c.name + "' already exists");
+            if (addition && reserved(c.name))
+                throw Error("'" + c.name +
+                            "' is a name the framework sends and publishes under; a module "
+                            "cannot have it");
             if (addition) {
-                t.proxy = std::make_shared<ModuleProxy>(c.name, parts_.config.queue_capacity,
-                                                        parts_.host);
+                t.proxy = std::make_shared<ModuleProxy>(c.name, parts_.config, parts_.host);
             } else {
                 if (!existing) throw Error("no module is named '" + c.name + "'");
                 const ModuleInfo info = existing->info();
@@ -75,7 +85,23 @@ void Transaction::prepare(Target& t) {
     auto library = parts_.libraries.acquire(t.change.library);
     t.report.new_version = library->version();
     t.fresh = t.proxy->create(std::move(library), report_.id);
-    t.fresh->wait_initialized();
+    t.fresh->wait_initialized(parts_.config.initialize_timeout);
+}
+
+// Ends an instance the transaction no longer needs, within the terminate limit; one that does
+// not come back is kept, abandoned, and the report says so.
+void Transaction::dispose(Target& t, ModuleProxy::Task task) {
+    if (!task) return;
+    const std::string version = task->version();
+    const char* in = "";
+    if (task->abandoned()) task->busy_for(&in);
+    if (parts_.graveyard.dispose(task, t.proxy, parts_.config.terminate_timeout)) {
+        trace(Step::unloaded, t, version);
+        return;
+    }
+    task->busy_for(&in);
+    t.report.abandoned_version = version;
+    t.report.abandoned_in = in;
 }
 
 void Transaction::vote(Target& t) {
@@ -86,7 +112,8 @@ void Transaction::vote(Target& t) {
         checkpoint = t.proxy->prepare(timeout_, ModuleProxy::Intake::buffer, report_.id);
     } catch (const Timeout&) {
         trace(Step::timeout, t, t.report.old_version);
-        throw;
+        if (!force_) throw;
+        t.forced = t.report.forced = true;  // the stuck version gives no checkpoint
     }
     t.report.quiescence = checkpoint.quiescence;
     t.report.checkpoint_bytes = checkpoint.state.bytes.size();
@@ -98,7 +125,15 @@ void Transaction::vote(Target& t) {
 
 void Transaction::restore(Target& t) {
     trace(Step::get_state, t, t.report.new_version);
-    t.proxy->restore(*t.fresh, t.state);
+    if (!t.forced) {
+        t.proxy->restore(*t.fresh, t.state);
+        return;
+    }
+    t.fresh->restore(State{}, t.report.old_version, parts_.config.state_timeout);
+    t.old = t.proxy->force_swap(t.fresh);
+    t.swapped = true;
+    t.report.abandoned_version = t.report.old_version;
+    t.report.abandoned_in = "handle";
 }
 
 void Transaction::commit(Target& t) {
@@ -108,7 +143,8 @@ void Transaction::commit(Target& t) {
         return;
     }
     trace(Step::commit, t, t.report.old_version);
-    t.old = t.proxy->swap(t.fresh);
+    if (!t.forced) t.proxy->swap(t.fresh);
+    t.swapped = true;
     trace(Step::hot_swapped, t, t.report.new_version);
 }
 
@@ -117,10 +153,7 @@ void Transaction::abort(Target& t) {
         trace(Step::abort, t, t.report.old_version);
         t.proxy->abort(report_.id);
     }
-    if (t.fresh) {
-        t.fresh.reset();  // ends its waiting thread; its library unloads with it
-        trace(Step::unloaded, t, t.report.new_version);
-    }
+    dispose(t, std::exchange(t.fresh, nullptr));  // ends its waiting thread
 }
 
 void Transaction::start(Target& t) {
@@ -128,13 +161,35 @@ void Transaction::start(Target& t) {
         if (t.prepared) t.proxy->start(report_.id);  // the old version resumes
         return;
     }
-    t.proxy->start(report_.id);
-    if (t.old) {
-        // Destroyed after the start, so that unmapping the old library is not part of the
-        // blackout.
-        t.old.reset();
-        trace(Step::unloaded, t, t.report.old_version);
+    t.proxy->start(report_.id, hold_ && !t.addition);
+    if (t.addition) return;
+    if (!t.fresh->wait_enabled(parts_.config.enable_timeout)) {
+        t.report.abandoned_version = t.report.new_version;
+        t.report.abandoned_in = "enable";
+        throw Error("module '" + t.change.name + "' version " + t.report.new_version +
+                    " did not return from enable() within " +
+                    std::to_string(parts_.config.enable_timeout.count()) + " ms");
     }
+}
+
+void Transaction::serve(Target& t) {
+    if (t.addition) return;
+    if (!commit_) {
+        if (!t.swapped) return;
+        // Started but not to serve: the old version takes the module back, on the buffered
+        // queue the new one never touched.
+        trace(Step::abort, t, t.report.old_version);
+        dispose(t, t.proxy->revert(report_.id));
+        return;
+    }
+    if (hold_) t.fresh->go();
+    if (t.forced) {
+        parts_.graveyard.bury(std::move(t.old), t.proxy);
+        return;
+    }
+    // Ended after the start, so that the old version's terminate(), its destruction and the
+    // unmapping of its library are not part of the blackout.
+    dispose(t, t.proxy->settle());
 }
 
 void Transaction::measure(Target& t) {
@@ -160,10 +215,11 @@ void Transaction::step(Phase phase, Target& t) {
                 break;
             case Phase::complete: commit_ ? commit(t) : abort(t); break;
             case Phase::start: start(t); break;
+            case Phase::serve: serve(t); break;
         }
     } catch (const std::exception& e) {
         t.error = e.what();
-        if (phase == Phase::prepare) t.fresh.reset();
+        if (phase == Phase::prepare) dispose(t, std::exchange(t.fresh, nullptr));
     }
 }
 
@@ -185,7 +241,8 @@ void Transaction::decide(Phase phase) {
                 late_additions_ = true;
             }
     }
-    if (phase == Phase::prepare || phase == Phase::vote || phase == Phase::restore) {
+    if (phase == Phase::prepare || phase == Phase::vote || phase == Phase::restore ||
+        phase == Phase::start) {
         reason_ = first_error();
         commit_ = reason_.empty();
     }
@@ -199,12 +256,15 @@ void Transaction::decide(Phase phase) {
         case Phase::complete:
             if (commit_) announce_("start");
             break;
-        case Phase::start: break;
+        case Phase::start:
+            if (!commit_) announce_("abort");
+            break;
+        case Phase::serve: break;
     }
 }
 
 namespace {
-constexpr int kPhases = 5;
+constexpr int kPhases = 6;
 }
 
 void Transaction::in_turn() {
@@ -234,6 +294,7 @@ void Transaction::on_slaves() {
 std::string Transaction::run(Mode mode, bool late_additions, std::chrono::milliseconds timeout) {
     late_additions_ = late_additions;
     timeout_ = timeout;
+    hold_ = targets_.size() > 1;
     announce_("preparation");
     if (mode == Mode::sequential || targets_.size() == 1)
         in_turn();

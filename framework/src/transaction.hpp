@@ -18,6 +18,7 @@
 namespace nonstop::detail {
 
 class EventManager;
+class Graveyard;
 class NameService;
 class TimerService;
 class VersionRepository;
@@ -29,8 +30,13 @@ struct UpgraderParts {
     VersionRepository& libraries;
     TimerService& timers;
     ModuleHost& host;
+    Graveyard& graveyard;
     const Config& config;
 };
+
+/// True for the names the framework itself sends and publishes under ("upgrader", "host",
+/// "timer"): no module may take them.
+bool reserved(const std::string& name);
 
 class Transaction {
 public:
@@ -47,10 +53,14 @@ public:
     /// replaced module voted yes (figure 4.12). Fills the report's targets; returns the reason
     /// of an abort, empty when the transaction committed.
     std::string run(Mode mode, bool late_additions, std::chrono::milliseconds timeout);
+    /// A forced replacement (one target): when the old version does not reach quiescence
+    /// because it is stuck in a handler, it is abandoned, the new version starts from an empty
+    /// state and serves every message the old one had not.
+    void force() { force_ = true; }
 
 private:
     struct Target;
-    enum class Phase { prepare, vote, restore, complete, start };
+    enum class Phase { prepare, vote, restore, complete, start, serve };
 
     // The steps of one target, in order. Each throws Error; step() records the reason once.
     void prepare(Target& t);  // load the library, create the instance, initialize()
@@ -58,8 +68,10 @@ private:
     void restore(Target& t);  // the checkpoint into the new version
     void commit(Target& t);   // the new version takes the module
     void abort(Target& t);    // the old version keeps it; the new one is discarded
-    void start(Target& t);    // every target starts together, after the barrier
+    void start(Target& t);    // every target starts together, after the barrier: enable()
+    void serve(Target& t);    // the new versions serve and the old ones end (or all go back)
     void measure(Target& t);  // the blackout, once the new version serves
+    void dispose(Target& t, ModuleProxy::Task task);
 
     void step(Phase phase, Target& t);
     void decide(Phase phase);
@@ -73,6 +85,8 @@ private:
     Announce announce_;
     std::vector<Target> targets_;
     bool late_additions_ = false;
+    bool hold_ = false;  // a group: new versions wait after enable() until all have enabled
+    bool force_ = false;
     std::chrono::milliseconds timeout_{0};
     bool commit_ = true;
     std::string reason_;

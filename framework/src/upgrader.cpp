@@ -1,9 +1,11 @@
 #include "upgrader.hpp"
 
 #include <cstdio>
+#include <iostream>
 #include <sstream>
 
 #include "event_manager.hpp"
+#include "graveyard.hpp"
 #include "name_service.hpp"
 #include "timer_service.hpp"
 
@@ -66,6 +68,10 @@ std::string TransactionReport::to_string() const {
             out << " vote " << nonstop::to_string(t.vote) << ", quiescent after "
                 << ms(t.quiescence) << ", state " << t.checkpoint_bytes << " B, buffered "
                 << t.buffered << ", blackout " << ms(t.blackout);
+        if (t.forced) out << ", forced: no checkpoint, " << t.dropped << " message(s) dropped";
+        if (!t.abandoned_version.empty())
+            out << ", version " << t.abandoned_version << " abandoned in " << t.abandoned_in
+                << "()";
         out << "\n";
     }
     return out.str();
@@ -163,11 +169,15 @@ TransactionReport Upgrader::toggle(const std::string& name, bool enable) {
 TransactionReport Upgrader::enable(const std::string& name) { return toggle(name, true); }
 TransactionReport Upgrader::disable(const std::string& name) { return toggle(name, false); }
 
-TransactionReport Upgrader::unload(const std::string& name) { return remove(name, timer()); }
+TransactionReport Upgrader::unload(const std::string& name, bool force) {
+    return remove(name, timer(), force);
+}
 
-// Removal protocol (thesis 3.6.3): unreachable by name, refuse new input, drain, remove.
-TransactionReport Upgrader::remove(const std::string& name, std::chrono::milliseconds limit) {
-    Session s(*this, "unload " + name);
+// Removal protocol (thesis 3.6.3): unreachable by name, refuse new input, drain, remove. With
+// `force`, a module stuck in a handler is abandoned and its unserved messages are dropped.
+TransactionReport Upgrader::remove(const std::string& name, std::chrono::milliseconds limit,
+                                   bool force) {
+    Session s(*this, std::string(force ? "unload -force " : "unload ") + name);
     auto proxy = parts_.names.find(name);
     if (!proxy) return s.done(Outcome::rejected, "no module is named '" + name + "'");
     const ModuleInfo before = proxy->info();
@@ -186,9 +196,10 @@ TransactionReport Upgrader::remove(const std::string& name, std::chrono::millise
     try {
         t.quiescence = proxy->prepare(limit, ModuleProxy::Intake::refuse, s.report.id).quiescence;
         t.vote = Vote::yes;
-    } catch (const Timeout& e) {  // not quiescent in time: it serves on
+    } catch (const Timeout& e) {
         t.vote = Vote::no;
-        proxy->abort(s.report.id);
+        if (force && force_removal(s, t, proxy)) return s.done(Outcome::committed);
+        proxy->abort(s.report.id);  // not quiescent in time: it serves on
         proxy->start(s.report.id);
         parts_.names.insert(proxy);
         s.report.targets.push_back(t);
@@ -197,30 +208,66 @@ TransactionReport Upgrader::remove(const std::string& name, std::chrono::millise
         parts_.names.insert(proxy);
         return s.done(Outcome::rejected, e.what());
     }
-    parts_.timers.cancel(name);
-    auto old = proxy->retire();
-    parts_.events.remove_module(name);
-    old.reset();  // destroys the instance; the library unloads with its last instance
-    if (parts_.host.tracing()) parts_.host.trace(s.report.id, name, t.old_version, Step::unloaded);
-    s.report.targets.push_back(t);
+    end_removed(s, t, proxy, proxy->retire(), 0);
     return s.done(Outcome::committed);
+}
+
+// The stuck implementation is abandoned; false when it is not stuck in a handler after all.
+bool Upgrader::force_removal(Session& s, TargetReport& t, std::shared_ptr<ModuleProxy> proxy) {
+    try {
+        auto [stuck, dropped] = proxy->force_retire();
+        t.forced = true;
+        t.abandoned_version = t.old_version;
+        t.abandoned_in = "handle";
+        end_removed(s, t, std::move(proxy), std::move(stuck), dropped);
+        return true;
+    } catch (const Error&) {
+        return false;
+    }
+}
+
+void Upgrader::end_removed(Session& s, TargetReport& t, std::shared_ptr<ModuleProxy> proxy,
+                           ModuleProxy::Task old, std::uint64_t dropped) {
+    parts_.timers.cancel(t.name);
+    parts_.events.remove_module(t.name);
+    t.dropped = dropped;
+    if (t.forced) {
+        parts_.graveyard.bury(std::move(old), proxy);
+    } else if (!parts_.graveyard.dispose(old, proxy, parts_.config.terminate_timeout)) {
+        t.abandoned_version = t.old_version;
+        t.abandoned_in = "terminate";
+    }
+    if (t.abandoned_version.empty() && parts_.host.tracing())
+        parts_.host.trace(s.report.id, t.name, t.old_version, Step::unloaded);
+    s.report.targets.push_back(t);
 }
 
 void Upgrader::unload_all() {
     for (const auto& name : parts_.names.names()) {
-        // Shutdown cannot leave a thread behind: past the usual limit, wait as long as the
-        // module needs.
-        if (remove(name, timer()).outcome == Outcome::aborted)
-            remove(name, std::chrono::hours(24 * 365));
+        // Shutdown cannot wait for ever: past the limit a module stuck in a handler is
+        // abandoned; one that is only slow gets a second period to drain.
+        auto report = remove(name, parts_.config.shutdown_timeout, true);
+        if (report.outcome == Outcome::aborted)
+            report = remove(name, parts_.config.shutdown_timeout, true);
+        for (const auto& t : report.targets)
+            if (!t.abandoned_version.empty() || t.dropped > 0)
+                std::cerr << "nonstop: shutdown abandoned module '" << t.name << "' version "
+                          << t.abandoned_version << " (still in " << t.abandoned_in << "()), "
+                          << t.dropped << " message(s) unserved\n";
+        if (report.outcome == Outcome::aborted)
+            std::cerr << "nonstop: shutdown: " << report.to_string();
     }
+    parts_.graveyard.reap();
 }
 
 TransactionReport Upgrader::load(const std::string& name, const std::string& library) {
     return run("load " + name + " " + library, {}, {{name, library}}, Mode::concurrent, false);
 }
 
-TransactionReport Upgrader::replace(const std::string& name, const std::string& library) {
-    return run("replace " + name + " " + library, {{name, library}}, {}, Mode::concurrent, false);
+TransactionReport Upgrader::replace(const std::string& name, const std::string& library,
+                                    bool force) {
+    return run(std::string(force ? "replace -force " : "replace ") + name + " " + library,
+               {{name, library}}, {}, Mode::concurrent, false, force);
 }
 
 namespace {
@@ -256,11 +303,13 @@ TransactionReport Upgrader::syn_upgrade(const std::vector<Change>& replacements,
 
 TransactionReport Upgrader::run(std::string command, const std::vector<Change>& replacements,
                                 const std::vector<Change>& additions, Mode mode,
-                                bool late_additions) {
+                                bool late_additions, bool force) {
     Session s(*this, std::move(command));
+    parts_.graveyard.reap();
     s.report.mode = mode;
     Transaction transaction(parts_, s.report,
                             [this, &s](const char* state) { announce(s.report, state); });
+    if (force) transaction.force();
     try {
         transaction.validate(replacements, additions);
     } catch (const Error& e) {

@@ -22,8 +22,9 @@ public:
     explicit Upgrader(UpgraderParts parts);
 
     TransactionReport load(const std::string& name, const std::string& library);
-    TransactionReport unload(const std::string& name);
-    TransactionReport replace(const std::string& name, const std::string& library);
+    TransactionReport unload(const std::string& name, bool force = false);
+    TransactionReport replace(const std::string& name, const std::string& library,
+                              bool force = false);
     TransactionReport enable(const std::string& name);
     TransactionReport disable(const std::string& name);
     TransactionReport syn_replace(const std::vector<Change>& changes, Mode mode);
@@ -40,15 +41,21 @@ public:
     std::size_t queued() const { return queued_.load(); }
     /// The latest `count` reports, oldest first (all kept ones when count is 0).
     std::vector<TransactionReport> history(std::size_t count) const;
-    /// Removes every module, each after it has served its queue (used at shutdown).
+    /// Removes every module, each after it has served its queue, within Config::
+    /// shutdown_timeout each; a module stuck in a handler is removed by force and named on
+    /// stderr (used at shutdown).
     void unload_all();
 
 private:
     class Session;
     TransactionReport run(std::string command, const std::vector<Change>& replacements,
-                          const std::vector<Change>& additions, Mode mode, bool late_additions);
+                          const std::vector<Change>& additions, Mode mode, bool late_additions,
+                          bool force = false);
     TransactionReport toggle(const std::string& name, bool enable);
-    TransactionReport remove(const std::string& name, std::chrono::milliseconds limit);
+    TransactionReport remove(const std::string& name, std::chrono::milliseconds limit, bool force);
+    bool force_removal(Session& s, TargetReport& t, std::shared_ptr<ModuleProxy> proxy);
+    void end_removed(Session& s, TargetReport& t, std::shared_ptr<ModuleProxy> proxy,
+                     ModuleProxy::Task old, std::uint64_t dropped);
     TransactionReport record(TransactionReport report);
     void announce(const TransactionReport& report, const char* state);
 

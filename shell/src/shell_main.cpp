@@ -1,7 +1,10 @@
 // nonstop-shell: the operator's Tcl shell. Locally it is tclsh with the
 // ::nonstop commands and the thesis spellings bound to this process's runtime; with --connect
 // it forwards commands to a host's RemoteConsole.
+#include <pthread.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +15,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -286,6 +290,19 @@ int run_remote(const Arguments& a) {
     return 0;
 }
 
+/// SIGINT or SIGTERM: every module is removed (within the runtime's shutdown limit, stuck ones
+/// abandoned and named) and the shell exits 0.
+void stop_on(sigset_t signals, nonstop::Runtime& runtime) {
+    std::thread([signals, &runtime] {
+        int signal = 0;
+        if (sigwait(&signals, &signal) != 0) return;
+        std::cerr << "nonstop-shell: " << strsignal(signal) << ": removing every module\n";
+        runtime.unload_all();
+        std::cout << std::flush;
+        std::_Exit(0);
+    }).detach();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -294,9 +311,17 @@ int main(int argc, char** argv) {
     Tcl_FindExecutable(argv[0]);
     if (args->connect) return run_remote(*args);
 
+    // Blocked before the runtime starts its threads, so that only the waiter below takes them.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
     // --module-path wins, then NONSTOP_MODULE_PATH (read by the runtime), then the directory
     // the shell was started in, made absolute so that a `cd` in a batch does not move it.
     auto& runtime = nonstop::Runtime::instance();
+    stop_on(stop_signals, runtime);
     if (args->module_path) {
         runtime.set_module_path(split_path(*args->module_path));
     } else if (const char* env = std::getenv("NONSTOP_MODULE_PATH"); !env || !*env) {

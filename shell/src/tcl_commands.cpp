@@ -36,6 +36,10 @@ Tcl_Obj* target_dict(const TargetReport& t) {
     put(d, "checkpoint_bytes", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(t.checkpoint_bytes)));
     put(d, "buffered", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(t.buffered)));
     put(d, "blackout_ms", Tcl_NewDoubleObj(to_ms(t.blackout)));
+    put(d, "forced", Tcl_NewBooleanObj(t.forced));
+    put(d, "dropped", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(t.dropped)));
+    put(d, "abandoned_version", str(t.abandoned_version));
+    put(d, "abandoned_in", str(t.abandoned_in));
     return d;
 }
 
@@ -137,6 +141,7 @@ int TclCommands::install(Tcl_Interp* interp, Runtime& runtime, Policy policy) {
         {"info", nullptr, &TclCommands::info},
         {"send", nullptr, &TclCommands::send},
         {"history", nullptr, &TclCommands::history},
+        {"abandoned", nullptr, &TclCommands::abandoned},
         {"libraries", nullptr, &TclCommands::libraries},
         {"events", nullptr, &TclCommands::events},
         {"module_path", nullptr, &TclCommands::module_path},
@@ -206,16 +211,30 @@ int TclCommands::load(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     return finish(interp, runtime_.load(text(objv[1]), library));
 }
 
+namespace {
+// Takes a leading -force off the arguments; true when it was there.
+bool take_force(int& objc, Tcl_Obj* const*& objv) {
+    if (objc < 2 || text(objv[1]) != "-force") return false;
+    --objc;
+    ++objv;
+    return true;
+}
+}  // namespace
+
 int TclCommands::unload(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
-    if (objc != 2) return usage(interp, 1, objv, "NAME");
-    return finish(interp, runtime_.unload(text(objv[1])));
+    Tcl_Obj* const* args = objv;
+    const bool force = take_force(objc, args);
+    if (objc != 2) return usage(interp, 1, objv, "?-force? NAME");
+    return finish(interp, runtime_.unload(text(args[1]), force));
 }
 
 int TclCommands::replace(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
-    if (objc != 3) return usage(interp, 1, objv, "NAME LIBRARY");
-    const std::string library = text(objv[2]);
+    Tcl_Obj* const* args = objv;
+    const bool force = take_force(objc, args);
+    if (objc != 3) return usage(interp, 1, objv, "?-force? NAME LIBRARY");
+    const std::string library = text(args[2]);
     if (check_library(interp, library) != TCL_OK) return TCL_ERROR;
-    return finish(interp, runtime_.replace(text(objv[1]), library));
+    return finish(interp, runtime_.replace(text(args[1]), library, force));
 }
 
 int TclCommands::enable(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
@@ -307,6 +326,13 @@ int TclCommands::info(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     put(d, "queue_depth", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(m->queue_depth)));
     put(d, "handled", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(m->handled)));
     put(d, "handler_errors", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(m->handler_errors)));
+    put(d, "last_failure", str(m->last_failure));
+    put(d, "stuck", Tcl_NewBooleanObj(m->stuck));
+    put(d, "stuck_ms", Tcl_NewDoubleObj(to_ms(m->stuck_for)));
+    put(d, "stuck_in", str(m->stuck_in));
+    put(d, "ticks_coalesced", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(m->ticks_coalesced)));
+    put(d, "notifications_dropped",
+        Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(m->notifications_dropped)));
     Tcl_SetObjResult(interp, d);
     return TCL_OK;
 }
@@ -328,6 +354,22 @@ int TclCommands::send(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     if (!runtime_.send(name, std::move(m)))
         return fail(interp, "module '" + name + "' did not accept the message", "REFUSED", name);
     Tcl_ResetResult(interp);
+    return TCL_OK;
+}
+
+int TclCommands::abandoned(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc != 1) return usage(interp, 1, objv, "");
+    Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
+    for (const auto& a : runtime_.abandoned()) {
+        Tcl_Obj* d = Tcl_NewDictObj();
+        put(d, "name", str(a.name));
+        put(d, "version", str(a.version));
+        put(d, "library", str(a.library));
+        put(d, "in", str(a.in));
+        put(d, "busy_ms", Tcl_NewDoubleObj(to_ms(a.busy_for)));
+        Tcl_ListObjAppendElement(nullptr, list, d);
+    }
+    Tcl_SetObjResult(interp, list);
     return TCL_OK;
 }
 

@@ -87,6 +87,7 @@ public:
     }
 
     void get_state(const nonstop::State& s) override {
+        if (s.schema == 0) return;  // no state (a forced replacement): start from zero
         if (s.schema != 1 && (kSchema == 1 || s.schema != 2))
             throw std::runtime_error(
                 "version " COUNTER_STR(COUNTER_VERSION) " cannot read state schema " +

@@ -20,5 +20,11 @@ inline constexpr std::uint32_t kUpgradeSelf = 4;
 inline constexpr std::uint32_t kNotifyTicks = 10;
 /// counter → subscribers of its "tick" event; payload: the event's sequence number.
 inline constexpr std::uint32_t kTick = 11;
+/// hanging: the handler throws std::runtime_error with the payload as its text.
+inline constexpr std::uint32_t kThrow = 20;
+/// hanging: the handler ends its thread with pthread_exit.
+inline constexpr std::uint32_t kExitThread = 21;
+/// hanging: the handler never returns (sleeps for ever).
+inline constexpr std::uint32_t kHangForever = 22;
 
 }  // namespace nonstop::test::messages

@@ -11,9 +11,29 @@ namespace nonstop {
 struct Config {
     /// How long a target may take to reach quiescence during a transaction (SetTimer).
     std::chrono::milliseconds quiescence_timeout{5000};
+    /// How long each hook of a module may run before the framework gives up on that instance
+    /// (abandons it: the transaction aborts or the removal goes on without it, and the thread,
+    /// which cannot be killed, is left to finish on its own with its library kept mapped).
+    /// initialize() of a new version:
+    std::chrono::milliseconds initialize_timeout{5000};
+    /// put_state() of the old version (past it, the old version votes no) and get_state() of
+    /// the new one:
+    std::chrono::milliseconds state_timeout{5000};
+    /// enable() of a version that starts serving:
+    std::chrono::milliseconds enable_timeout{2000};
+    /// terminate() and the destruction of an instance that leaves:
+    std::chrono::milliseconds terminate_timeout{2000};
+    /// One handle() call running longer than this marks the module stuck (watchdog).
+    std::chrono::milliseconds stuck_after{2000};
+    /// Shutdown: how long the runtime's destructor lets each module drain its queue before it
+    /// abandons it (naming it on stderr); the whole shutdown takes at most about twice this.
+    std::chrono::milliseconds shutdown_timeout{5000};
     /// Messages one module's input queue (or its swap buffer) holds before senders block.
     /// Blocking, not dropping: the thesis's queuing model (4.5) sizes this at Σλ·T.
     std::size_t queue_capacity = 1'000'000;
+    /// Payload bytes one module's input queue (or its swap buffer) holds before senders block;
+    /// a single message larger than this is refused.
+    std::size_t queue_capacity_bytes = std::size_t{256} << 20;
     /// Transaction reports kept for `history`.
     std::size_t history_size = 256;
     /// Upper bound on waiting for the first buffered message to be served after a swap, when

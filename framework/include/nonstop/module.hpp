@@ -64,6 +64,11 @@ private:
 
 inline constexpr std::uint32_t kTimerTick = 0xFFFF0001;
 
+/// Why the calling thread's latest send that returned false (Context::send, Runtime::send,
+/// Port::send) did: one sentence, e.g. "the receiving module's queue cannot hold a message of
+/// that size". A send never throws.
+NONSTOP_API const char* last_send_error();
+
 /// Base class of every module implementation (the thesis's ModuleImp). The framework owns the
 /// thread and the service loop; a subclass only reacts to the calls below.
 class Module {

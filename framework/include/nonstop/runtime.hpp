@@ -44,10 +44,16 @@ public:
 
     /// Adds a module (Load).
     TransactionReport load(const std::string& name, const std::string& library);
-    /// Removes a module once it has served everything accepted (Unload).
-    TransactionReport unload(const std::string& name);
-    /// Replaces a module's implementation, state and queue carried over (Replace).
-    TransactionReport replace(const std::string& name, const std::string& library);
+    /// Removes a module once it has served everything accepted (Unload). With `force`, a
+    /// module that does not reach quiescence because it is stuck in a handler is removed all
+    /// the same: its instance is abandoned and the report counts the messages it never served.
+    TransactionReport unload(const std::string& name, bool force = false);
+    /// Replaces a module's implementation, state and queue carried over (Replace). With
+    /// `force`, an old version stuck in a handler is abandoned without a checkpoint: the new
+    /// version starts from an empty state (schema 0) and serves every message the old one had
+    /// not; the report says what was lost.
+    TransactionReport replace(const std::string& name, const std::string& library,
+                              bool force = false);
     /// Lets a module initiate requests again (Enable).
     TransactionReport enable(const std::string& name);
     /// Stops a module from initiating requests; it still serves its queue (Disable).
@@ -88,6 +94,9 @@ public:
     std::vector<ModuleInfo> modules() const;
     /// One module; empty if the name is unknown.
     std::optional<ModuleInfo> info(std::string_view name) const;
+    /// Module instances given up on (a hook or handler past its limit) whose thread still
+    /// runs; their libraries stay mapped until it ends.
+    std::vector<AbandonedInstance> abandoned() const;
     /// Every library loaded now.
     std::vector<LibraryInfo> libraries() const;
     /// The event table.

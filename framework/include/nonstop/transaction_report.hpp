@@ -47,6 +47,14 @@ struct TargetReport {
     std::uint64_t buffered = 0;  // messages that arrived during the swap
     /// First buffered message → first message served afterwards; zero if none was buffered.
     std::chrono::nanoseconds blackout{0};
+    /// The version of an instance given up on (a hook or handler past its limit; its thread is
+    /// left to end on its own), and the call it was in; empty when none was.
+    std::string abandoned_version;
+    std::string abandoned_in;
+    /// Forced commands: the transaction went on without a checkpoint (the new version started
+    /// from an empty state), and how many accepted messages were never served.
+    bool forced = false;
+    std::uint64_t dropped = 0;
 };
 
 struct TransactionReport {

@@ -60,6 +60,7 @@ private:
     int info(Tcl_Interp*, int, Tcl_Obj* const[]);
     int send(Tcl_Interp*, int, Tcl_Obj* const[]);
     int history(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int abandoned(Tcl_Interp*, int, Tcl_Obj* const[]);
     int libraries(Tcl_Interp*, int, Tcl_Obj* const[]);
     int events(Tcl_Interp*, int, Tcl_Obj* const[]);
     int module_path(Tcl_Interp*, int, Tcl_Obj* const[]);
