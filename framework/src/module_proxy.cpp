@@ -227,11 +227,11 @@ ModuleProxy::Checkpoint ModuleProxy::prepare(std::chrono::milliseconds timeout, 
         old->set_passive(*drained);
         trace(Step::disable, old, transaction);
         retarget_i(intake == Intake::buffer ? new_queue() : nullptr);
-        term_ = term = old->next_term(transaction);
+        term_ = term = old->next_term(transaction, intake == Intake::buffer);
         trace(Step::will_term, old, transaction);  // before the loop can reach it
         drained->put_terminate(term);
     }
-    if (!old->wait_quiescent(term, begin + timeout)) {
+    if (!old->wait_term(term, begin + timeout)) {
         if (old->exited())
             throw Timeout("module '" + name_ +
                           "' has failed: its thread ended inside module code (remove it with "
@@ -243,19 +243,17 @@ ModuleProxy::Checkpoint ModuleProxy::prepare(std::chrono::milliseconds timeout, 
     }
     Checkpoint checkpoint;
     checkpoint.quiescence = Clock::now() - begin;
-    // A removal takes no checkpoint: no successor needs it.
-    if (intake == Intake::buffer) checkpoint.state = old->checkpoint(limits_.state_timeout);
-    return checkpoint;
-}
-
-void ModuleProxy::restore(ModuleTask& fresh, const State& state) {
-    std::string from;
-    {
-        std::lock_guard lock(mutex_);
-        expect_i(Phase::draining, "restore a checkpoint");
-        from = current_->version();
+    // The old version's put_state() runs in its thread as it takes the termination message (a
+    // removal asks for none); it hangs there at most state_timeout before this votes no.
+    const auto limit = intake == Intake::buffer ? limits_.state_timeout : timeout;
+    if (!old->wait_quiescent(term, Clock::now() + limit)) {
+        char seconds[32];
+        std::snprintf(seconds, sizeof seconds, "%.3f", limit.count() / 1000.0);
+        throw Timeout("module '" + name_ + "' version " + old->version() +
+                      " did not return from put_state() within " + seconds + " s");
     }
-    fresh.restore(state, from, limits_.state_timeout);
+    if (intake == Intake::buffer) checkpoint.state = old->take_checkpoint();
+    return checkpoint;
 }
 
 void ModuleProxy::swap(Task fresh) {
@@ -290,14 +288,15 @@ void ModuleProxy::abort(std::uint64_t transaction) {
     current_->hold(transaction);
 }
 
-void ModuleProxy::start(std::uint64_t transaction, bool hold) {
+void ModuleProxy::start(std::uint64_t transaction, bool hold, std::shared_ptr<const State> state) {
     std::lock_guard lock(mutex_);
     if (phase_ == Phase::aborted) {
         current_->resume(term_, queue_, was_enabled_, transaction);
         enabled_ = was_enabled_;
     } else {
         if (phase_ != Phase::swapped) expect_i(Phase::attached, "be started");
-        current_->start(queue_, transaction, hold);
+        current_->start(queue_, transaction, hold, std::move(state),
+                        previous_ ? previous_->version() : std::string("none"));
         enabled_ = true;
     }
     swapping_.store(false);

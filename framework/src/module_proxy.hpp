@@ -98,10 +98,7 @@ public:
     /// implementation passive, append the termination message, wait until it is served within
     /// `timeout` (throws Timeout), and for a replacement (buffer) checkpoint (throws Error).
     Checkpoint prepare(std::chrono::milliseconds timeout, Intake intake, std::uint64_t transaction);
-    /// First half of syn_replace_commit (draining): the checkpoint into `fresh`, which is not
-    /// serving yet. Throws Error; nothing changes then.
-    void restore(ModuleTask& fresh, const State& state);
-    /// Second half of syn_replace_commit, draining → swapped: hot-swaps to `fresh`. The old
+    /// syn_replace_commit, draining → swapped: hot-swaps to `fresh`. The old
     /// implementation stays parked until settle() (or revert()), so that a new version that
     /// misses its start can still hand the module back.
     void swap(Task fresh);
@@ -116,8 +113,10 @@ public:
     /// queue after its own, once started.
     void abort(std::uint64_t transaction);
     /// attached, swapped or aborted → serving: the current implementation serves everything
-    /// accepted so far (a swapped-in one after its enable(); with `hold`, after go()).
-    void start(std::uint64_t transaction, bool hold = false);
+    /// accepted so far. A swapped-in one first restores `state` (get_state) and enable()s in
+    /// its own thread, and with `hold` waits for go().
+    void start(std::uint64_t transaction, bool hold = false,
+               std::shared_ptr<const State> state = nullptr);
     /// Removal after quiescence, draining → retired: tells the implementation to end and
     /// returns it.
     Task retire();

@@ -28,15 +28,6 @@ std::string seconds(std::chrono::milliseconds limit) {
 }
 }  // namespace
 
-// A call into module code that a parked loop runs for another thread (put_state, get_state).
-struct ModuleTask::Job {
-    std::function<State()> call;  // owns what it uses: the caller may have gone (timed out)
-    State result;
-    const char* hook = "";
-    bool done = false;
-    std::exception_ptr error;
-};
-
 ModuleTask::ModuleTask(ModuleHost& host, std::string name, std::shared_ptr<Library> library,
                        ServiceCounters& counters)
     : host_(host),
@@ -69,7 +60,7 @@ void ModuleTask::discard() {
     // after enable()) ends; one already told to finish (a replaced version) is left to it.
     std::lock_guard lock(mutex_);
     if (launched_ && !exited_ && decisions_.empty()) {
-        decisions_[reached_term_] = Decision{true, nullptr, false, false};
+        decisions_[reached_term_] = Decision{true, nullptr, false, false, nullptr, {}};
         cv_.notify_all();
     }
 }
@@ -103,9 +94,55 @@ void ModuleTask::wait_initialized(std::chrono::milliseconds limit) {
     if (!init_error_.empty()) throw Error(init_error_);
 }
 
-std::uint64_t ModuleTask::next_term(std::uint64_t transaction) {
+std::uint64_t ModuleTask::next_term(std::uint64_t transaction, bool checkpoint) {
     transaction_.store(transaction, std::memory_order_relaxed);
-    return ++terms_issued_;
+    const std::uint64_t term = ++terms_issued_;
+    std::lock_guard lock(mutex_);
+    checkpoint_term_ = checkpoint ? term : 0;
+    checkpoint_.reset();
+    checkpoint_error_.clear();
+    return term;
+}
+
+bool ModuleTask::wait_term(std::uint64_t term, Clock::time_point deadline) {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_until(lock, deadline, [&] { return term_seen_ >= term || exited_; }) &&
+           !exited_;
+}
+
+State ModuleTask::take_checkpoint() {
+    std::lock_guard lock(mutex_);
+    if (!checkpoint_) throw Error(checkpoint_error_);
+    State state = std::move(*checkpoint_);
+    checkpoint_.reset();
+    return state;
+}
+
+// put_state() at the termination message that asked for it, before the loop parks: whoever
+// waits for quiescence is woken once, with the checkpoint ready.
+void ModuleTask::checkpoint_at(std::uint64_t term) {
+    {
+        std::lock_guard lock(mutex_);
+        term_seen_ = term;
+        cv_.notify_all();
+        if (term != checkpoint_term_) return;
+    }
+    std::optional<State> state;
+    std::string error;
+    call_module("put_state", [&] {
+        try {
+            state = module_->put_state();
+        } catch (abi::__forced_unwind&) {
+            throw;
+        } catch (const std::exception& e) {
+            error = "module '" + name_ + "' failed to checkpoint its state: " + e.what();
+        } catch (...) {
+            error = "module '" + name_ + "' failed to checkpoint its state";
+        }
+    });
+    std::lock_guard lock(mutex_);
+    checkpoint_ = std::move(state);
+    checkpoint_error_ = std::move(error);
 }
 
 void ModuleTask::join() { wait(); }
@@ -140,11 +177,12 @@ void ModuleTask::resume(std::uint64_t term, std::shared_ptr<InputQueue> queue, b
     // reports; the module thread takes the decision a moment later.
     trace(Step::start, transaction);
     std::lock_guard lock(mutex_);
-    decisions_[term] = Decision{false, std::move(queue), enable, false};
+    decisions_[term] = Decision{false, std::move(queue), enable, false, nullptr, {}};
     cv_.notify_all();
 }
 
-void ModuleTask::start(std::shared_ptr<InputQueue> queue, std::uint64_t transaction, bool hold) {
+void ModuleTask::start(std::shared_ptr<InputQueue> queue, std::uint64_t transaction, bool hold,
+                       std::shared_ptr<const State> state, std::string from_version) {
     std::vector<std::function<void()>> deferred;
     {
         std::lock_guard lock(mutex_);
@@ -155,13 +193,22 @@ void ModuleTask::start(std::shared_ptr<InputQueue> queue, std::uint64_t transact
     trace(Step::start, transaction);
     std::lock_guard lock(mutex_);
     enabling_ = Enabling::idle;
-    decisions_[0] = Decision{false, std::move(queue), true, hold};
+    start_error_.clear();
+    decisions_[0] =
+        Decision{false, std::move(queue), true, hold, std::move(state), std::move(from_version)};
     cv_.notify_all();
+}
+
+std::string ModuleTask::start_error() {
+    std::lock_guard lock(mutex_);
+    return start_error_;
 }
 
 bool ModuleTask::wait_enabled(std::chrono::milliseconds limit) {
     std::unique_lock lock(mutex_);
-    if (cv_.wait_for(lock, limit, [&] { return enabling_ == Enabling::enabled || exited_; }))
+    if (cv_.wait_for(lock, limit, [&] {
+            return enabling_ == Enabling::enabled || enabling_ == Enabling::refused || exited_;
+        }))
         return enabling_ == Enabling::enabled;
     // Decided under the lock the loop takes before it serves: it never takes a message now.
     enabling_ = Enabling::abandoned;
@@ -178,7 +225,7 @@ void ModuleTask::go() {
 
 void ModuleTask::finish(std::uint64_t term) {
     std::lock_guard lock(mutex_);
-    decisions_[term] = Decision{true, nullptr, false, false};
+    decisions_[term] = Decision{true, nullptr, false, false, nullptr, {}};
     cv_.notify_all();
 }
 
@@ -187,63 +234,6 @@ void ModuleTask::abandon() {
     abandoned_.store(true, std::memory_order_seq_cst);
     std::lock_guard lock(mutex_);
     cv_.notify_all();
-}
-
-State ModuleTask::call_parked(const char* hook, std::function<State()> call,
-                              std::chrono::milliseconds limit, bool abandon_late) {
-    auto job = std::make_shared<Job>();
-    job->call = std::move(call);
-    job->hook = hook;
-    std::unique_lock lock(mutex_);
-    if (exited_) throw Error("module '" + name_ + "' has stopped");
-    jobs_.push_back(job);
-    cv_.notify_all();
-    if (!cv_.wait_for(lock, limit, [&] { return job->done || exited_; })) {
-        lock.unlock();
-        if (abandon_late) abandon();
-        throw Error("module '" + name_ + "' version " + version() + " did not return from " + hook +
-                    "() within " + seconds(limit));
-    }
-    if (!job->done) throw Error("module '" + name_ + "' stopped in " + hook + "()");
-    if (job->error) std::rethrow_exception(job->error);
-    return std::move(job->result);
-}
-
-State ModuleTask::checkpoint(std::chrono::milliseconds limit) {
-    State state;
-    try {
-        // An old version that hangs here votes no but is not given up: it keeps the module.
-        state = call_parked(
-            "put_state", [this] { return module_->put_state(); }, limit, false);
-    } catch (const Error&) {
-        throw;
-    } catch (const std::exception& e) {
-        throw Error("module '" + name_ + "' failed to checkpoint its state: " + e.what());
-    } catch (...) {
-        throw Error("module '" + name_ + "' failed to checkpoint its state");
-    }
-    return state;
-}
-
-void ModuleTask::restore(const State& s, const std::string& from_version,
-                         std::chrono::milliseconds limit) {
-    const std::string what = "module '" + name_ + "' version " + version() +
-                             " failed to restore the state of version " + from_version;
-    try {
-        call_parked(
-            "get_state",
-            [this, copy = std::make_shared<const State>(s)] {
-                module_->get_state(*copy);
-                return State{};
-            },
-            limit, true);
-    } catch (const Error&) {
-        throw;
-    } catch (const std::exception& e) {
-        throw Error(what + ": " + e.what());
-    } catch (...) {
-        throw Error(what);
-    }
 }
 
 void ModuleTask::set_passive(InputQueue& queue) {
@@ -365,50 +355,58 @@ void ModuleTask::initialize() {
     cv_.notify_all();
 }
 
-void ModuleTask::run_jobs(std::unique_lock<std::mutex>& lock) {
-    while (!jobs_.empty() && !abandoned()) {
-        auto job = jobs_.front();
-        jobs_.pop_front();
-        lock.unlock();
-        call_module(job->hook, [&] {
-            try {
-                job->result = job->call();
-            } catch (abi::__forced_unwind&) {
-                throw;
-            } catch (...) {
-                job->error = std::current_exception();
-            }
-        });
-        lock.lock();
-        job->done = true;
-        cv_.notify_all();
-    }
+// A new version's get_state(), in its own thread when it starts and before it takes a message;
+// false (with the reason kept for start_error()) when it threw.
+bool ModuleTask::restore(const Decision& decision) {
+    std::string error;
+    call_module("get_state", [&] {
+        try {
+            trace(Step::get_state);
+            module_->get_state(*decision.state);
+        } catch (abi::__forced_unwind&) {
+            throw;
+        } catch (const std::exception& e) {
+            error = e.what();
+        } catch (...) {
+            error = "a non-standard exception";
+        }
+    });
+    if (error.empty()) return true;
+    std::lock_guard lock(mutex_);
+    start_error_ = "module '" + name_ + "' version " + version() +
+                   " failed to restore the state of version " + decision.from_version + ": " +
+                   error;
+    enabling_ = Enabling::refused;
+    cv_.notify_all();
+    return false;
 }
 
-// After a serve decision: enable() if asked, then (held) wait for go(). False when this
-// instance must not serve: abandoned in enable(), or discarded while held.
-bool ModuleTask::begin_service(const Decision& decision) {
+// After a serve decision: get_state() and enable() if asked, then (held) wait for go().
+// parked: it refused its state and waits, untouched, to be discarded; stop: it must not serve
+// (abandoned, or discarded while held).
+ModuleTask::Begin ModuleTask::begin_service(const Decision& decision) {
     awaiting_first_ = true;
+    {
+        std::lock_guard lock(mutex_);
+        if (enabling_ == Enabling::abandoned) return Begin::stop;
+        enabling_ = Enabling::enabling;
+    }
+    if (decision.state && !restore(decision)) return abandoned() ? Begin::stop : Begin::parked;
     if (decision.enable) {
         status_.store(ModuleStatus::service, std::memory_order_release);
         passive_.store(false, std::memory_order_release);
-        {
-            std::lock_guard lock(mutex_);
-            if (enabling_ == Enabling::abandoned) return false;
-            enabling_ = Enabling::enabling;
-        }
         call_module("enable", [&] { module_->enable(); });
     } else {
         passive_.store(true, std::memory_order_release);
         status_.store(ModuleStatus::passive, std::memory_order_release);
     }
     std::unique_lock lock(mutex_);
-    if (enabling_ == Enabling::abandoned || abandoned()) return false;
+    if (enabling_ == Enabling::abandoned || abandoned()) return Begin::stop;
     enabling_ = Enabling::enabled;
     cv_.notify_all();
-    if (!decision.hold) return true;
+    if (!decision.hold) return Begin::serve;
     cv_.wait(lock, [&] { return go_ || abandoned() || !decisions_.empty(); });
-    return go_ && !abandoned();
+    return go_ && !abandoned() ? Begin::serve : Begin::stop;
 }
 
 // The end of service, in this thread: terminate(), then the instance is destroyed with its own
@@ -458,21 +456,17 @@ void ModuleTask::run_loop() {
             std::unique_lock lock(mutex_);
             reached_term_ = term;
             cv_.notify_all();
-            for (;;) {
-                cv_.wait(lock, [&] {
-                    return decisions_.count(term) != 0 || !jobs_.empty() || abandoned();
-                });
-                if (abandoned()) return;
-                if (jobs_.empty()) break;
-                run_jobs(lock);
-            }
+            cv_.wait(lock, [&] { return decisions_.count(term) != 0 || abandoned(); });
+            if (abandoned()) return;
             decision = std::move(decisions_[term]);
             decisions_.erase(term);
             if (decision.finish) break;
             queue_ = decision.queue;
             first_served_set_ = false;
         }
-        if (!begin_service(decision)) {
+        const Begin begin = begin_service(decision);
+        if (begin == Begin::parked) continue;  // at the same term, nothing taken
+        if (begin == Begin::stop) {
             if (!abandoned()) end_service();
             return;
         }
@@ -528,6 +522,7 @@ std::optional<std::uint64_t> ModuleTask::serve(InputQueue& queue) {
                 block->release();
                 trace(Step::get_term);
                 trace(Step::quiescent);
+                checkpoint_at(term);
                 return term;
             }
             default: block->release(); break;

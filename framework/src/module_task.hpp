@@ -55,10 +55,17 @@ public:
     void wait_initialized(std::chrono::milliseconds limit);
 
     /// A fresh termination number for the next termination message, issued by `transaction`
-    /// (the steps the loop takes at that message are attributed to it).
-    std::uint64_t next_term(std::uint64_t transaction);
-    /// Waits until the service loop has reached termination message `term` (quiescence).
+    /// (the steps the loop takes at that message are attributed to it). With `checkpoint`, the
+    /// loop calls put_state() in its own thread as soon as it takes that message.
+    std::uint64_t next_term(std::uint64_t transaction, bool checkpoint);
+    /// Waits until the service loop has taken termination message `term`: everything before
+    /// it is served (quiescence).
+    bool wait_term(std::uint64_t term, Clock::time_point deadline);
+    /// Waits until the loop is parked at `term` (after the checkpoint, if one was asked for).
     bool wait_quiescent(std::uint64_t term, Clock::time_point deadline);
+    /// The checkpoint taken at the latest termination message; throws Error when put_state()
+    /// threw.
+    State take_checkpoint();
     /// Parked at `term` after an aborted transaction: says so, and resumes at start().
     void hold(std::uint64_t transaction);
     /// Resumes the loop parked at `term`: serve `queue` next, active or passive.
@@ -66,11 +73,15 @@ public:
                 std::uint64_t transaction);
     /// The first start: runs the side effects initialize() asked for, in the caller's thread so
     /// they are in place when the transaction reports, then resumes at term 0 on `queue`.
-    /// The loop calls enable() and serves; with `hold` it waits after enable() for go().
-    void start(std::shared_ptr<InputQueue> queue, std::uint64_t transaction, bool hold);
-    /// Waits until enable() of the latest start has returned. False past `limit`: the task is
-    /// then abandoned, and it never takes a message from the queue it was given.
+    /// The loop calls get_state(*state) (when given), enable() and serves; with `hold` it waits
+    /// after enable() for go().
+    void start(std::shared_ptr<InputQueue> queue, std::uint64_t transaction, bool hold,
+               std::shared_ptr<const State> state = nullptr, std::string from_version = {});
+    /// Waits until get_state() and enable() of the latest start have returned. False when
+    /// get_state() threw (start_error() says why; the task waits, untouched) or past `limit`
+    /// (the task is then abandoned). Either way it never takes a message from its queue.
     bool wait_enabled(std::chrono::milliseconds limit);
+    std::string start_error();
     /// Lets a task held after enable() serve.
     void go();
     /// Decides that the loop ends at `term`: terminate() runs, the instance is destroyed in
@@ -90,13 +101,6 @@ public:
     void set_passive(InputQueue& queue);
     void set_active(InputQueue& queue);
     bool passive() const { return passive_.load(std::memory_order_acquire); }
-
-    /// put_state()/get_state(), run in the module's thread while its loop is parked (so never
-    /// concurrently with handle()). Throw Error naming the module and the cause, also when the
-    /// hook has not returned within `limit` (a new version is then abandoned; an old one that
-    /// hangs in put_state() only votes no, and keeps the module).
-    State checkpoint(std::chrono::milliseconds limit);
-    void restore(const State& s, const std::string& from_version, std::chrono::milliseconds limit);
 
     /// Gives up on this instance: its thread, if it ever returns from module code, exits
     /// without calling it again; its sends are refused. The caller keeps the task (and so its
@@ -137,19 +141,20 @@ private:
         std::shared_ptr<InputQueue> queue;
         bool enable = false;
         bool hold = false;
+        std::shared_ptr<const State> state;  // get_state() before serving, when set
+        std::string from_version;
     };
-    struct Job;
-    enum class Enabling { idle, enabling, enabled, abandoned };
+    enum class Enabling { idle, enabling, enabled, refused, abandoned };
+    enum class Begin { serve, parked, stop };
 
     std::optional<std::uint64_t> serve(InputQueue& queue);
     void initialize();
     void run_loop();
     void serve_message(ACE_Message_Block* block);
-    bool begin_service(const Decision& decision);
+    Begin begin_service(const Decision& decision);
+    bool restore(const Decision& decision);
+    void checkpoint_at(std::uint64_t term);
     void end_service();
-    void run_jobs(std::unique_lock<std::mutex>& lock);
-    State call_parked(const char* hook, std::function<State()> call,
-                      std::chrono::milliseconds limit, bool abandon_late);
     void trace(Step step);
     void trace(Step step, std::uint64_t transaction);
     void note_failure(const char* where, const std::string& what);
@@ -186,7 +191,11 @@ private:
     std::string init_error_;
     std::uint64_t reached_term_ = 0;
     std::map<std::uint64_t, Decision> decisions_;
-    std::deque<std::shared_ptr<Job>> jobs_;
+    std::uint64_t term_seen_ = 0;        // the latest termination message taken
+    std::uint64_t checkpoint_term_ = 0;  // the one at which put_state() is due
+    std::optional<State> checkpoint_;
+    std::string checkpoint_error_;
+    std::string start_error_;
     std::shared_ptr<InputQueue> queue_;
     bool started_ = false;
     std::vector<std::function<void()>> deferred_;

@@ -21,8 +21,8 @@ struct Transaction::Target {
     bool prepared = false;    // the proxy was asked to prepare: it must commit or abort
     bool swapped = false;     // the new version holds the module: it serves, or it goes back
     bool forced = false;      // the old version was stuck: abandoned, no checkpoint
-    State state;              // the old version's checkpoint
-    std::string error;        // why this target cannot commit
+    std::shared_ptr<const State> state;  // the old version's checkpoint, for the new one
+    std::string error;                   // why this target cannot commit
     TargetReport report;
 };
 
@@ -117,23 +117,10 @@ void Transaction::vote(Target& t) {
     }
     t.report.quiescence = checkpoint.quiescence;
     t.report.checkpoint_bytes = checkpoint.state.bytes.size();
-    t.state = std::move(checkpoint.state);
+    t.state = std::make_shared<const State>(std::move(checkpoint.state));
     t.report.vote = Vote::yes;
     trace(Step::put_state, t, t.report.old_version);
     trace(Step::prepared, t, t.report.old_version);
-}
-
-void Transaction::restore(Target& t) {
-    trace(Step::get_state, t, t.report.new_version);
-    if (!t.forced) {
-        t.proxy->restore(*t.fresh, t.state);
-        return;
-    }
-    t.fresh->restore(State{}, t.report.old_version, parts_.config.state_timeout);
-    t.old = t.proxy->force_swap(t.fresh);
-    t.swapped = true;
-    t.report.abandoned_version = t.report.old_version;
-    t.report.abandoned_in = "handle";
 }
 
 void Transaction::commit(Target& t) {
@@ -143,9 +130,21 @@ void Transaction::commit(Target& t) {
         return;
     }
     trace(Step::commit, t, t.report.old_version);
-    if (!t.forced) t.proxy->swap(t.fresh);
+    if (t.forced) {
+        t.old = t.proxy->force_swap(t.fresh);
+        t.report.abandoned_version = t.report.old_version;
+        t.report.abandoned_in = "handle";
+    } else {
+        t.proxy->swap(t.fresh);
+    }
     t.swapped = true;
     trace(Step::hot_swapped, t, t.report.new_version);
+}
+
+// The checkpoint goes to the new version, which restores it (get_state) in its own thread when
+// it starts, before it takes a message; a forced replacement hands it an empty one (schema 0).
+std::shared_ptr<const State> Transaction::restore(Target& t) {
+    return t.forced || !t.state ? std::make_shared<const State>() : t.state;
 }
 
 void Transaction::abort(Target& t) {
@@ -161,15 +160,21 @@ void Transaction::start(Target& t) {
         if (t.prepared) t.proxy->start(report_.id);  // the old version resumes
         return;
     }
-    t.proxy->start(report_.id, hold_ && !t.addition);
-    if (t.addition) return;
-    if (!t.fresh->wait_enabled(parts_.config.enable_timeout)) {
-        t.report.abandoned_version = t.report.new_version;
-        t.report.abandoned_in = "enable";
-        throw Error("module '" + t.change.name + "' version " + t.report.new_version +
-                    " did not return from enable() within " +
-                    std::to_string(parts_.config.enable_timeout.count()) + " ms");
+    if (t.addition) {
+        t.proxy->start(report_.id);
+        return;
     }
+    t.proxy->start(report_.id, hold_, restore(t));
+    const auto limit = parts_.config.state_timeout + parts_.config.enable_timeout;
+    if (t.fresh->wait_enabled(limit)) return;
+    if (auto refused = t.fresh->start_error(); !refused.empty()) throw Error(refused);
+    const char* in = "enable";
+    t.fresh->busy_for(&in);
+    t.report.abandoned_version = t.report.new_version;
+    t.report.abandoned_in = in;
+    throw Error("module '" + t.change.name + "' version " + t.report.new_version +
+                " did not return from " + in + "() within " + std::to_string(limit.count()) +
+                " ms");
 }
 
 void Transaction::serve(Target& t) {
@@ -210,9 +215,6 @@ void Transaction::step(Phase phase, Target& t) {
             case Phase::vote:
                 if (commit_ && !t.addition) vote(t);
                 break;
-            case Phase::restore:
-                if (commit_ && !t.addition) restore(t);
-                break;
             case Phase::complete: commit_ ? commit(t) : abort(t); break;
             case Phase::start: start(t); break;
             case Phase::serve: serve(t); break;
@@ -241,30 +243,28 @@ void Transaction::decide(Phase phase) {
                 late_additions_ = true;
             }
     }
-    if (phase == Phase::prepare || phase == Phase::vote || phase == Phase::restore ||
-        phase == Phase::start) {
+    if (phase == Phase::prepare || phase == Phase::vote || phase == Phase::start) {
         reason_ = first_error();
         commit_ = reason_.empty();
     }
-    // The upgrader's states of figure 4.13, for whoever follows transactions live.
+    // The upgrader's states of figure 4.13, for whoever follows transactions live. The commit
+    // is announced once every new version has restored its state and enabled itself.
     switch (phase) {
         case Phase::prepare: announce_(commit_ ? "voting" : "cleanup"); break;
         case Phase::vote:
             if (!commit_) announce_("abort");
             break;
-        case Phase::restore: announce_(commit_ ? "commit" : "abort"); break;
-        case Phase::complete:
-            if (commit_) announce_("start");
-            break;
+        case Phase::complete: break;
         case Phase::start:
-            if (!commit_) announce_("abort");
+            announce_(commit_ ? "commit" : "abort");
+            if (commit_) announce_("start");
             break;
         case Phase::serve: break;
     }
 }
 
 namespace {
-constexpr int kPhases = 6;
+constexpr int kPhases = 5;
 }
 
 void Transaction::in_turn() {

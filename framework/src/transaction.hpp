@@ -60,13 +60,13 @@ public:
 
 private:
     struct Target;
-    enum class Phase { prepare, vote, restore, complete, start, serve };
+    enum class Phase { prepare, vote, complete, start, serve };
 
     // The steps of one target, in order. Each throws Error; step() records the reason once.
     void prepare(Target& t);  // load the library, create the instance, initialize()
     void vote(Target& t);     // quiescence and checkpoint of the old version (CanCommit)
-    void restore(Target& t);  // the checkpoint into the new version
-    void commit(Target& t);   // the new version takes the module
+    std::shared_ptr<const State> restore(Target& t);  // the checkpoint for the new version
+    void commit(Target& t);                           // the new version takes the module
     void abort(Target& t);    // the old version keeps it; the new one is discarded
     void start(Target& t);    // every target starts together, after the barrier: enable()
     void serve(Target& t);    // the new versions serve and the old ones end (or all go back)
