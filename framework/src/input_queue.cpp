@@ -1,5 +1,6 @@
 #include "input_queue.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -8,17 +9,17 @@
 
 namespace nonstop::detail {
 
-// Every block accounts for one unit of the queue's byte counters, so its high-water mark is a
-// message count. The block's base points at a heap Message that the consumer takes back.
-InputQueue::InputQueue(std::size_t capacity, std::size_t capacity_bytes)
-    : capacity_(capacity), capacity_bytes_(capacity_bytes), queue_(capacity, capacity) {}
+// One bound covers both the message count and the bytes, inside the ACE queue's own lock (no
+// counter of ours for senders to contend on): a data block is charged its payload plus a unit,
+// capacity_bytes / capacity, and the high-water mark is capacity_bytes. So a queue holds at most
+// `capacity` messages, and at most `capacity_bytes` bytes of payload. The block's base points at
+// a heap Message that the consumer takes back.
+InputQueue::InputQueue(std::size_t capacity_bytes)
+    : capacity_(std::max<std::size_t>(capacity_bytes, 1)), queue_(capacity_, capacity_) {}
 
-namespace {
-std::size_t bytes_of(ACE_Message_Block* block) {
-    const auto* m = reinterpret_cast<const Message*>(block->base());
-    return m->payload.size() + m->sender.size();
+std::size_t InputQueue::unit(std::size_t capacity, std::size_t capacity_bytes) {
+    return std::max<std::size_t>(1, capacity_bytes / std::max<std::size_t>(capacity, 1));
 }
-}  // namespace
 
 InputQueue::~InputQueue() {
     ACE_Message_Block* block = nullptr;
@@ -29,9 +30,10 @@ InputQueue::~InputQueue() {
     }
 }
 
-ACE_Message_Block* InputQueue::wrap(Message&& m) {
+ACE_Message_Block* InputQueue::wrap(Message&& m, std::size_t unit) {
+    const std::size_t charge = unit + m.payload.size() + m.sender.size();
     auto* message = new Message(std::move(m));
-    return new ACE_Message_Block(reinterpret_cast<const char*>(message), 1);
+    return new ACE_Message_Block(reinterpret_cast<const char*>(message), charge);
 }
 
 void InputQueue::discard(ACE_Message_Block* block) {
@@ -40,27 +42,9 @@ void InputQueue::discard(ACE_Message_Block* block) {
 }
 
 InputQueue::Put InputQueue::put(ACE_Message_Block* block, const ACE_Time_Value* deadline) {
-    const std::size_t size = bytes_of(block);
-    if (size > capacity_bytes_) return Put::too_large;
-    // The byte bound is a reservation: past it the sender is told the queue is full and
-    // retries as for a full message count (an empty queue always takes one message).
-    if (bytes_.fetch_add(size, std::memory_order_acq_rel) + size > capacity_bytes_ &&
-        messages_.load(std::memory_order_acquire) > 0) {
-        bytes_.fetch_sub(size, std::memory_order_acq_rel);
-        return Put::full;
-    }
-    messages_.fetch_add(1, std::memory_order_acq_rel);
+    if (block->size() > capacity_) return Put::too_large;
     if (queue_.enqueue_tail(block, const_cast<ACE_Time_Value*>(deadline)) >= 0) return Put::done;
-    const bool full = errno == EWOULDBLOCK;
-    messages_.fetch_sub(1, std::memory_order_acq_rel);
-    bytes_.fetch_sub(size, std::memory_order_acq_rel);
-    return full ? Put::full : Put::closed;
-}
-
-void InputQueue::count_out(ACE_Message_Block* block) {
-    if (block->msg_type() != ACE_Message_Block::MB_DATA) return;
-    messages_.fetch_sub(1, std::memory_order_acq_rel);
-    bytes_.fetch_sub(bytes_of(block), std::memory_order_acq_rel);
+    return errno == EWOULDBLOCK ? Put::full : Put::closed;
 }
 
 std::vector<ACE_Message_Block*> InputQueue::drain() {
@@ -68,7 +52,6 @@ std::vector<ACE_Message_Block*> InputQueue::drain() {
     ACE_Message_Block* block = nullptr;
     ACE_Time_Value now{0};
     while (queue_.message_count() > 0 && queue_.dequeue_head(block, &now) >= 0) {
-        count_out(block);
         if (block->msg_type() == ACE_Message_Block::MB_DATA)
             out.push_back(block);
         else
@@ -81,12 +64,7 @@ void InputQueue::prepend(const std::vector<ACE_Message_Block*>& blocks) {
     std::lock_guard lock(control_mutex_);
     queue_.high_water_mark(std::numeric_limits<std::size_t>::max());
     for (auto it = blocks.rbegin(); it != blocks.rend(); ++it) {
-        messages_.fetch_add(1, std::memory_order_acq_rel);
-        bytes_.fetch_add(bytes_of(*it), std::memory_order_acq_rel);
-        if (queue_.enqueue_head(*it) < 0) {
-            count_out(*it);
-            discard(*it);
-        }
+        if (queue_.enqueue_head(*it) < 0) discard(*it);
     }
     queue_.high_water_mark(capacity_);
 }
@@ -118,7 +96,6 @@ void InputQueue::put_terminate(std::uint64_t term) {
 ACE_Message_Block* InputQueue::take() {
     ACE_Message_Block* block = nullptr;
     if (queue_.dequeue_head(block) < 0) return nullptr;
-    count_out(block);
     return block;
 }
 

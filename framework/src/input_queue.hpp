@@ -26,15 +26,18 @@ public:
     static constexpr ACE_Message_Block::ACE_Message_Type kEnable = ACE_Message_Block::MB_USER + 1;
     static constexpr ACE_Message_Block::ACE_Message_Type kDisable = ACE_Message_Block::MB_USER + 2;
 
-    /// `capacity`: messages held before put() blocks the sender; `capacity_bytes`: payload
-    /// bytes held before it does.
-    InputQueue(std::size_t capacity, std::size_t capacity_bytes);
+    /// Holds messages until their charges (payload plus unit(), see wrap) reach
+    /// `capacity_bytes`; then put() blocks the sender.
+    explicit InputQueue(std::size_t capacity_bytes);
+    /// What a message costs besides its payload in a queue of these bounds.
+    static std::size_t unit(std::size_t capacity, std::size_t capacity_bytes);
     ~InputQueue();
     InputQueue(const InputQueue&) = delete;
     InputQueue& operator=(const InputQueue&) = delete;
 
-    /// Wraps a message in a data block for put(); the block owns the message until taken.
-    static ACE_Message_Block* wrap(Message&& m);
+    /// Wraps a message in a data block for put(), charged `unit` besides its payload; the
+    /// block owns the message until taken. Throws std::bad_alloc.
+    static ACE_Message_Block* wrap(Message&& m, std::size_t unit);
     /// Frees a data block that was never enqueued, with its message.
     static void discard(ACE_Message_Block* block);
     enum class Put { done, full, closed, too_large };
@@ -48,9 +51,6 @@ public:
     /// Blocks for the next block. The caller owns it; see message_of / term_of.
     ACE_Message_Block* take();
     std::size_t size();
-    /// Application messages waiting (control blocks not counted) and their payload bytes.
-    std::size_t messages() const { return messages_.load(std::memory_order_relaxed); }
-    std::size_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
     /// Takes every waiting application message out without waiting, oldest first; control
     /// blocks are dropped. For a forced replacement, whose stuck consumer takes no more.
     std::vector<ACE_Message_Block*> drain();
@@ -63,12 +63,9 @@ public:
 
 private:
     void put_control(ACE_Message_Block* block, bool first);
-    void count_out(ACE_Message_Block* block);
 
     const std::size_t capacity_;
-    const std::size_t capacity_bytes_;
-    std::atomic<std::size_t> messages_{0};
-    std::atomic<std::size_t> bytes_{0};
+
     std::mutex control_mutex_;
     ACE_Message_Queue<ACE_MT_SYNCH> queue_;
 };

@@ -25,10 +25,13 @@ const char* to_string(ModuleProxy::Phase phase) {
 }
 
 ModuleProxy::ModuleProxy(std::string name, const Config& limits, ModuleHost& host)
-    : name_(std::move(name)), limits_(limits), host_(host) {}
+    : name_(std::move(name)),
+      limits_(limits),
+      unit_(InputQueue::unit(limits.queue_capacity, limits.queue_capacity_bytes)),
+      host_(host) {}
 
 std::shared_ptr<InputQueue> ModuleProxy::new_queue() const {
-    return std::make_shared<InputQueue>(limits_.queue_capacity, limits_.queue_capacity_bytes);
+    return std::make_shared<InputQueue>(limits_.queue_capacity_bytes);
 }
 
 ModuleProxy::~ModuleProxy() = default;
@@ -53,7 +56,7 @@ bool ModuleProxy::try_put(Message&& m) { return put(std::move(m), false); }
 bool ModuleProxy::put(Message&& m, bool wait_for_room) {
     ACE_Message_Block* block = nullptr;
     try {
-        block = InputQueue::wrap(std::move(m));
+        block = InputQueue::wrap(std::move(m), unit_);
     } catch (const std::bad_alloc&) {
         set_send_error(SendError::out_of_memory);
         return false;

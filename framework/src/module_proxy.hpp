@@ -147,6 +147,7 @@ private:
 
     const std::string name_;
     const Config& limits_;
+    const std::size_t unit_;  // what a message costs in a queue besides its payload
     ModuleHost& host_;
 
     // Hot path: senders read target_ inside a counted section, so that retarget_i() can wait

@@ -16,9 +16,19 @@ namespace nonstop::detail {
 namespace {
 thread_local const ModuleTask* calling_task = nullptr;
 
+// The time module calls are stamped with: a coarse clock that the watchdog advances, so that
+// marking every handle() call busy costs a load, not a clock read (measured: the clock read
+// cost 3-5% of the send throughput). Its resolution is the watchdog's period.
+std::atomic<std::int64_t> coarse_ns{0};
+
 std::int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
         .count();
+}
+
+std::int64_t coarse_now_ns() {
+    const auto t = coarse_ns.load(std::memory_order_relaxed);
+    return t != 0 ? t : now_ns();
 }
 
 std::string seconds(std::chrono::milliseconds limit) {
@@ -283,7 +293,7 @@ std::chrono::nanoseconds ModuleTask::busy_for(const char** in) const {
     const auto since = busy_since_ns_.load(std::memory_order_acquire);
     if (since == 0) return std::chrono::nanoseconds{0};
     if (in != nullptr) *in = busy_in_.load(std::memory_order_relaxed);
-    return std::chrono::nanoseconds(std::max<std::int64_t>(now_ns() - since, 1));
+    return std::chrono::nanoseconds(std::max<std::int64_t>(coarse_now_ns() - since, 1));
 }
 
 void ModuleTask::trace(Step step, std::uint64_t transaction) {
@@ -305,7 +315,7 @@ void ModuleTask::note_failure(const char* where, const std::string& what) {
 template <class F>
 bool ModuleTask::call_module(const char* where, F&& call) {
     busy_in_.store(where, std::memory_order_relaxed);
-    busy_since_ns_.store(now_ns(), std::memory_order_release);
+    busy_since_ns_.store(coarse_now_ns(), std::memory_order_release);
     bool ok = true;
     try {
         call();
@@ -326,11 +336,13 @@ bool ModuleTask::call_module(const char* where, F&& call) {
 
 const ModuleTask* ModuleTask::calling() { return calling_task; }
 
+void ModuleTask::advance_clock() { coarse_ns.store(now_ns(), std::memory_order_relaxed); }
+
 void ModuleTask::initialize() {
     std::string error;
     try {
         busy_in_.store("initialize", std::memory_order_relaxed);
-        busy_since_ns_.store(now_ns(), std::memory_order_release);
+        busy_since_ns_.store(coarse_now_ns(), std::memory_order_release);
         module_->initialize();
     } catch (abi::__forced_unwind&) {
         throw;

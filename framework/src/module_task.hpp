@@ -134,6 +134,8 @@ public:
     /// The task whose thread is calling, or null outside module threads: the upgrader refuses
     /// to make a module wait for its own quiescence from inside its own handler.
     static const ModuleTask* calling();
+    /// Advances the coarse clock that busy_for() measures with (the watchdog, each period).
+    static void advance_clock();
 
 private:
     struct Decision {

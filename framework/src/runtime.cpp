@@ -3,6 +3,7 @@
 #include <ace/Init_ACE.h>
 #include <ace/Thread_Manager.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -110,11 +111,14 @@ struct Runtime::Services final : ModuleHost {
 // handle() call (or hook) longer than Config::stuck_after, and reaps abandoned instances whose
 // thread has ended.
 void Runtime::Services::watch() {
-    const auto period = std::max(config.stuck_after / 4, std::chrono::milliseconds(10));
+    const auto period = std::clamp(config.stuck_after / 4, std::chrono::milliseconds(10),
+                                   std::chrono::milliseconds(100));
     std::set<std::string> stuck;
     std::unique_lock lock(watch_mutex);
+    ModuleTask::advance_clock();
     while (!watch_cv.wait_for(lock, period, [&] { return watch_stop; })) {
         lock.unlock();
+        ModuleTask::advance_clock();
         std::set<std::string> now;
         for (const auto& name : names.names()) {
             auto proxy = names.find(name);

@@ -32,7 +32,8 @@ struct Config {
     /// Blocking, not dropping: the thesis's queuing model (4.5) sizes this at Σλ·T.
     std::size_t queue_capacity = 1'000'000;
     /// Payload bytes one module's input queue (or its swap buffer) holds before senders block;
-    /// a single message larger than this is refused.
+    /// a single message larger than this is refused. One counter holds both bounds: each
+    /// message is charged its payload plus queue_capacity_bytes / queue_capacity.
     std::size_t queue_capacity_bytes = std::size_t{256} << 20;
     /// Transaction reports kept for `history`.
     std::size_t history_size = 256;
