@@ -248,12 +248,13 @@ TEST_F(RuntimeTest, UpgraderPublishesEachStateOfItsMachine) {
                     prefix.size(), e.payload.find(' ', prefix.size()) - prefix.size()));
         return states;
     };
-    // load a (6 states) + replace (6) + aborted replace (5), after the watcher's own "committed".
-    EXPECT_EQ(states_of(committed.id, 1 + 6 + 6 + 5),
+    // load a (6 states) + replace (6) + aborted replace (5), after the end of the watcher's own
+    // load: "commit", "start" (announced once it has started, so subscribed) and "committed".
+    EXPECT_EQ(states_of(committed.id, 3 + 6 + 6 + 5),
               (std::vector<std::string>{"validation", "preparation", "voting", "commit", "start",
                                         "committed"}));
     EXPECT_EQ(
-        states_of(aborted.id, 1 + 6 + 6 + 5),
+        states_of(aborted.id, 3 + 6 + 6 + 5),
         (std::vector<std::string>{"validation", "preparation", "voting", "abort", "aborted"}));
 }
 
