@@ -40,7 +40,8 @@ INSTANTIATE_TEST_SUITE_P(
     Libraries, BadLoad,
     ::testing::Values(
         BadLibrary{"missing_file", "libmissing.so", "library file 'libmissing.so' does not exist"},
-        BadLibrary{"not_a_shared_object", "libnot_elf.so", "cannot load library"},
+        BadLibrary{"not_a_shared_object", "libnot_elf.so",
+                   "cannot be loaded: it is not an ELF file"},
         BadLibrary{"no_factory", "libfaulty_no_factory.so", "has no nonstop module factory"},
         BadLibrary{"wrong_abi", "libfaulty_wrong_abi.so", "was built for nonstop ABI 12345"},
         BadLibrary{"factory_throws", "libfaulty_factory_throws.so",
@@ -75,7 +76,8 @@ INSTANTIATE_TEST_SUITE_P(
     Libraries, BadReplace,
     ::testing::Values(
         BadLibrary{"missing_file", "libmissing.so", "does not exist"},
-        BadLibrary{"not_a_shared_object", "libnot_elf.so", "cannot load library"},
+        BadLibrary{"not_a_shared_object", "libnot_elf.so",
+                   "cannot be loaded: it is not an ELF file"},
         BadLibrary{"no_factory", "libfaulty_no_factory.so", "has no nonstop module factory"},
         BadLibrary{"wrong_abi", "libfaulty_wrong_abi.so", "ABI 12345"},
         BadLibrary{"factory_throws", "libfaulty_factory_throws.so", "constructor refuses to build"},

@@ -72,6 +72,7 @@ void Transaction::validate(const std::vector<Change>& replacements,
                                 "itself)");
                 t.proxy = std::move(existing);
                 t.report.old_version = info.version;
+                t.report.old_kind = info.kind;
             }
             targets_.push_back(std::move(t));
         }
@@ -84,6 +85,12 @@ void Transaction::validate(const std::vector<Change>& replacements,
 void Transaction::prepare(Target& t) {
     auto library = parts_.libraries.acquire(t.change.library);
     t.report.new_version = library->version();
+    t.report.new_kind = library->kind();
+    t.report.sha256 = library->sha256();
+    // A replacement must be the same kind of module, unless the operator forces it.
+    if (!t.addition && !force_ && library->kind() != t.report.old_kind)
+        throw Error("library '" + library->path() + "' holds a module of kind '" + library->kind() +
+                    "', but module '" + t.change.name + "' is of kind '" + t.report.old_kind + "'");
     t.fresh = t.proxy->create(std::move(library), report_.id);
     t.fresh->wait_initialized(parts_.config.initialize_timeout);
 }

@@ -53,9 +53,10 @@ public:
     /// replaced module voted yes (figure 4.12). Fills the report's targets; returns the reason
     /// of an abort, empty when the transaction committed.
     std::string run(Mode mode, bool late_additions, std::chrono::milliseconds timeout);
-    /// A forced replacement (one target): when the old version does not reach quiescence
-    /// because it is stuck in a handler, it is abandoned, the new version starts from an empty
-    /// state and serves every message the old one had not.
+    /// A forced replacement (one target): the new library may be of another kind of module;
+    /// when the old version does not reach quiescence because it is stuck in a handler, it is
+    /// abandoned, the new version starts from an empty state and serves every message the old
+    /// one had not.
     void force() { force_ = true; }
 
 private:

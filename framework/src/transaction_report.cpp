@@ -62,6 +62,8 @@ std::string TransactionReport::to_string() const {
             out << " vote " << nonstop::to_string(t.vote) << ", quiescent after "
                 << ms(t.quiescence) << ", state " << t.checkpoint_bytes << " B, buffered "
                 << t.buffered << ", blackout " << ms(t.blackout);
+        if (!t.old_kind.empty() && !t.new_kind.empty() && t.old_kind != t.new_kind)
+            out << ", kind " << t.old_kind << " -> " << t.new_kind << " (forced)";
         if (t.forced) out << ", forced: no checkpoint, " << t.dropped << " message(s) dropped";
         if (!t.abandoned_version.empty())
             out << ", version " << t.abandoned_version << " abandoned in " << t.abandoned_in

@@ -30,11 +30,13 @@ public:
     Library(const Library&) = delete;
     Library& operator=(const Library&) = delete;
 
-    /// The path the operator named, made absolute.
+    /// The library's real path (symbolic links resolved).
     const std::string& path() const { return path_; }
-    /// The file actually mapped: `path()`, or a private copy when `path()` changed on disk
-    /// while an older version of it was still loaded.
+    /// The file actually mapped: a private copy of `path()`'s content as it was read, so that
+    /// the file can be rewritten or removed while the library is loaded.
     const std::string& mapped_path() const { return mapped_path_; }
+    /// SHA-256 of that content, in hexadecimal.
+    const std::string& sha256() const { return sha256_; }
     const std::string& kind() const { return kind_; }
     const std::string& version() const { return version_; }
     const FileIdentity& identity() const { return identity_; }
@@ -49,9 +51,8 @@ private:
     struct Handle;
     std::unique_ptr<Handle> handle_;
     const ModuleDescriptor* descriptor_ = nullptr;
-    std::string path_, mapped_path_, kind_, version_;
+    std::string path_, mapped_path_, kind_, version_, sha256_;
     FileIdentity identity_;
-    bool private_copy_ = false;
 };
 
 class VersionRepository {
@@ -61,11 +62,14 @@ public:
     ~VersionRepository();
 
     /// Resolves a library name against the module path (a name with '/' is used as given)
-    /// and returns an absolute path; throws Error when no such file exists.
+    /// and returns its real path, symbolic links resolved; throws Error when no such file
+    /// exists.
     std::string resolve(const std::string& library) const;
-    /// Loads (or shares, when already loaded and unchanged on disk) the library: now-binding,
-    /// local symbols; checks the ABI and the factory before anything is created. Throws Error
-    /// with a one-sentence reason.
+    /// Loads (or shares, when already loaded with the same content) the library: its content
+    /// is read once, checked to be a complete ELF shared object for this machine, copied into
+    /// the repository's private directory and loaded from there (now-binding, local symbols);
+    /// the ABI and the factory are checked before anything is created. Throws Error with a
+    /// one-sentence reason.
     std::shared_ptr<Library> acquire(const std::string& library);
     /// Every library currently loaded.
     std::vector<LibraryInfo> list() const;
@@ -76,8 +80,10 @@ public:
 
 private:
     std::shared_ptr<Library> open_i(const std::string& path, const FileIdentity& identity,
-                                    bool private_copy);
+                                    const std::string& content, std::string sha256);
+    const std::string& private_dir_i();
     mutable std::mutex mutex_;
+    std::string private_dir_;  // mkdtemp, mode 0700; made on first use, removed at the end
     std::vector<std::string> module_path_;
     std::vector<std::weak_ptr<Library>> libraries_;
     std::uint64_t copies_ = 0;

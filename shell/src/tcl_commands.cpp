@@ -40,6 +40,9 @@ Tcl_Obj* target_dict(const TargetReport& t) {
     put(d, "dropped", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(t.dropped)));
     put(d, "abandoned_version", str(t.abandoned_version));
     put(d, "abandoned_in", str(t.abandoned_in));
+    put(d, "old_kind", str(t.old_kind));
+    put(d, "new_kind", str(t.new_kind));
+    put(d, "sha256", str(t.sha256));
     return d;
 }
 
@@ -397,6 +400,7 @@ int TclCommands::libraries(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) 
         put(d, "kind", str(l.kind));
         put(d, "version", str(l.version));
         put(d, "instances", Tcl_NewLongObj(l.instances));
+        put(d, "sha256", str(l.sha256));
         Tcl_ListObjAppendElement(nullptr, list, d);
     }
     Tcl_SetObjResult(interp, list);

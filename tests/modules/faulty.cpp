@@ -1,4 +1,5 @@
-// Module libraries that fail at one step each (FAULT_*), otherwise behaving like a small counter.
+// Module libraries of kind "counter" that fail at one step each (FAULT_*), otherwise behaving
+// like a small counter; FAULT_OTHER_KIND fails at nothing but declares another kind.
 #include <nonstop/module.hpp>
 
 #include <stdexcept>
@@ -40,7 +41,7 @@ public:
 #ifdef FAULT_FACTORY_NULL
 extern "C" NONSTOP_EXPORT std::uint32_t nonstop_module_abi() { return nonstop::abi_version(); }
 extern "C" NONSTOP_EXPORT const nonstop::ModuleDescriptor* nonstop_module_descriptor() {
-    static constexpr nonstop::ModuleDescriptor d{"faulty", "null",
+    static constexpr nonstop::ModuleDescriptor d{"counter", "null",
                                                  []() -> nonstop::Module* { return nullptr; },
                                                  [](nonstop::Module* m) { delete m; }};
     return &d;
@@ -52,6 +53,8 @@ extern "C" NONSTOP_EXPORT const nonstop::ModuleDescriptor* nonstop_module_descri
 }
 #elif defined(FAULT_NO_FACTORY)
 extern "C" NONSTOP_EXPORT int not_a_module_factory() { return 42; }
+#elif defined(FAULT_OTHER_KIND)
+NONSTOP_MODULE(Faulty, "other", FAULT_VERSION)
 #else
-NONSTOP_MODULE(Faulty, "faulty", FAULT_VERSION)
+NONSTOP_MODULE(Faulty, "counter", FAULT_VERSION)
 #endif

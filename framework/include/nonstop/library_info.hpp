@@ -11,6 +11,7 @@ struct LibraryInfo {
     std::string kind;
     std::string version;
     long instances = 0;  // module instances using it (including ones being created)
+    std::string sha256;  // of the content loaded, in hexadecimal
 };
 
 }  // namespace nonstop

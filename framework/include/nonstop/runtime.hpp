@@ -48,8 +48,10 @@ public:
     /// module that does not reach quiescence because it is stuck in a handler is removed all
     /// the same: its instance is abandoned and the report counts the messages it never served.
     TransactionReport unload(const std::string& name, bool force = false);
-    /// Replaces a module's implementation, state and queue carried over (Replace). With
-    /// `force`, an old version stuck in a handler is abandoned without a checkpoint: the new
+    /// Replaces a module's implementation, state and queue carried over (Replace); the new
+    /// library must declare the same kind of module. With `force`, the kind may differ (the
+    /// report names both), and an old version stuck in a handler is abandoned without a
+    /// checkpoint: the new
     /// version starts from an empty state (schema 0) and serves every message the old one had
     /// not; the report says what was lost.
     TransactionReport replace(const std::string& name, const std::string& library,

@@ -41,6 +41,9 @@ struct TargetReport {
     std::string library;
     std::string old_version;
     std::string new_version;
+    std::string old_kind;  // the kinds of module the libraries declare (they differ only when
+    std::string new_kind;  // a forced replacement changed it)
+    std::string sha256;    // of the new version's library
     Vote vote = Vote::none;
     std::chrono::nanoseconds quiescence{0};  // prepare → quiescent
     std::size_t checkpoint_bytes = 0;
