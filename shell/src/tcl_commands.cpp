@@ -199,11 +199,24 @@ int TclCommands::dispatch(ClientData data, Tcl_Interp* interp, int objc, Tcl_Obj
 }
 
 int TclCommands::check_library(Tcl_Interp* interp, const std::string& library) {
-    // A name without '/' is only ever looked up in the module path, so it cannot escape it.
-    if (!policy_.confined || library.find('/') == std::string::npos) return TCL_OK;
-    const fs::path dir = canonical_or_empty(library).parent_path();
-    for (const auto& allowed : runtime_.module_path())
-        if (!dir.empty() && canonical_or_empty(allowed) == dir) return TCL_OK;
+    if (!policy_.confined) return TCL_OK;
+    // The file the runtime would load, symbolic links resolved: a bare name is looked up in
+    // the module path as the runtime does, and may still lead outside it through a link.
+    const auto dirs = runtime_.module_path();
+    fs::path real;
+    if (library.find('/') != std::string::npos) {
+        real = canonical_or_empty(library);
+    } else {
+        std::error_code ec;
+        for (const auto& dir : dirs)
+            if (fs::exists(fs::path(dir) / library, ec)) {
+                real = canonical_or_empty((fs::path(dir) / library).string());
+                break;
+            }
+        if (real.empty()) return TCL_OK;  // no such file: the runtime reports it
+    }
+    for (const auto& allowed : dirs)
+        if (!real.empty() && canonical_or_empty(allowed) == real.parent_path()) return TCL_OK;
     return fail(interp, "library '" + library + "' is outside the module path", "REFUSED", library);
 }
 

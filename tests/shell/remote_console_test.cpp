@@ -193,6 +193,13 @@ TEST_F(RemoteConsoleTest, LibrariesOutsideTheModulePathAreRefused) {
         EXPECT_FALSE(r.ok) << command;
         EXPECT_EQ(r.errorcode.rfind("NONSTOP REFUSED", 0), 0u) << command << ": " << r.errorcode;
     }
+    // A symbolic link inside the module path to a file outside it, named by its bare name.
+    const std::string link = "libescape-" + std::to_string(::getpid()) + ".so";
+    fs::create_symlink(lib, fs::path(NONSTOP_TEST_MODULE_DIR) / link);
+    auto escaped = c->execute("nonstop load esc " + link);
+    fs::remove(fs::path(NONSTOP_TEST_MODULE_DIR) / link);
+    EXPECT_EQ(escaped.errorcode.rfind("NONSTOP REFUSED", 0), 0u) << escaped.body;
+    EXPECT_FALSE(runtime.info("esc"));
     auto r = c->execute("nonstop module_path " + outside.string());
     EXPECT_EQ(r.errorcode, "NONSTOP REFUSED");
     EXPECT_FALSE(runtime.info("out"));
