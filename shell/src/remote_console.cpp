@@ -9,9 +9,11 @@
 #include <unistd.h>
 
 #include <tcl.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <utility>
 
@@ -22,12 +24,26 @@ namespace nonstop {
 
 struct RemoteConsole::Client {
     int fd = -1;
+    std::string peer;  // the address it connects from
+    std::atomic<bool> authenticated{false};
+    bool evicted = false;  // guarded by RemoteConsole::mutex_
     std::thread thread;
     std::atomic<bool> done{false};
     Tcl_Interp* interp = nullptr;  // guarded by RemoteConsole::mutex_; only its thread uses it
 };
 
 namespace {
+
+std::string peer_of(const sockaddr_storage& address) {
+    char text[INET6_ADDRSTRLEN] = "";
+    if (address.ss_family == AF_INET)
+        ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(address).sin_addr, text,
+                    sizeof text);
+    else if (address.ss_family == AF_INET6)
+        ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(address).sin6_addr, text,
+                    sizeof text);
+    return text;
+}
 
 std::string generate_token() {
     std::random_device random;
@@ -139,7 +155,11 @@ void RemoteConsole::start() {
 
 void RemoteConsole::stop() {
     if (!acceptor_.joinable()) return;
-    stopping_ = true;
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    stop_changed_.notify_all();
     [[maybe_unused]] auto n = ::write(wake_[1], "x", 1);
     acceptor_.join();
     {
@@ -186,17 +206,38 @@ void RemoteConsole::accept_loop() {
         }
         if (stopping_ || (fds[1].revents & POLLIN)) return;
         if (!(fds[0].revents & POLLIN)) continue;
-        const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        sockaddr_storage address{};
+        socklen_t length = sizeof address;
+        const int fd =
+            ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&address), &length, SOCK_CLOEXEC);
         if (fd < 0) continue;
         reap(false);
         std::lock_guard lock(mutex_);
-        if (clients_.size() >= options_.max_clients) {
+        // Unauthenticated connections never hold every slot: past their share, the oldest
+        // of them makes room for the new one (an operator sends the token at once).
+        std::size_t held = 0, waiting = 0;
+        Client* oldest_waiting = nullptr;
+        for (const auto& c : clients_) {
+            if (c->done || c->evicted) continue;
+            ++held;
+            if (c->authenticated) continue;
+            ++waiting;
+            if (!oldest_waiting) oldest_waiting = c.get();
+        }
+        if (oldest_waiting &&
+            (waiting >= options_.max_unauthenticated || held >= options_.max_clients)) {
+            oldest_waiting->evicted = true;
+            ::shutdown(oldest_waiting->fd, SHUT_RDWR);
+            --held;
+        }
+        if (held >= options_.max_clients) {
             reply(fd, false, "too many console connections", "NONSTOP BUSY");
             ::close(fd);
             continue;
         }
         auto client = std::make_unique<Client>();
         client->fd = fd;
+        client->peer = peer_of(address);
         Client& c = *client;
         clients_.push_back(std::move(client));
         c.thread = std::thread([this, &c] {
@@ -245,8 +286,10 @@ bool evaluate(int fd, Tcl_Interp* interp, const std::string& command, std::chron
 }
 }  // namespace
 
-// Reads the next line into `line`; false when the client is gone or sent too long a line.
-bool RemoteConsole::read_line(int fd, std::string& input, std::string& line, bool incomplete) {
+// Reads the next line into `line`; false when the client is gone, sent too long a line, or
+// has not sent one by `deadline`.
+bool RemoteConsole::read_line(int fd, std::string& input, std::string& line, bool incomplete,
+                              std::chrono::steady_clock::time_point deadline) {
     char chunk[4096];
     for (;;) {
         if (const auto newline = input.find('\n'); newline != std::string::npos) {
@@ -262,6 +305,17 @@ bool RemoteConsole::read_line(int fd, std::string& input, std::string& line, boo
             return false;
         }
         if (stopping_) return false;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        pollfd p{fd, POLLIN, 0};
+        const int ready = ::poll(&p, 1,
+                                 static_cast<int>(std::clamp<long long>(
+                                     left.count(), 0, std::numeric_limits<int>::max())));
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready == 0) {
+            reply(fd, false, "no token within the time limit", "NONSTOP AUTH");
+            return false;
+        }
         const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
@@ -272,6 +326,31 @@ bool RemoteConsole::read_line(int fd, std::string& input, std::string& line, boo
         }
         input.append(chunk, static_cast<std::size_t>(n));
     }
+}
+
+// Checks the first line against the token; a wrong one is answered after the peer's delay.
+bool RemoteConsole::authenticate(Client& client, const std::string& line) {
+    if (equal_constant_time(line, token_)) {
+        {
+            std::lock_guard lock(mutex_);
+            failures_.erase(client.peer);
+        }
+        client.authenticated = true;
+        reply(client.fd, true, "authenticated");
+        return true;
+    }
+    unsigned failures;
+    {
+        std::lock_guard lock(mutex_);
+        failures = failures_[client.peer]++;
+    }
+    const auto delay = std::min<std::chrono::milliseconds>(
+        options_.failed_token_delay * (1LL << std::min(failures, 16u)), std::chrono::seconds(5));
+    std::unique_lock lock(mutex_);
+    stop_changed_.wait_for(lock, delay, [&] { return stopping_.load(); });
+    lock.unlock();
+    reply(client.fd, false, "wrong token", "NONSTOP AUTH");
+    return false;
 }
 
 void RemoteConsole::serve(Client& client) {
@@ -288,15 +367,12 @@ void RemoteConsole::serve(Client& client) {
         client.interp = interp;
     }
     std::string input, pending, line;
-    bool authenticated = false;
-    while (!stopping_ && read_line(fd, input, line, authenticated && !pending.empty())) {
-        if (!authenticated) {
-            authenticated = equal_constant_time(line, token_);
-            if (!authenticated) {
-                reply(fd, false, "wrong token", "NONSTOP AUTH");
-                break;
-            }
-            reply(fd, true, "authenticated");
+    const auto auth_deadline = std::chrono::steady_clock::now() + options_.auth_time_limit;
+    const auto no_deadline = std::chrono::steady_clock::time_point::max();
+    while (!stopping_ && read_line(fd, input, line, client.authenticated && !pending.empty(),
+                                   client.authenticated ? no_deadline : auth_deadline)) {
+        if (!client.authenticated) {
+            if (!authenticate(client, line)) break;
             continue;
         }
         if (line.find('\0') != std::string::npos) {

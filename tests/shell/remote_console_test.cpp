@@ -1,6 +1,9 @@
 // The remote console from a client's side: authentication, the safe interpreter, malformed
 // input, confinement to the module path, and nonstop-shell --connect.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -12,6 +15,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "nonstop/console_client.hpp"
 #include "nonstop/error.hpp"
@@ -36,6 +40,7 @@ protected:
         RemoteConsole::Options o;
         o.token = "secret-token";
         o.max_command = 4096;
+        o.auth_time_limit = std::chrono::seconds(1);
         console = std::make_unique<RemoteConsole>(runtime, o);
         console->start();
         ASSERT_NE(console->port(), 0);
@@ -63,6 +68,58 @@ TEST_F(RemoteConsoleTest, WrongTokenIsRefusedAndTheConnectionClosed) {
     EXPECT_EQ(r.errorcode, "NONSTOP AUTH");
     EXPECT_EQ(r.body, "wrong token");
     EXPECT_TRUE(c.closed_by_peer());
+}
+
+// A TCP connection that never says anything.
+int idle_connection(std::uint16_t port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    return fd;
+}
+
+// Everything the server sends until it closes the connection (or 30 s pass).
+std::string until_closed(int fd) {
+    std::string seen;
+    char buffer[256];
+    pollfd p{fd, POLLIN, 0};
+    while (::poll(&p, 1, 30'000) > 0) {
+        const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+        if (n <= 0) break;
+        seen.append(buffer, static_cast<std::size_t>(n));
+    }
+    return seen;
+}
+
+TEST_F(RemoteConsoleTest, IdleUnauthenticatedConnectionsNeitherLockOutNorStay) {
+    std::vector<int> idle;
+    for (int i = 0; i < 8; ++i) idle.push_back(idle_connection(console->port()));
+    auto c = client();  // the operator still gets in
+    auto r = c->execute("nonstop modules");
+    EXPECT_TRUE(r.ok) << r.body;
+    // The oldest made room for newer ones (closed without a word); the rest are closed at the
+    // time limit.
+    EXPECT_EQ(until_closed(idle.front()), "");
+    EXPECT_NE(until_closed(idle.back()).find("no token within the time limit"), std::string::npos);
+    for (int fd : idle) ::close(fd);
+    EXPECT_TRUE(c->execute("nonstop modules").ok);
+}
+
+TEST_F(RemoteConsoleTest, WrongTokensFromOnePeerAreAnsweredEverMoreSlowly) {
+    std::vector<std::chrono::steady_clock::duration> took;
+    for (int i = 0; i < 3; ++i) {
+        ConsoleClient c;
+        c.connect("127.0.0.1", console->port());
+        const auto begin = std::chrono::steady_clock::now();
+        EXPECT_EQ(c.authenticate("guess").errorcode, "NONSTOP AUTH");
+        took.push_back(std::chrono::steady_clock::now() - begin);
+    }
+    // 100 ms, then 200 ms, then 400 ms at least.
+    EXPECT_GE(took[2], std::chrono::milliseconds(400));
+    client();  // the right token still works, and resets the delay
 }
 
 TEST_F(RemoteConsoleTest, NoCommandRunsBeforeAuthentication) {

@@ -26,9 +26,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <list>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -50,6 +52,15 @@ public:
         std::string token_file;
         std::size_t max_command = 64 * 1024;
         std::size_t max_clients = 8;
+        /// Connections that have not sent the right token yet hold at most this many of the
+        /// max_clients slots (past it the oldest of them is closed for the newcomer), so an
+        /// operator with the token always gets in; each is closed when it has not
+        /// authenticated within auth_time_limit.
+        std::size_t max_unauthenticated = 4;
+        std::chrono::seconds auth_time_limit{5};
+        /// A wrong token is answered only after a delay that doubles with each failure from
+        /// the same peer address (from this, up to 5 s); a right one resets it.
+        std::chrono::milliseconds failed_token_delay{100};
         std::chrono::seconds command_time_limit{60};
     };
 
@@ -77,7 +88,9 @@ private:
     struct Client;
     void accept_loop();
     void serve(Client& client);
-    bool read_line(int fd, std::string& input, std::string& line, bool incomplete);
+    bool read_line(int fd, std::string& input, std::string& line, bool incomplete,
+                   std::chrono::steady_clock::time_point deadline);
+    bool authenticate(Client& client, const std::string& line);
     void reap(bool all);
 
     Runtime& runtime_;
@@ -89,6 +102,8 @@ private:
     std::atomic<bool> stopping_{false};
     std::thread acceptor_;
     std::mutex mutex_;
+    std::map<std::string, unsigned> failures_;  // wrong tokens per peer address
+    std::condition_variable stop_changed_;      // ends a wrong token's delay at stop()
     std::list<std::unique_ptr<Client>> clients_;
 };
 
