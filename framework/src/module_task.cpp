@@ -138,18 +138,8 @@ void ModuleTask::checkpoint_at(std::uint64_t term) {
         if (term != checkpoint_term_) return;
     }
     std::optional<State> state;
-    std::string error;
-    call_module("put_state", [&] {
-        try {
-            state = module_->put_state();
-        } catch (abi::__forced_unwind&) {
-            throw;
-        } catch (const std::exception& e) {
-            error = "module '" + name_ + "' failed to checkpoint its state: " + e.what();
-        } catch (...) {
-            error = "module '" + name_ + "' failed to checkpoint its state";
-        }
-    });
+    std::string error = call_hook("put_state", [&] { state = module_->put_state(); });
+    if (!error.empty()) error = "module '" + name_ + "' failed to checkpoint its state: " + error;
     std::lock_guard lock(mutex_);
     checkpoint_ = std::move(state);
     checkpoint_error_ = std::move(error);
@@ -334,24 +324,32 @@ bool ModuleTask::call_module(const char* where, F&& call) {
     return ok;
 }
 
+// Runs a hook whose failure fails a transaction step: marked busy as call_module() does, but
+// what it threw is handed back ("" when nothing) rather than counted as a handler failure.
+template <class F>
+std::string ModuleTask::call_hook(const char* where, F&& call) {
+    std::string error;
+    call_module(where, [&] {
+        try {
+            call();
+        } catch (abi::__forced_unwind&) {
+            throw;
+        } catch (const std::exception& e) {
+            error = e.what();
+        } catch (...) {
+            error = "a non-standard exception";
+        }
+    });
+    return error;
+}
+
 const ModuleTask* ModuleTask::calling() { return calling_task; }
 
 void ModuleTask::advance_clock() { coarse_ns.store(now_ns(), std::memory_order_relaxed); }
 
 void ModuleTask::initialize() {
-    std::string error;
-    try {
-        busy_in_.store("initialize", std::memory_order_relaxed);
-        busy_since_ns_.store(coarse_now_ns(), std::memory_order_release);
-        module_->initialize();
-    } catch (abi::__forced_unwind&) {
-        throw;
-    } catch (const std::exception& e) {
-        error = "module '" + name_ + "' failed to initialize: " + e.what();
-    } catch (...) {
-        error = "module '" + name_ + "' failed to initialize with a non-standard exception";
-    }
-    busy_since_ns_.store(0, std::memory_order_seq_cst);
+    std::string error = call_hook("initialize", [&] { module_->initialize(); });
+    if (!error.empty()) error = "module '" + name_ + "' failed to initialize: " + error;
     if (error.empty() && !abandoned()) {
         // Traced before the upgrader hears of it, so the steps are seen in causal order.
         trace(Step::init);
@@ -370,19 +368,8 @@ void ModuleTask::initialize() {
 // A new version's get_state(), in its own thread when it starts and before it takes a message;
 // false (with the reason kept for start_error()) when it threw.
 bool ModuleTask::restore(const Decision& decision) {
-    std::string error;
-    call_module("get_state", [&] {
-        try {
-            trace(Step::get_state);
-            module_->get_state(*decision.state);
-        } catch (abi::__forced_unwind&) {
-            throw;
-        } catch (const std::exception& e) {
-            error = e.what();
-        } catch (...) {
-            error = "a non-standard exception";
-        }
-    });
+    trace(Step::get_state);
+    const std::string error = call_hook("get_state", [&] { module_->get_state(*decision.state); });
     if (error.empty()) return true;
     std::lock_guard lock(mutex_);
     start_error_ = "module '" + name_ + "' version " + version() +

@@ -162,6 +162,8 @@ private:
     void note_failure(const char* where, const std::string& what);
     template <class F>
     bool call_module(const char* where, F&& call);
+    template <class F>
+    std::string call_hook(const char* where, F&& call);
 
     ModuleHost& host_;
     std::string name_;
