@@ -37,7 +37,6 @@ namespace {
 struct Arguments {
     std::optional<std::string> module_path;
     std::optional<std::string> connect;
-    std::optional<std::string> token;
     std::optional<std::string> token_file;
     bool lifecycle = false;  // print each module's lifecycle steps as the thesis's figures do
     std::vector<std::string> rest;  // batch file and its arguments
@@ -45,7 +44,8 @@ struct Arguments {
 
 const char* const usage_text =
     "usage: nonstop-shell [--module-path DIRS] [--lifecycle] [batch-file [arg ...]]\n"
-    "       nonstop-shell --connect HOST:PORT [--token T | --token-file F] [batch-file]\n";
+    "       nonstop-shell --connect HOST:PORT [--token-file F] [batch-file]\n"
+    "       (the token comes from F or from NONSTOP_CONSOLE_TOKEN)\n";
 
 std::optional<Arguments> parse(int argc, char** argv) {
     Arguments a;
@@ -64,9 +64,12 @@ std::optional<Arguments> parse(int argc, char** argv) {
             target = &a.module_path;
         else if (arg == "--connect")
             target = &a.connect;
-        else if (arg == "--token")
-            target = &a.token;
-        else if (arg == "--token-file")
+        else if (arg == "--token") {
+            std::cerr << "nonstop-shell: --token would show the token to every user of this "
+                         "machine (in the process list); use --token-file or "
+                         "NONSTOP_CONSOLE_TOKEN\n";
+            return std::nullopt;
+        } else if (arg == "--token-file")
             target = &a.token_file;
         else if (arg == "--lifecycle") {
             a.lifecycle = true;
@@ -96,12 +99,8 @@ std::optional<Arguments> parse(int argc, char** argv) {
         std::cerr << "nonstop-shell: --lifecycle shows this process's modules, not a host's\n";
         return std::nullopt;
     }
-    if (!a.connect && (a.token || a.token_file)) {
-        std::cerr << "nonstop-shell: --token and --token-file need --connect\n";
-        return std::nullopt;
-    }
-    if (a.token && a.token_file) {
-        std::cerr << "nonstop-shell: give --token or --token-file, not both\n";
+    if (!a.connect && a.token_file) {
+        std::cerr << "nonstop-shell: --token-file needs --connect\n";
         return std::nullopt;
     }
     return a;
@@ -188,9 +187,9 @@ int run_batch(const char* argv0, const std::vector<std::string>& rest) {
     return status;
 }
 
-/// The console token: --token, --token-file or NONSTOP_CONSOLE_TOKEN; an exit status on error.
+/// The console token: --token-file or NONSTOP_CONSOLE_TOKEN (never the command line, which every
+/// user can read); an exit status on error.
 std::variant<std::string, int> read_token(const Arguments& a) {
-    if (a.token) return *a.token;
     if (a.token_file) {
         std::ifstream in(*a.token_file);
         std::string token;
@@ -201,7 +200,7 @@ std::variant<std::string, int> read_token(const Arguments& a) {
         return token;
     }
     if (const char* env = std::getenv("NONSTOP_CONSOLE_TOKEN")) return std::string(env);
-    std::cerr << "nonstop-shell: --connect needs --token or --token-file\n";
+    std::cerr << "nonstop-shell: --connect needs --token-file or NONSTOP_CONSOLE_TOKEN\n";
     return 2;
 }
 

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -341,13 +342,25 @@ TEST_F(ShellConnectTest, AFailingBatchExitsNonZeroNamingTheLine) {
 }
 
 TEST_F(ShellConnectTest, AWrongTokenFailsTheShell) {
-    std::string out;
-    const std::string command = std::string(NONSTOP_SHELL_PATH) +
+    const std::string command = "NONSTOP_CONSOLE_TOKEN=nope " + std::string(NONSTOP_SHELL_PATH) +
                                 " --connect 127.0.0.1:" + std::to_string(console->port()) +
-                                " --token nope < /dev/null > /dev/null 2>&1";
+                                " < /dev/null > /dev/null 2>&1";
     const int status = std::system(command.c_str());
     EXPECT_TRUE(WIFEXITED(status));
     EXPECT_EQ(WEXITSTATUS(status), 1);
+}
+
+TEST_F(ShellConnectTest, ATokenOnTheCommandLineIsRefused) {
+    const std::string out_file = ::testing::TempDir() + "/token-option.txt";
+    const std::string command = std::string(NONSTOP_SHELL_PATH) +
+                                " --connect 127.0.0.1:" + std::to_string(console->port()) +
+                                " --token secret-token" + " < /dev/null > " + out_file + " 2>&1";
+    const int status = std::system(command.c_str());
+    EXPECT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 2);
+    std::ifstream in(out_file);
+    const std::string said{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    EXPECT_NE(said.find("use --token-file or NONSTOP_CONSOLE_TOKEN"), std::string::npos) << said;
 }
 
 }  // namespace
