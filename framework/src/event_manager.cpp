@@ -22,20 +22,6 @@ void EventManager::publish(std::string_view publisher, std::string_view event) {
     tag_for(tags_, publisher, event).published = true;
 }
 
-void EventManager::clear(std::string_view publisher) {
-    std::lock_guard lock(mutex_);
-    for (auto it = tags_.begin(); it != tags_.end();) {
-        if (it->second.publisher == publisher) {
-            it->second.published = false;
-            if (it->second.subscribers.empty()) {
-                it = tags_.erase(it);
-                continue;
-            }
-        }
-        ++it;
-    }
-}
-
 void EventManager::subscribe(std::string_view subscriber, std::string_view publisher,
                              std::string_view event) {
     std::lock_guard lock(mutex_);

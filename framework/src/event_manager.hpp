@@ -24,8 +24,6 @@ public:
 
     /// `publisher` becomes the publisher of (publisher, event) (publishEvent).
     void publish(std::string_view publisher, std::string_view event);
-    /// Withdraws every tag `publisher` published (clearEvent); subscriptions stay, waiting.
-    void clear(std::string_view publisher);
     /// Adds `subscriber` to (publisher, event) (subscribeEvent); idempotent. A tag not yet
     /// published is created so that start-up order does not matter.
     void subscribe(std::string_view subscriber, std::string_view publisher, std::string_view event);

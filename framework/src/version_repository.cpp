@@ -293,13 +293,4 @@ std::vector<LibraryInfo> VersionRepository::list() const {
     return out;
 }
 
-bool VersionRepository::loaded(const std::string& path) const {
-    std::lock_guard lock(mutex_);
-    for (const auto& weak : libraries_) {
-        auto lib = weak.lock();
-        if (lib && (lib->path() == path || lib->mapped_path() == path)) return true;
-    }
-    return false;
-}
-
 }  // namespace nonstop::detail

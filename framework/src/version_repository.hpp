@@ -73,8 +73,6 @@ public:
     std::shared_ptr<Library> acquire(const std::string& library);
     /// Every library currently loaded.
     std::vector<LibraryInfo> list() const;
-    /// True while some instance uses the library at `path` (the operator's name or resolved).
-    bool loaded(const std::string& path) const;
     void set_module_path(std::vector<std::string> module_path);
     std::vector<std::string> module_path() const;
 
