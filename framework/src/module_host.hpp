@@ -11,6 +11,7 @@
 
 #include "nonstop/lifecycle_event.hpp"
 #include "nonstop/module.hpp"
+#include "nonstop/release_transition.hpp"
 
 namespace nonstop::detail {
 
@@ -34,6 +35,8 @@ public:
     /// Reports one lifecycle step of `module` in transaction `transaction` (0: none).
     virtual void trace(std::uint64_t transaction, const std::string& module,
                        const std::string& version, Step step) = 0;
+    /// Reports a change in a release's standing (the upgrader, under its transaction lock).
+    virtual void transition(const ReleaseTransition& t) = 0;
 
 protected:
     ~ModuleHost() = default;

@@ -153,6 +153,7 @@ ModuleInfo ModuleProxy::info() const {
     i.in_transaction = phase_ != Phase::serving;
     i.handled = counters_.handled.load(std::memory_order_relaxed);
     i.handler_errors = counters_.errors.load(std::memory_order_relaxed);
+    i.failed = counters_.failed.load(std::memory_order_relaxed);
     i.ticks_coalesced = ticks_coalesced_.load(std::memory_order_relaxed);
     i.notifications_dropped = notifications_dropped_.load(std::memory_order_relaxed);
     {
@@ -174,6 +175,27 @@ ModuleInfo ModuleProxy::info() const {
         if (i.stuck) i.stuck_in = in;
     }
     return i;
+}
+
+std::shared_ptr<Library> ModuleProxy::library() const {
+    std::lock_guard lock(mutex_);
+    return current_ ? current_->shared_library() : nullptr;
+}
+
+std::optional<AuditResult> ModuleProxy::audit(std::chrono::milliseconds limit) {
+    Task task;
+    std::uint64_t number = 0;
+    {
+        std::lock_guard lock(mutex_);
+        if (phase_ != Phase::serving || !current_ || !queue_) return std::nullopt;
+        task = current_;
+        number = task->request_audit(*queue_);
+    }
+    if (auto result = task->wait_audit(number, Clock::now() + limit)) return result;
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%.3f", static_cast<double>(limit.count()) / 1000.0);
+    return AuditResult{false, "module '" + name_ + "' version " + task->version() +
+                                  " did not return from audit() within " + seconds + " s"};
 }
 
 bool ModuleProxy::called_from_own_thread() const {
@@ -213,7 +235,8 @@ void ModuleProxy::attach(Task task) {
 }
 
 ModuleProxy::Checkpoint ModuleProxy::prepare(std::chrono::milliseconds timeout, Intake intake,
-                                             std::uint64_t transaction) {
+                                             std::uint64_t transaction,
+                                             std::optional<std::uint32_t> down_to) {
     Task old;
     std::uint64_t term;
     const auto begin = Clock::now();
@@ -230,7 +253,7 @@ ModuleProxy::Checkpoint ModuleProxy::prepare(std::chrono::milliseconds timeout, 
         old->set_passive(*drained);
         trace(Step::disable, old, transaction);
         retarget_i(intake == Intake::buffer ? new_queue() : nullptr);
-        term_ = term = old->next_term(transaction, intake == Intake::buffer);
+        term_ = term = old->next_term(transaction, intake == Intake::buffer, down_to);
         trace(Step::will_term, old, transaction);  // before the loop can reach it
         drained->put_terminate(term);
     }
@@ -255,7 +278,7 @@ ModuleProxy::Checkpoint ModuleProxy::prepare(std::chrono::milliseconds timeout, 
         throw Timeout("module '" + name_ + "' version " + old->version() +
                       " did not return from put_state() within " + seconds + " s");
     }
-    if (intake == Intake::buffer) checkpoint.state = old->take_checkpoint();
+    if (intake == Intake::buffer) checkpoint.state = old->take_checkpoint(&checkpoint.converted);
     return checkpoint;
 }
 

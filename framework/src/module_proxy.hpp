@@ -51,6 +51,7 @@ public:
     struct Checkpoint {
         State state;
         std::chrono::nanoseconds quiescence{0};
+        bool converted = false;  // put_state_for(down_to) gave it
     };
 
     /// `limits`: the queue bounds and the hooks' time limits (the runtime's Config, which
@@ -77,6 +78,12 @@ public:
 
     /// A snapshot of the module behind this proxy.
     ModuleInfo info() const;
+    /// The current implementation's library (null before the first is attached).
+    std::shared_ptr<Library> library() const;
+    /// Runs the current implementation's audit() in its thread between two messages and waits
+    /// for it up to `limit` (a time-out is an unhealthy result). Empty while the module is in
+    /// a transaction or not serving: nothing was asked.
+    std::optional<AuditResult> audit(std::chrono::milliseconds limit);
     /// True when the module's implementation is the calling thread's: it cannot be made to
     /// wait for its own quiescence.
     bool called_from_own_thread() const;
@@ -97,7 +104,10 @@ public:
     /// syn_replace_prepare, serving → draining: buffer (or refuse) new input, make the
     /// implementation passive, append the termination message, wait until it is served within
     /// `timeout` (throws Timeout), and for a replacement (buffer) checkpoint (throws Error).
-    Checkpoint prepare(std::chrono::milliseconds timeout, Intake intake, std::uint64_t transaction);
+    /// A rollback passes `down_to`, the older version's state schema: the checkpoint is asked
+    /// of put_state_for(down_to) first.
+    Checkpoint prepare(std::chrono::milliseconds timeout, Intake intake, std::uint64_t transaction,
+                       std::optional<std::uint32_t> down_to = std::nullopt);
     /// syn_replace_commit, draining → swapped: hot-swaps to `fresh`. The old
     /// implementation stays parked until settle() (or revert()), so that a new version that
     /// misses its start can still hand the module back.

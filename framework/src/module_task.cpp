@@ -104,11 +104,14 @@ void ModuleTask::wait_initialized(std::chrono::milliseconds limit) {
     if (!init_error_.empty()) throw Error(init_error_);
 }
 
-std::uint64_t ModuleTask::next_term(std::uint64_t transaction, bool checkpoint) {
+std::uint64_t ModuleTask::next_term(std::uint64_t transaction, bool checkpoint,
+                                    std::optional<std::uint32_t> down_to) {
     transaction_.store(transaction, std::memory_order_relaxed);
     const std::uint64_t term = ++terms_issued_;
     std::lock_guard lock(mutex_);
     checkpoint_term_ = checkpoint ? term : 0;
+    down_to_ = down_to;
+    converted_ = false;
     checkpoint_.reset();
     checkpoint_error_.clear();
     return term;
@@ -120,9 +123,10 @@ bool ModuleTask::wait_term(std::uint64_t term, Clock::time_point deadline) {
            !exited_;
 }
 
-State ModuleTask::take_checkpoint() {
+State ModuleTask::take_checkpoint(bool* converted) {
     std::lock_guard lock(mutex_);
     if (!checkpoint_) throw Error(checkpoint_error_);
+    if (converted != nullptr) *converted = converted_;
     State state = std::move(*checkpoint_);
     checkpoint_.reset();
     return state;
@@ -131,18 +135,56 @@ State ModuleTask::take_checkpoint() {
 // put_state() at the termination message that asked for it, before the loop parks: whoever
 // waits for quiescence is woken once, with the checkpoint ready.
 void ModuleTask::checkpoint_at(std::uint64_t term) {
+    std::optional<std::uint32_t> down_to;
     {
         std::lock_guard lock(mutex_);
         term_seen_ = term;
         cv_.notify_all();
         if (term != checkpoint_term_) return;
+        down_to = down_to_;
     }
     std::optional<State> state;
-    std::string error = call_hook("put_state", [&] { state = module_->put_state(); });
+    bool converted = false;
+    std::string error = call_hook("put_state", [&] {
+        if (down_to) state = module_->put_state_for(*down_to);
+        converted = state.has_value();
+        if (!converted) state = module_->put_state();
+    });
     if (!error.empty()) error = "module '" + name_ + "' failed to checkpoint its state: " + error;
     std::lock_guard lock(mutex_);
+    converted_ = converted;
     checkpoint_ = std::move(state);
     checkpoint_error_ = std::move(error);
+}
+
+std::uint64_t ModuleTask::request_audit(InputQueue& queue) {
+    std::uint64_t number;
+    {
+        std::lock_guard lock(mutex_);
+        number = ++audits_asked_;
+    }
+    queue.put_control_first(InputQueue::kAudit);
+    return number;
+}
+
+std::optional<AuditResult> ModuleTask::wait_audit(std::uint64_t number,
+                                                  Clock::time_point deadline) {
+    std::unique_lock lock(mutex_);
+    if (!cv_.wait_until(lock, deadline, [&] { return audits_done_ >= number || exited_; }) ||
+        audits_done_ < number)
+        return std::nullopt;
+    return audit_;
+}
+
+// Between two messages, in this thread; a throw is an unhealthy result naming what it threw.
+void ModuleTask::audit() {
+    AuditResult result;
+    const std::string error = call_hook("audit", [&] { result = module_->audit(); });
+    if (!error.empty()) result = AuditResult{false, "audit() threw: " + error};
+    std::lock_guard lock(mutex_);
+    audit_ = std::move(result);
+    audits_done_ = audits_asked_;
+    cv_.notify_all();
 }
 
 void ModuleTask::join() { wait(); }
@@ -487,7 +529,11 @@ void ModuleTask::serve_message(ACE_Message_Block* block) {
         first_served_set_ = true;
         cv_.notify_all();
     }
-    if (!call_module("handle", [&] { module_->handle(*message); })) return;
+    if (!call_module("handle", [&] { module_->handle(*message); })) {
+        // Served but failed: counted apart from handled, for the health rules.
+        counters_.failed.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
     // One writer at a time (the serving version's thread; versions hand over through the
     // decision mutex), so a plain store, not a locked add, suffices.
     counters_.handled.store(counters_.handled.load(std::memory_order_relaxed) + 1,
@@ -516,6 +562,10 @@ std::optional<std::uint64_t> ModuleTask::serve(InputQueue& queue) {
                     call_module("disable", [&] { module_->disable(); });
                 break;
             }
+            case InputQueue::kAudit:
+                block->release();
+                audit();
+                break;
             case InputQueue::kTerminate: {
                 const std::uint64_t term = InputQueue::term_of(block);
                 block->release();

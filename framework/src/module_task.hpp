@@ -33,6 +33,7 @@ using Clock = std::chrono::steady_clock;
 struct alignas(64) ServiceCounters {
     std::atomic<std::uint64_t> handled{0};  // one writer at a time: the serving version
     std::atomic<std::uint64_t> errors{0};   // handle() or a hook threw
+    std::atomic<std::uint64_t> failed{0};   // handle() threw: served, but not counted handled
     mutable std::mutex failure_mutex;
     std::string last_failure;  // the latest failure's text
     std::chrono::system_clock::time_point last_failure_time{};
@@ -57,15 +58,22 @@ public:
     /// A fresh termination number for the next termination message, issued by `transaction`
     /// (the steps the loop takes at that message are attributed to it). With `checkpoint`, the
     /// loop calls put_state() in its own thread as soon as it takes that message.
-    std::uint64_t next_term(std::uint64_t transaction, bool checkpoint);
+    /// With `down_to` (a rollback), put_state_for(*down_to) is asked first.
+    std::uint64_t next_term(std::uint64_t transaction, bool checkpoint,
+                            std::optional<std::uint32_t> down_to = std::nullopt);
     /// Waits until the service loop has taken termination message `term`: everything before
     /// it is served (quiescence).
     bool wait_term(std::uint64_t term, Clock::time_point deadline);
     /// Waits until the loop is parked at `term` (after the checkpoint, if one was asked for).
     bool wait_quiescent(std::uint64_t term, Clock::time_point deadline);
     /// The checkpoint taken at the latest termination message; throws Error when put_state()
-    /// threw.
-    State take_checkpoint();
+    /// threw. `converted`: put_state_for() gave it.
+    State take_checkpoint(bool* converted = nullptr);
+    /// Asks for an audit between two messages (a control block ahead of `queue`'s messages);
+    /// returns its number for wait_audit().
+    std::uint64_t request_audit(InputQueue& queue);
+    /// The result of audit `number`; empty when it has not run by `deadline`.
+    std::optional<AuditResult> wait_audit(std::uint64_t number, Clock::time_point deadline);
     /// Parked at `term` after an aborted transaction: says so, and resumes at start().
     void hold(std::uint64_t transaction);
     /// Resumes the loop parked at `term`: serve `queue` next, active or passive.
@@ -117,6 +125,7 @@ public:
     ModuleStatus status() const { return status_.load(std::memory_order_acquire); }
     const std::string& name() const { return name_; }
     const Library& library() const { return *library_; }
+    const std::shared_ptr<Library>& shared_library() const { return library_; }
     const std::string& version() const;
     ModuleHost& host() { return host_; }
     Context& context() { return context_; }
@@ -156,6 +165,7 @@ private:
     Begin begin_service(const Decision& decision);
     bool restore(const Decision& decision);
     void checkpoint_at(std::uint64_t term);
+    void audit();
     void end_service();
     void trace(Step step);
     void trace(Step step, std::uint64_t transaction);
@@ -195,9 +205,14 @@ private:
     std::string init_error_;
     std::uint64_t reached_term_ = 0;
     std::map<std::uint64_t, Decision> decisions_;
-    std::uint64_t term_seen_ = 0;        // the latest termination message taken
-    std::uint64_t checkpoint_term_ = 0;  // the one at which put_state() is due
+    std::uint64_t term_seen_ = 0;           // the latest termination message taken
+    std::uint64_t checkpoint_term_ = 0;     // the one at which put_state() is due
+    std::optional<std::uint32_t> down_to_;  // put_state_for() first, at checkpoint_term_
+    bool converted_ = false;
     std::optional<State> checkpoint_;
+    std::uint64_t audits_asked_ = 0;
+    std::uint64_t audits_done_ = 0;
+    AuditResult audit_;
     std::string checkpoint_error_;
     std::string start_error_;
     std::shared_ptr<InputQueue> queue_;

@@ -15,6 +15,7 @@
 
 #include "event_manager.hpp"
 #include "graveyard.hpp"
+#include "health.hpp"
 #include "module_host.hpp"
 #include "module_proxy.hpp"
 #include "name_service.hpp"
@@ -36,6 +37,7 @@ struct Runtime::Services final : ModuleHost {
           libraries(config.module_path),
           timers([this](const std::string& name) { tick(name); }),
           upgrader(UpgraderParts{names, events, libraries, timers, *this, graveyard, config}),
+          health(names, events, upgrader, config),
           watchdog([this] { watch(); }) {}
 
     ~Services() { stop_watching(); }
@@ -89,10 +91,16 @@ struct Runtime::Services final : ModuleHost {
     }
     void trace(std::uint64_t transaction, const std::string& module, const std::string& version,
                Step step) override;
+    void transition(const ReleaseTransition& t) override;
+    ModuleInfo described(ModuleInfo info) const {
+        health.describe(info);
+        return info;
+    }
 
     Config config;
     std::shared_mutex observers_mutex;
     std::map<std::uint64_t, std::function<void(const LifecycleEvent&)>> observers;
+    std::map<std::uint64_t, std::function<void(const ReleaseTransition&)>> release_observers;
     std::atomic<std::size_t> observer_count{0};
     std::uint64_t next_observer = 1;
     NameService names;
@@ -101,6 +109,7 @@ struct Runtime::Services final : ModuleHost {
     TimerService timers;
     Graveyard graveyard;
     Upgrader upgrader;
+    Health health;
     std::mutex watch_mutex;
     std::condition_variable watch_cv;
     bool watch_stop = false;
@@ -151,6 +160,18 @@ void Runtime::Services::trace(std::uint64_t transaction, const std::string& modu
     events.notify("upgrader", "lifecycle", m);
 }
 
+void Runtime::Services::transition(const ReleaseTransition& t) {
+    {
+        std::shared_lock lock(observers_mutex);
+        for (auto& [token, observer] : release_observers) observer(t);
+    }
+    if (!events.has_subscribers("upgrader", "release")) return;
+    Message m;
+    m.payload = std::to_string(t.transaction) + " " + to_string(t.state) + " " + t.rule +
+                (t.evidence.empty() ? std::string() : ": " + t.evidence);
+    events.notify("upgrader", "release", m);
+}
+
 namespace {
 Config with_environment(Config config) {
     if (const char* path = std::getenv("NONSTOP_MODULE_PATH"); path && config.module_path.empty()) {
@@ -169,9 +190,12 @@ Runtime::Runtime(Config config) : services_(std::make_unique<Services>(std::move
     services_->events.publish("upgrader", "transaction");
     services_->events.publish("upgrader", "lifecycle");
     services_->events.publish("upgrader", "stuck");
+    for (const char* event : {"release", "audit", "alarm"})
+        services_->events.publish("upgrader", event);
 }
 
 Runtime::~Runtime() {
+    services_->health.stop();  // no rollback or audit step starts during the shutdown
     services_->upgrader.unload_all();
     services_->stop_watching();
     services_->timers.stop();
@@ -226,6 +250,26 @@ TransactionReport Runtime::set_timer(std::chrono::milliseconds limit) {
     return services_->upgrader.set_timer(limit);
 }
 void Runtime::unload_all() { services_->upgrader.unload_all(); }
+
+void Runtime::set_probation(std::chrono::milliseconds period) {
+    services_->upgrader.set_probation(period);
+}
+std::chrono::milliseconds Runtime::probation() const { return services_->upgrader.probation(); }
+std::vector<std::uint64_t> Runtime::accept(std::uint64_t transaction) {
+    return services_->upgrader.accept(transaction);
+}
+TransactionReport Runtime::rollback(const std::string& name, bool from_checkpoint) {
+    RollbackRequest request;
+    request.name = name;
+    request.from_checkpoint = from_checkpoint;
+    return services_->upgrader.rollback(request);
+}
+TransactionReport Runtime::rollback_transaction(std::uint64_t transaction, bool from_checkpoint) {
+    RollbackRequest request;
+    request.transaction = transaction;
+    request.from_checkpoint = from_checkpoint;
+    return services_->upgrader.rollback(request);
+}
 std::chrono::milliseconds Runtime::timer() const { return services_->upgrader.timer(); }
 std::size_t Runtime::queued() const { return services_->upgrader.queued(); }
 std::vector<TransactionReport> Runtime::history(std::size_t count) const {
@@ -255,14 +299,15 @@ bool Port::send(Message m) const {
 std::vector<ModuleInfo> Runtime::modules() const {
     std::vector<ModuleInfo> out;
     for (const auto& name : services_->names.names())
-        if (auto proxy = services_->names.find(name)) out.push_back(proxy->info());
+        if (auto proxy = services_->names.find(name))
+            out.push_back(services_->described(proxy->info()));
     return out;
 }
 
 std::optional<ModuleInfo> Runtime::info(std::string_view name) const {
     auto proxy = services_->names.find(name);
     if (!proxy) return std::nullopt;
-    return proxy->info();
+    return services_->described(proxy->info());
 }
 
 std::vector<AbandonedInstance> Runtime::abandoned() const { return services_->graveyard.list(); }
@@ -284,9 +329,16 @@ std::uint64_t Runtime::observe(std::function<void(const LifecycleEvent&)> observ
     return services_->next_observer++;
 }
 
+std::uint64_t Runtime::observe_releases(std::function<void(const ReleaseTransition&)> observer) {
+    std::unique_lock lock(services_->observers_mutex);
+    services_->release_observers.emplace(services_->next_observer, std::move(observer));
+    return services_->next_observer++;
+}
+
 void Runtime::unobserve(std::uint64_t token) {
     std::unique_lock lock(services_->observers_mutex);  // waits for observers running now
     services_->observers.erase(token);
+    services_->release_observers.erase(token);
     services_->observer_count.store(services_->observers.size(), std::memory_order_release);
 }
 

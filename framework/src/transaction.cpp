@@ -24,6 +24,8 @@ struct Transaction::Target {
     std::shared_ptr<const State> state;  // the old version's checkpoint, for the new one
     std::string error;                   // why this target cannot commit
     TargetReport report;
+    TargetOptions options;
+    ReleaseTarget undo;  // filled at commit
 };
 
 Transaction::Transaction(UpgraderParts& parts, TransactionReport& report, Announce announce)
@@ -82,8 +84,21 @@ void Transaction::validate(const std::vector<Change>& replacements,
 
 // --- The steps of one target ----------------------------------------------------------------
 
+void Transaction::options(const std::string& name, TargetOptions options) {
+    for (auto& t : targets_)
+        if (t.change.name == name) t.options = std::move(options);
+}
+
+std::vector<ReleaseTarget> Transaction::undo() const {
+    std::vector<ReleaseTarget> out;
+    for (const auto& t : targets_)
+        if (!t.addition && t.swapped) out.push_back(t.undo);
+    return out;
+}
+
 void Transaction::prepare(Target& t) {
-    auto library = parts_.libraries.acquire(t.change.library);
+    auto library =
+        t.options.library ? t.options.library : parts_.libraries.acquire(t.change.library);
     t.report.new_version = library->version();
     t.report.new_kind = library->kind();
     t.report.sha256 = library->sha256();
@@ -116,18 +131,64 @@ void Transaction::vote(Target& t) {
     t.report.vote = Vote::no;
     ModuleProxy::Checkpoint checkpoint;
     try {
-        checkpoint = t.proxy->prepare(timeout_, ModuleProxy::Intake::buffer, report_.id);
+        checkpoint =
+            t.proxy->prepare(timeout_, ModuleProxy::Intake::buffer, report_.id, t.options.down_to);
     } catch (const Timeout&) {
         trace(Step::timeout, t, t.report.old_version);
         if (!force_) throw;
         t.forced = t.report.forced = true;  // the stuck version gives no checkpoint
     }
+    if (t.options.down_to) describe_transfer(t, checkpoint);
     t.report.quiescence = checkpoint.quiescence;
     t.report.checkpoint_bytes = checkpoint.state.bytes.size();
     t.state = std::make_shared<const State>(std::move(checkpoint.state));
     t.report.vote = Vote::yes;
     trace(Step::put_state, t, t.report.old_version);
     trace(Step::prepared, t, t.report.old_version);
+}
+
+// A rollback's report says how the older version gets its state back, and what that costs.
+void Transaction::describe_transfer(Target& t, const ModuleProxy::Checkpoint& checkpoint) {
+    const auto now = t.proxy->info();
+    const std::uint64_t served = now.handled + now.failed;
+    if (t.options.from_checkpoint) {
+        t.report.state_transfer = "commit-time checkpoint (schema " +
+                                  std::to_string(t.options.from_checkpoint->schema) + ")";
+        t.report.discarded =
+            served > t.options.served_at_commit ? served - t.options.served_at_commit : 0;
+    } else if (t.forced) {
+        t.report.state_transfer = "none: the newer version was given up on";
+    } else if (checkpoint.converted) {
+        t.report.state_transfer = "down-converted to schema " + std::to_string(*t.options.down_to);
+    } else {
+        t.report.state_transfer = "checkpoint schema " + std::to_string(checkpoint.state.schema) +
+                                  " as is (no down-conversion to schema " +
+                                  std::to_string(*t.options.down_to) + " offered)";
+    }
+}
+
+// What undoing this replacement takes, taken while both versions are parked.
+void Transaction::remember(Target& t) {
+    auto old = t.proxy->library();
+    const auto counters = t.proxy->info();
+    ReleaseTarget& u = t.undo;
+    u.name = t.change.name;
+    u.old_version = t.report.old_version;
+    u.new_version = t.report.new_version;
+    if (old) {
+        u.old_path = old->path();
+        u.old_sha256 = old->sha256();
+    }
+    u.old_library = std::move(old);
+    u.new_library = t.fresh->shared_library();
+    u.new_path = t.fresh->library().path();
+    u.new_sha256 = t.fresh->library().sha256();
+    if (!t.forced && t.state) {
+        u.old_schema = t.state->schema;
+        u.old_checkpoint = t.state;
+    }
+    u.served_at_commit = counters.handled + counters.failed;
+    u.failed_at_commit = counters.failed;
 }
 
 void Transaction::commit(Target& t) {
@@ -137,6 +198,7 @@ void Transaction::commit(Target& t) {
         return;
     }
     trace(Step::commit, t, t.report.old_version);
+    remember(t);
     if (t.forced) {
         t.old = t.proxy->force_swap(t.fresh);
         t.report.abandoned_version = t.report.old_version;
@@ -151,6 +213,7 @@ void Transaction::commit(Target& t) {
 // The checkpoint goes to the new version, which restores it (get_state) in its own thread when
 // it starts, before it takes a message; a forced replacement hands it an empty one (schema 0).
 std::shared_ptr<const State> Transaction::restore(Target& t) {
+    if (t.options.from_checkpoint) return t.options.from_checkpoint;
     return t.forced || !t.state ? std::make_shared<const State>() : t.state;
 }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "nonstop/change.hpp"
 #include "nonstop/config.hpp"
 #include "nonstop/transaction_report.hpp"
+#include "release_ledger.hpp"
 
 namespace nonstop::detail {
 
@@ -38,6 +40,16 @@ struct UpgraderParts {
 /// "timer"): no module may take them.
 bool reserved(const std::string& name);
 
+/// How one target of a rollback (or a restart) differs from a plain replacement.
+struct TargetOptions {
+    std::shared_ptr<Library> library;      // the code to run, already loaded (not acquired)
+    std::optional<std::uint32_t> down_to;  // ask the newer version for this state schema
+    /// Start from this checkpoint, not the current version's (rollback -from-checkpoint, or
+    /// a stuck version given up on); with it, `served_at_commit` counts what is discarded.
+    std::shared_ptr<const State> from_checkpoint;
+    std::uint64_t served_at_commit = 0;
+};
+
 class Transaction {
 public:
     /// Tells whoever follows transactions live that the upgrader entered `state`.
@@ -58,6 +70,10 @@ public:
     /// abandoned, the new version starts from an empty state and serves every message the old
     /// one had not.
     void force() { force_ = true; }
+    /// Before run(): target `name` (validated) runs as `options` say.
+    void options(const std::string& name, TargetOptions options);
+    /// After a commit: what it takes to undo each replacement (the release).
+    std::vector<ReleaseTarget> undo() const;
 
 private:
     struct Target;
@@ -73,6 +89,8 @@ private:
     void serve(Target& t);    // the new versions serve and the old ones end (or all go back)
     void measure(Target& t);  // the blackout, once the new version serves
     void dispose(Target& t, ModuleProxy::Task task);
+    void describe_transfer(Target& t, const ModuleProxy::Checkpoint& checkpoint);
+    void remember(Target& t);
 
     void step(Phase phase, Target& t);
     void decide(Phase phase);

@@ -1,6 +1,8 @@
 // The spellings of the report's enums and the report's text for an operator's console.
 #include "nonstop/transaction_report.hpp"
 
+#include "nonstop/release_transition.hpp"
+
 #include <sstream>
 
 namespace nonstop {
@@ -36,6 +38,15 @@ const char* to_string(Vote v) {
     return "?";
 }
 
+const char* to_string(ReleaseState s) {
+    switch (s) {
+        case ReleaseState::provisional: return "provisional";
+        case ReleaseState::permanent: return "permanent";
+        case ReleaseState::rolled_back: return "rolled back";
+    }
+    return "?";
+}
+
 namespace {
 std::string ms(std::chrono::nanoseconds d) {
     std::ostringstream out;
@@ -53,6 +64,12 @@ std::string TransactionReport::to_string() const {
     out << " in " << ms(duration);
     if (waited.count() > 0) out << ", waited " << ms(waited) << " for an earlier transaction";
     out << "\n";
+    if (undoes != 0)
+        out << "  rolls back #" << undoes << ", rule " << rule
+            << (evidence.empty() ? std::string() : ": " + evidence) << "\n";
+    if (probation.count() > 0 && ok())
+        out << "  provisional for " << probation.count() / 1000.0
+            << " s: accept or rollback; the health rules watch it\n";
     for (const auto& t : targets) {
         out << "  " << nonstop::to_string(t.action) << " " << t.name;
         if (!t.old_version.empty() || !t.new_version.empty())
@@ -64,7 +81,10 @@ std::string TransactionReport::to_string() const {
                 << t.buffered << ", blackout " << ms(t.blackout);
         if (!t.old_kind.empty() && !t.new_kind.empty() && t.old_kind != t.new_kind)
             out << ", kind " << t.old_kind << " -> " << t.new_kind << " (forced)";
-        if (t.forced) out << ", forced: no checkpoint, " << t.dropped << " message(s) dropped";
+        if (t.forced && t.state_transfer.empty())
+            out << ", forced: no checkpoint, " << t.dropped << " message(s) dropped";
+        if (!t.state_transfer.empty()) out << ", state: " << t.state_transfer;
+        if (t.discarded > 0) out << ", effects of " << t.discarded << " message(s) discarded";
         if (!t.abandoned_version.empty())
             out << ", version " << t.abandoned_version << " abandoned in " << t.abandoned_in
                 << "()";

@@ -8,6 +8,7 @@
 #include "graveyard.hpp"
 #include "name_service.hpp"
 #include "timer_service.hpp"
+#include "version_repository.hpp"
 
 namespace nonstop::detail {
 
@@ -46,7 +47,10 @@ private:
 };
 
 Upgrader::Upgrader(UpgraderParts parts)
-    : parts_(parts), timeout_ms_(parts.config.quiescence_timeout.count()) {}
+    : parts_(parts),
+      timeout_ms_(parts.config.quiescence_timeout.count()),
+      probation_ms_(parts.config.probation.count()),
+      ledger_(parts.config.history_size) {}
 
 TransactionReport Upgrader::record(TransactionReport report) {
     std::lock_guard lock(history_mutex_);
@@ -245,9 +249,200 @@ TransactionReport Upgrader::run(std::string command, const std::vector<Change>& 
     } catch (const Error& e) {
         return s.done(Outcome::rejected, e.what());
     }
+    // One provisional release per module (OTP: one temporary release): a module under
+    // probation is accepted or rolled back before it changes again.
+    for (const auto& c : replacements)
+        if (auto pending = ledger_.provisional_of(c.name))
+            return s.done(Outcome::rejected,
+                          "module '" + c.name + "' is provisional (transaction " +
+                              std::to_string(pending->id) + "): accept or roll it back first");
     std::string reason = transaction.run(mode, late_additions, timer());
-    const Outcome outcome = reason.empty() ? Outcome::committed : Outcome::aborted;
-    return s.done(outcome, std::move(reason));
+    if (!reason.empty()) return s.done(Outcome::aborted, std::move(reason));
+    keep_release(s, transaction);
+    return s.done(Outcome::committed);
+}
+
+// --- Probation and rollback -------------------------------------------------------------------
+
+void Upgrader::set_probation(std::chrono::milliseconds period) {
+    if (period.count() < 0) throw Error("the probation period cannot be negative");
+    probation_ms_ = period.count();
+}
+
+// A committed replacement becomes a release: provisional under probation (the old libraries
+// stay mapped, the commit-time checkpoints are kept), permanent otherwise.
+void Upgrader::keep_release(Session& s, const Transaction& transaction) {
+    Release release;
+    release.targets = transaction.undo();
+    if (release.targets.empty()) return;  // additions only: nothing to go back to
+    release.id = s.report.id;
+    release.command = s.report.command;
+    release.probation = probation();
+    const bool provisional = release.probation.count() > 0;
+    release.state = provisional ? ReleaseState::provisional : ReleaseState::permanent;
+    release.deadline = Clock::now() + release.probation;
+    if (!provisional)
+        for (auto& t : release.targets) t.old_library.reset();
+    s.report.probation = provisional ? release.probation : std::chrono::milliseconds{0};
+    auto transition = release.transition(provisional ? "probation" : "no probation", {});
+    ledger_.add(std::move(release));
+    parts_.host.transition(transition);
+}
+
+std::vector<std::uint64_t> Upgrader::accept(std::uint64_t transaction) {
+    std::lock_guard lock(transaction_mutex_);  // no transition while a command runs
+    std::vector<std::uint64_t> accepted;
+    for (const auto& release : ledger_.provisional()) {
+        if (transaction != 0 && release.id != transaction) continue;
+        auto before = ledger_.settle(release.id, ReleaseState::permanent);
+        if (!before) continue;
+        auto t = before->transition("accepted", "ended early by the operator");
+        t.state = ReleaseState::permanent;
+        parts_.host.transition(t);
+        accepted.push_back(release.id);
+    }
+    if (accepted.empty())
+        throw Error(transaction == 0
+                        ? std::string("no transaction is provisional")
+                        : "transaction " + std::to_string(transaction) + " is not provisional");
+    return accepted;
+}
+
+void Upgrader::expire(std::uint64_t transaction) {
+    std::lock_guard lock(transaction_mutex_);
+    auto release = ledger_.find(transaction);
+    if (!release || release->state != ReleaseState::provisional || Clock::now() < release->deadline)
+        return;
+    if (!ledger_.settle(transaction, ReleaseState::permanent)) return;
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%g",
+                  static_cast<double>(release->probation.count()) / 1000.0);
+    auto t = release->transition(
+        "expired", std::string("probation of ") + seconds + " s ended with no health rule tripped");
+    t.state = ReleaseState::permanent;
+    parts_.host.transition(t);
+}
+
+// The changes that take each module of `release` back to its old version, or why not.
+std::string Upgrader::prepare_rollback(const Release& release, const RollbackRequest& request,
+                                       Transaction& transaction, std::vector<Change>& changes) {
+    const std::string id = std::to_string(release.id);
+    if (release.state == ReleaseState::rolled_back)
+        return "transaction " + id + " has been rolled back already";
+    if (request.only_provisional && release.state != ReleaseState::provisional)
+        return "transaction " + id + " is no longer provisional";
+    for (const auto& t : release.targets) {
+        auto proxy = parts_.names.find(t.name);
+        if (!proxy) return "module '" + t.name + "' of transaction " + id + " no longer exists";
+        auto expected = t.new_library.lock();
+        if (!expected || proxy->library() != expected)
+            return "module '" + t.name + "' no longer runs version " + t.new_version +
+                   " of transaction " + id + " (a later transaction changed it)";
+        if (request.from_checkpoint && !t.old_checkpoint)
+            return "transaction " + id + " kept no checkpoint of module '" + t.name +
+                   "' (its old version was given up on)";
+        changes.push_back({t.name, t.old_path});
+    }
+    try {
+        transaction.validate(changes, {});
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return rollback_options(release, request, transaction);
+}
+
+// The old libraries: still mapped during probation; after it, loaded again from the recorded
+// path, which must still hold the recorded content.
+std::string Upgrader::rollback_options(const Release& release, const RollbackRequest& request,
+                                       Transaction& transaction) {
+    for (const auto& t : release.targets) {
+        TargetOptions options;
+        options.library = t.old_library;
+        if (!options.library) {
+            try {
+                options.library = parts_.libraries.acquire(t.old_path);
+            } catch (const Error& e) {
+                return "version " + t.old_version + " of module '" + t.name +
+                       "' cannot be loaded again: " + e.what();
+            }
+            if (options.library->sha256() != t.old_sha256)
+                return "library '" + t.old_path + "' no longer holds version " + t.old_version +
+                       " of module '" + t.name + "' (its SHA-256 changed since transaction " +
+                       std::to_string(release.id) + ")";
+        }
+        options.down_to = t.old_schema;
+        if (request.from_checkpoint) options.from_checkpoint = t.old_checkpoint;
+        options.served_at_commit = t.served_at_commit;
+        transaction.options(t.name, std::move(options));
+    }
+    return {};
+}
+
+TransactionReport Upgrader::rollback(const RollbackRequest& request) {
+    std::string command = "rollback";
+    if (request.from_checkpoint) command += " -from-checkpoint";
+    command += request.transaction != 0 ? " -transaction " + std::to_string(request.transaction)
+                                        : " " + request.name;
+    Session s(*this, std::move(command));
+    s.report.rule = request.rule;
+    s.report.evidence = request.evidence;
+    s.report.mode = Mode::concurrent;
+    parts_.graveyard.reap();
+    auto release = request.transaction != 0 ? ledger_.find(request.transaction)
+                                            : ledger_.last_touching(request.name);
+    if (!release)
+        return s.done(Outcome::rejected,
+                      request.transaction != 0
+                          ? "no remembered transaction " + std::to_string(request.transaction) +
+                                " replaced a module"
+                          : "no committed transaction replaced module '" + request.name + "'");
+    s.report.undoes = release->id;
+    Transaction transaction(parts_, s.report,
+                            [this, &s](const char* state) { announce(s.report, state); });
+    if (request.force) transaction.force();
+    std::vector<Change> changes;
+    if (auto refused = prepare_rollback(*release, request, transaction, changes); !refused.empty())
+        return s.done(Outcome::rejected, refused);
+    std::string reason = transaction.run(Mode::concurrent, false, timer());
+    if (!reason.empty()) {
+        bool offered = true;
+        for (const auto& t : s.report.targets)
+            if (t.state_transfer.find("as is") != std::string::npos) offered = false;
+        reason = "rollback refused: " + reason;
+        if (!offered && !request.from_checkpoint)
+            reason +=
+                " (no down-conversion was offered; 'rollback -from-checkpoint' restarts "
+                "the older versions from their commit-time checkpoints)";
+        return s.done(Outcome::aborted, reason);
+    }
+    if (auto before = ledger_.settle(release->id, ReleaseState::rolled_back)) {
+        auto t = before->transition(request.rule, request.evidence);
+        t.state = ReleaseState::rolled_back;
+        t.rollback = s.report.id;
+        parts_.host.transition(t);
+    }
+    return s.done(Outcome::committed);
+}
+
+TransactionReport Upgrader::restart(const std::string& name) {
+    Session s(*this, "restart " + name);
+    s.report.mode = Mode::concurrent;
+    parts_.graveyard.reap();
+    auto proxy = parts_.names.find(name);
+    auto library = proxy ? proxy->library() : nullptr;
+    if (!library) return s.done(Outcome::rejected, "no module is named '" + name + "'");
+    Transaction transaction(parts_, s.report,
+                            [this, &s](const char* state) { announce(s.report, state); });
+    try {
+        transaction.validate({{name, library->path()}}, {});
+    } catch (const Error& e) {
+        return s.done(Outcome::rejected, e.what());
+    }
+    TargetOptions options;
+    options.library = std::move(library);
+    transaction.options(name, std::move(options));
+    std::string reason = transaction.run(Mode::concurrent, false, timer());
+    return s.done(reason.empty() ? Outcome::committed : Outcome::aborted, std::move(reason));
 }
 
 }  // namespace nonstop::detail

@@ -13,9 +13,21 @@
 
 #include "nonstop/change.hpp"
 #include "nonstop/transaction_report.hpp"
+#include "release_ledger.hpp"
 #include "transaction.hpp"
 
 namespace nonstop::detail {
+
+/// What to roll back and why (an operator's command, or a health rule that tripped).
+struct RollbackRequest {
+    std::string name;               // the latest release that replaced this module, or
+    std::uint64_t transaction = 0;  // this one
+    bool from_checkpoint = false;   // the older versions restart from their commit checkpoints
+    std::string rule = "operator";
+    std::string evidence;
+    bool force = false;             // a newer version stuck in a handler is given up on
+    bool only_provisional = false;  // a health rule: only while the release is provisional
+};
 
 class Upgrader {
 public:
@@ -41,6 +53,23 @@ public:
     std::size_t queued() const { return queued_.load(); }
     /// The latest `count` reports, oldest first (all kept ones when count is 0).
     std::vector<TransactionReport> history(std::size_t count) const;
+    // --- Probation and rollback.
+    void set_probation(std::chrono::milliseconds period);
+    std::chrono::milliseconds probation() const {
+        return std::chrono::milliseconds(probation_ms_.load());
+    }
+    /// Provisional release `transaction` (0: every one) becomes permanent; returns the ids.
+    /// Throws Error when none is provisional.
+    std::vector<std::uint64_t> accept(std::uint64_t transaction);
+    /// Provisional release `transaction` becomes permanent if its probation is over.
+    void expire(std::uint64_t transaction);
+    /// Undoes a committed release by the two-phase commit (see RollbackRequest).
+    TransactionReport rollback(const RollbackRequest& request);
+    /// Replaces module `name` by a fresh instance of its own library, from the checkpoint its
+    /// current instance takes now (the audit ladder's second step).
+    TransactionReport restart(const std::string& name);
+    const ReleaseLedger& ledger() const { return ledger_; }
+
     /// Removes every module, each after it has served its queue, within Config::
     /// shutdown_timeout each; a module stuck in a handler is removed by force and named on
     /// stderr (used at shutdown).
@@ -57,12 +86,19 @@ private:
     void end_removed(Session& s, TargetReport& t, std::shared_ptr<ModuleProxy> proxy,
                      ModuleProxy::Task old, std::uint64_t dropped);
     TransactionReport record(TransactionReport report);
+    void keep_release(Session& s, const Transaction& transaction);
+    std::string prepare_rollback(const Release& release, const RollbackRequest& request,
+                                 Transaction& transaction, std::vector<Change>& changes);
+    std::string rollback_options(const Release& release, const RollbackRequest& request,
+                                 Transaction& transaction);
     void announce(const TransactionReport& report, const char* state);
 
     UpgraderParts parts_;
     std::mutex transaction_mutex_;  // one transaction at a time
     std::atomic<long long> timeout_ms_;
     std::atomic<std::uint64_t> next_id_{1};
+    std::atomic<long long> probation_ms_;
+    ReleaseLedger ledger_;
     std::atomic<std::size_t> queued_{0};
     mutable std::mutex history_mutex_;
     std::deque<TransactionReport> history_;

@@ -42,6 +42,27 @@ struct Config {
     std::chrono::milliseconds blackout_probe_limit{1000};
     /// Directories searched, in order, for a library named without a '/'.
     std::vector<std::string> module_path;
+
+    // --- Probation and audits (docs/architecture.md, "Probation, audits, rollback").
+
+    /// How long a committed replacement stays provisional, watched by the health rules, before
+    /// it becomes permanent; 0: off (every commit is permanent at once). `probation SECONDS`.
+    std::chrono::milliseconds probation{0};
+    /// Health rule "failures": a provisional version whose handle() has thrown this many times
+    /// since its commit is rolled back; 0: no count limit.
+    std::uint64_t probation_max_failures = 10;
+    /// Health rule "failure rate": rolled back when at least this share of the messages it
+    /// served threw, once it has served probation_min_messages; 0: no rate limit.
+    double probation_max_failure_ratio = 0.5;
+    std::uint64_t probation_min_messages = 20;
+    /// Health rule "idle": input queued and nothing served for this long.
+    std::chrono::milliseconds probation_idle_limit{5000};
+    /// Every this long each module's audit() runs (in its own thread); 0: no audits.
+    std::chrono::milliseconds audit_period{0};
+    /// How long one audit() may take before it counts as failed.
+    std::chrono::milliseconds audit_timeout{1000};
+    /// How often the health monitor checks the rules, the end of probation and due audits.
+    std::chrono::milliseconds health_period{50};
 };
 
 }  // namespace nonstop

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -29,6 +30,12 @@ struct Message {
 struct State {
     std::uint32_t schema = 0;  // the old implementation's state format version
     std::string bytes;
+};
+
+/// What a module's audit found (seed 002): healthy unless the module says otherwise.
+struct AuditResult {
+    bool healthy = true;
+    std::string detail;  // one sentence: what is wrong, or what was checked
 };
 
 /// The framework, as seen from inside one module implementation.
@@ -88,6 +95,15 @@ public:
     virtual void get_state(const State& /*s*/) {}
     /// Service has ended: called in the module's own thread after its last message.
     virtual void terminate() {}
+    /// Checks the module's own consistency, every Config::audit_period, in its own thread
+    /// between two messages, within Config::audit_timeout. Not healthy, a throw or a time-out
+    /// climbs the escalation ladder (docs/architecture.md, "Probation, audits, rollback").
+    virtual AuditResult audit() { return {}; }
+    /// Down-conversion for a rollback (OTP's code_change({down, Vsn})): a checkpoint in the
+    /// older version's state format `schema`, taken while quiescent, as put_state() is. Empty
+    /// (the default): not offered; put_state() is handed over and the older version may refuse
+    /// it.
+    virtual std::optional<State> put_state_for(std::uint32_t /*schema*/) { return std::nullopt; }
 
 protected:
     /// The framework as seen from this module; valid from initialize() on.
@@ -110,7 +126,7 @@ struct ModuleDescriptor {
 /// value differs from its own: the version number changes whenever the contract's layout does,
 /// and the sizes catch a library compiled with another standard library or string ABI.
 constexpr std::uint32_t abi_version() {
-    constexpr std::uint32_t contract = 1;
+    constexpr std::uint32_t contract = 2;  // 2: audit(), put_state_for()
     return (contract << 24) ^ (static_cast<std::uint32_t>(sizeof(Message)) << 12) ^
            (static_cast<std::uint32_t>(sizeof(State)) << 4) ^
            static_cast<std::uint32_t>(sizeof(std::string));

@@ -34,6 +34,7 @@ struct ModuleInfo {
     std::size_t queue_depth = 0;       // messages waiting, including a swap buffer
     std::uint64_t handled = 0;         // messages served by every version of this module
     std::uint64_t handler_errors = 0;  // handle() calls (or hooks) that threw
+    std::uint64_t failed = 0;          // handle() calls that threw (not counted in handled)
     std::string last_failure;          // the latest of those failures: where and why
     std::chrono::system_clock::time_point last_failure_time{};
     /// The watchdog's view: the module has been inside one handle() call (or hook) longer than
@@ -43,6 +44,20 @@ struct ModuleInfo {
     std::string stuck_in;
     std::uint64_t ticks_coalesced = 0;        // timer ticks dropped: its queue was full
     std::uint64_t notifications_dropped = 0;  // event notifications refused: its queue was full
+    /// Under probation: the transaction that brought this version in is provisional, for
+    /// probation_left more; the health rules may still roll it back.
+    bool provisional = false;
+    std::uint64_t provisional_transaction = 0;
+    std::chrono::milliseconds probation_left{0};
+    /// The latest audit (Config::audit_period); audited is false before the first.
+    bool audited = false;
+    bool audit_healthy = true;
+    std::string audit_detail;
+    std::chrono::system_clock::time_point audit_time{};
+    /// Consecutive failed audits, and the latest step of the escalation ladder they climbed
+    /// ("report", "restart", "rollback", "disable"; empty when none).
+    std::uint32_t audit_failures = 0;
+    std::string audit_step;
 };
 
 /// A module instance the framework gave up on (a hook or handler that did not return within

@@ -22,6 +22,7 @@
 #include "nonstop/module.hpp"
 #include "nonstop/module_info.hpp"
 #include "nonstop/port.hpp"
+#include "nonstop/release_transition.hpp"
 #include "nonstop/transaction_report.hpp"
 
 namespace nonstop {
@@ -78,6 +79,35 @@ public:
     std::size_t queued() const;
     /// The latest `count` reports, oldest first (all kept ones when count is 0).
     std::vector<TransactionReport> history(std::size_t count = 0) const;
+
+    // --- Probation and rollback (docs/architecture.md, "Probation, audits, rollback").
+
+    /// How long a committed replacement stays provisional from now on (SetProbation); 0: off.
+    /// Negative is refused (Error).
+    void set_probation(std::chrono::milliseconds period);
+    std::chrono::milliseconds probation() const;
+    /// Makes provisional transaction `transaction` permanent now (Accept), or every provisional
+    /// one when 0; returns the ids made permanent. Throws Error when there is none such.
+    std::vector<std::uint64_t> accept(std::uint64_t transaction = 0);
+    /// Undoes the latest committed transaction that replaced `name` (Rollback), all its
+    /// modules as one atomic group, by the same two-phase commit, during or after probation.
+    /// The newer versions are asked for a checkpoint in the older ones' schema
+    /// (Module::put_state_for); without one the older version may refuse the newer state, and
+    /// the rollback aborts with that reason, unless `from_checkpoint`: the older versions then
+    /// restart from their commit-time checkpoints and the report counts the messages whose
+    /// effects that discards. No accepted message is lost either way.
+    TransactionReport rollback(const std::string& name, bool from_checkpoint = false);
+    /// The same for transaction `transaction` (rollback -transaction ID).
+    TransactionReport rollback_transaction(std::uint64_t transaction, bool from_checkpoint = false);
+    /// Calls `observer` each time a committed release changes standing: provisional at commit
+    /// under probation, permanent (accepted, expired clean, or committed with probation off),
+    /// rolled back (with the rule and the evidence). It runs in the thread that made the change
+    /// (a command's, or the health monitor's), after the change; keep it short, it must not
+    /// call observe/unobserve or issue commands. The same is published on the event manager as
+    /// ("upgrader", "release"), payload "TRANSACTION STATE RULE: EVIDENCE". Returns a token for
+    /// unobserve().
+    std::uint64_t observe_releases(std::function<void(const ReleaseTransition&)> observer);
+
     /// Removes every module, each after it has served its queue (the destructor does too; a
     /// host calls it where it must stop its modules earlier, e.g. in an exit handler).
     void unload_all();
@@ -112,7 +142,7 @@ public:
     /// on the event manager as ("upgrader", "lifecycle"), payload "TRANSACTION MODULE VERSION
     /// STEP". Returns a token for unobserve(). Nothing is built while nobody listens.
     std::uint64_t observe(std::function<void(const LifecycleEvent&)> observer);
-    /// Removes an observer; once it returns, the observer is not running and will not run.
+    /// Removes an observer (of either kind); once it returns, it is not running and will not run.
     void unobserve(std::uint64_t token);
 
 private:

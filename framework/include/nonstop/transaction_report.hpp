@@ -58,6 +58,11 @@ struct TargetReport {
     /// from an empty state), and how many accepted messages were never served.
     bool forced = false;
     std::uint64_t dropped = 0;
+    /// Rollbacks: how the older version got its state back ("down-converted to schema 1",
+    /// "checkpoint schema 2 as is", "commit-time checkpoint"), and how many messages the newer
+    /// version served since its commit whose effects the commit-time checkpoint discards.
+    std::string state_transfer;
+    std::uint64_t discarded = 0;
 };
 
 struct TransactionReport {
@@ -70,6 +75,13 @@ struct TransactionReport {
     std::chrono::system_clock::time_point started;
     std::chrono::nanoseconds waited{0};    // queued behind another transaction
     std::chrono::nanoseconds duration{0};  // from the start of validation to the end
+    /// A committed replacement under probation: provisional for this long (0: permanent now).
+    std::chrono::milliseconds probation{0};
+    /// A rollback: the transaction it undoes, the rule that asked for it ("operator",
+    /// "failures", "failure rate", "stuck", "idle", "audit") and the evidence, one sentence.
+    std::uint64_t undoes = 0;
+    std::string rule;
+    std::string evidence;
     bool ok() const { return outcome == Outcome::committed; }
     /// A few lines for an operator's console.
     NONSTOP_API std::string to_string() const;
