@@ -2,6 +2,9 @@
 //   1: state schema 1; refuses any other schema.
 //   2, 3: state schema 2; understand schemas 1 and 2.
 // Every message it handles is recorded in the probe; it counts them and the count is its state.
+// Variants (COUNTER_LABEL names their version): COUNTER_THROWS records every message, then
+// throws; COUNTER_AUDIT_FAILS fails every audit; COUNTER_DOWN offers a down-conversion of its
+// state to schema 1 for a rollback.
 // What each message type does first is described in test_messages.hpp.
 // Options, read from the probe in initialize(): NAME.subscribe = "publisher event",
 // NAME.timer = period in ms, NAME.publish = event.
@@ -20,6 +23,9 @@
 #endif
 #define COUNTER_STR2(x) #x
 #define COUNTER_STR(x) COUNTER_STR2(x)
+#ifndef COUNTER_LABEL
+#define COUNTER_LABEL COUNTER_STR(COUNTER_VERSION)
+#endif
 
 namespace {
 
@@ -79,7 +85,23 @@ public:
         ++count_;
         probe::set(me + ".count", std::to_string(count_));
         probe::record({me, context().version(), m.sender, m.type, m.payload});
+#ifdef COUNTER_THROWS
+        throw std::runtime_error("version " COUNTER_LABEL " fails every message");
+#endif
     }
+
+#ifdef COUNTER_AUDIT_FAILS
+    nonstop::AuditResult audit() override {
+        return {false, "count " + std::to_string(count_) + " does not match its checksum"};
+    }
+#endif
+
+#ifdef COUNTER_DOWN
+    std::optional<nonstop::State> put_state_for(std::uint32_t schema) override {
+        if (schema != 1) return std::nullopt;
+        return nonstop::State{1, std::to_string(count_)};
+    }
+#endif
 
     nonstop::State put_state() override {
         return {kSchema,
@@ -109,4 +131,4 @@ private:
 
 }  // namespace
 
-NONSTOP_MODULE(Counter, "counter", COUNTER_STR(COUNTER_VERSION))
+NONSTOP_MODULE(Counter, "counter", COUNTER_LABEL)
