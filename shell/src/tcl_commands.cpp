@@ -43,6 +43,8 @@ Tcl_Obj* target_dict(const TargetReport& t) {
     put(d, "old_kind", str(t.old_kind));
     put(d, "new_kind", str(t.new_kind));
     put(d, "sha256", str(t.sha256));
+    put(d, "state_transfer", str(t.state_transfer));
+    put(d, "discarded", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(t.discarded)));
     return d;
 }
 
@@ -55,6 +57,10 @@ Tcl_Obj* report_dict(const TransactionReport& r) {
     put(d, "reason", str(r.reason));
     put(d, "duration_ms", Tcl_NewDoubleObj(to_ms(r.duration)));
     put(d, "waited_ms", Tcl_NewDoubleObj(to_ms(r.waited)));
+    put(d, "probation_ms", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(r.probation.count())));
+    put(d, "undoes", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(r.undoes)));
+    put(d, "rule", str(r.rule));
+    put(d, "evidence", str(r.evidence));
     Tcl_Obj* targets = Tcl_NewListObj(0, nullptr);
     for (const auto& t : r.targets) Tcl_ListObjAppendElement(nullptr, targets, target_dict(t));
     put(d, "targets", targets);
@@ -140,6 +146,9 @@ int TclCommands::install(Tcl_Interp* interp, Runtime& runtime, Policy policy) {
         {"syn_load", "Syn_Load", &TclCommands::syn_load},
         {"syn_upgrade", "Syn_Upgrade", &TclCommands::syn_upgrade},
         {"set_timer", "SetTimer", &TclCommands::set_timer},
+        {"probation", "SetProbation", &TclCommands::probation},
+        {"accept", "Accept", &TclCommands::accept},
+        {"rollback", "Rollback", &TclCommands::rollback},
         {"modules", nullptr, &TclCommands::modules},
         {"info", nullptr, &TclCommands::info},
         {"send", nullptr, &TclCommands::send},
@@ -318,6 +327,68 @@ int TclCommands::set_timer(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) 
                   runtime_.set_timer(std::chrono::milliseconds(std::llround(seconds * 1000.0))));
 }
 
+int TclCommands::probation(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc > 2) return usage(interp, 1, objv, "?SECONDS?");
+    if (objc == 2) {
+        double seconds = 0;
+        if (Tcl_GetDoubleFromObj(nullptr, objv[1], &seconds) != TCL_OK || !std::isfinite(seconds) ||
+            seconds < 0 || seconds > 1e9)
+            return fail(interp,
+                        "expected a non-negative number of seconds but got '" + text(objv[1]) + "'",
+                        "USAGE");
+        runtime_.set_probation(std::chrono::milliseconds(std::llround(seconds * 1000.0)));
+    }
+    Tcl_SetObjResult(interp,
+                     Tcl_NewDoubleObj(static_cast<double>(runtime_.probation().count()) / 1000.0));
+    return TCL_OK;
+}
+
+int TclCommands::accept(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc > 2) return usage(interp, 1, objv, "?ID?");
+    Tcl_WideInt id = 0;
+    if (objc == 2 && (Tcl_GetWideIntFromObj(nullptr, objv[1], &id) != TCL_OK || id <= 0))
+        return fail(interp, "expected a transaction id but got '" + text(objv[1]) + "'", "USAGE");
+    std::vector<std::uint64_t> accepted;
+    try {
+        accepted = runtime_.accept(static_cast<std::uint64_t>(id));
+    } catch (const Error& e) {
+        return fail(interp, e.what(), "NOT_PROVISIONAL");
+    }
+    Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
+    for (auto a : accepted)
+        Tcl_ListObjAppendElement(nullptr, list, Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(a)));
+    Tcl_SetObjResult(interp, list);
+    return TCL_OK;
+}
+
+int TclCommands::rollback(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    static const char* const args = "?-transaction ID? ?-from-checkpoint? ?NAME?";
+    Tcl_WideInt id = 0;
+    bool from_checkpoint = false;
+    std::string name;
+    for (int i = 1; i < objc; ++i) {
+        const std::string arg = text(objv[i]);
+        if (arg == "-from-checkpoint") {
+            from_checkpoint = true;
+        } else if (arg == "-transaction") {
+            if (++i == objc || Tcl_GetWideIntFromObj(nullptr, objv[i], &id) != TCL_OK || id <= 0)
+                return fail(interp, "-transaction expects a transaction id", "USAGE");
+        } else if (!arg.empty() && arg[0] == '-') {
+            return fail(interp,
+                        "bad option '" + arg + "': must be -transaction or -from-checkpoint",
+                        "USAGE");
+        } else if (name.empty() && i == objc - 1) {
+            name = arg;
+        } else {
+            return usage(interp, 1, objv, args);
+        }
+    }
+    if ((id == 0) == name.empty()) return usage(interp, 1, objv, args);
+    return finish(interp, id != 0 ? runtime_.rollback_transaction(static_cast<std::uint64_t>(id),
+                                                                  from_checkpoint)
+                                  : runtime_.rollback(name, from_checkpoint));
+}
+
 int TclCommands::modules(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     if (objc != 1) return usage(interp, 1, objv, "");
     Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
@@ -342,6 +413,7 @@ int TclCommands::info(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     put(d, "queue_depth", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(m->queue_depth)));
     put(d, "handled", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(m->handled)));
     put(d, "handler_errors", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(m->handler_errors)));
+    put(d, "failed", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(m->failed)));
     put(d, "last_failure", str(m->last_failure));
     put(d, "stuck", Tcl_NewBooleanObj(m->stuck));
     put(d, "stuck_ms", Tcl_NewDoubleObj(to_ms(m->stuck_for)));
@@ -349,6 +421,21 @@ int TclCommands::info(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     put(d, "ticks_coalesced", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(m->ticks_coalesced)));
     put(d, "notifications_dropped",
         Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(m->notifications_dropped)));
+    put(d, "provisional", Tcl_NewBooleanObj(m->provisional));
+    put(d, "provisional_transaction",
+        Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(m->provisional_transaction)));
+    put(d, "probation_left_ms",
+        Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(m->probation_left.count())));
+    Tcl_Obj* audit = Tcl_NewDictObj();
+    put(audit, "result",
+        Tcl_NewStringObj(!m->audited        ? "none"
+                         : m->audit_healthy ? "healthy"
+                                            : "failed",
+                         -1));
+    put(audit, "detail", str(m->audit_detail));
+    put(audit, "failures", Tcl_NewWideIntObj(m->audit_failures));
+    put(audit, "step", str(m->audit_step));
+    put(d, "audit", audit);
     Tcl_SetObjResult(interp, d);
     return TCL_OK;
 }

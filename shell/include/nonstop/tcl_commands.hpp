@@ -16,8 +16,9 @@ class Runtime;
 class TclCommands {
 public:
     struct Policy {
-        /// Adds Enable, Disable, Load, Unload, Replace, Syn_Replace, Syn_Load, Syn_Upgrade and
-        /// SetTimer as global commands so that chapter 5's batches run as written.
+        /// Adds Enable, Disable, Load, Unload, Replace, Syn_Replace, Syn_Load, Syn_Upgrade,
+        /// SetTimer, SetProbation, Accept and Rollback as global commands so that chapter 5's
+        /// batches run as written.
         bool thesis_spellings = false;
         /// For untrusted operators (the remote console): a library must lie in a directory of
         /// the module path, and the module path cannot be changed.
@@ -56,6 +57,9 @@ private:
     int syn_load(Tcl_Interp*, int, Tcl_Obj* const[]);
     int syn_upgrade(Tcl_Interp*, int, Tcl_Obj* const[]);
     int set_timer(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int probation(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int accept(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int rollback(Tcl_Interp*, int, Tcl_Obj* const[]);
     int modules(Tcl_Interp*, int, Tcl_Obj* const[]);
     int info(Tcl_Interp*, int, Tcl_Obj* const[]);
     int send(Tcl_Interp*, int, Tcl_Obj* const[]);
