@@ -160,6 +160,9 @@ void Transaction::describe_transfer(Target& t, const ModuleProxy::Checkpoint& ch
         t.report.state_transfer = "none: the newer version was given up on";
     } else if (checkpoint.converted) {
         t.report.state_transfer = "down-converted to schema " + std::to_string(*t.options.down_to);
+    } else if (checkpoint.state.schema == *t.options.down_to) {
+        t.report.state_transfer =
+            "checkpoint schema " + std::to_string(checkpoint.state.schema) + " (the older one's)";
     } else {
         t.report.state_transfer = "checkpoint schema " + std::to_string(checkpoint.state.schema) +
                                   " as is (no down-conversion to schema " +
