@@ -105,11 +105,11 @@ std::optional<Health::Trip> Health::idle(const std::string& name, std::uint64_t 
         it->second = Progress{served, now};
         return std::nullopt;
     }
-    if (now - it->second.since < config_.probation_idle_limit) return std::nullopt;
+    const auto waited = now - it->second.since;
+    if (waited < config_.probation_idle_limit) return std::nullopt;
     progress_.erase(it);
     return Trip{"idle", who + " has had " + std::to_string(queued) +
-                            " message(s) queued and served none for " +
-                            millis(now - it->second.since)};
+                            " message(s) queued and served none for " + millis(waited)};
 }
 
 // A version stuck, or serving nothing, cannot reach quiescence: it is given up on, and the old
