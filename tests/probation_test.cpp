@@ -1,7 +1,10 @@
 // Probation, the health rules, audits and their escalation ladder, and rollback by command:
 // every rollback is a transaction of the two-phase commit, and no accepted message is lost.
+#include <stdlib.h>
+
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -261,7 +264,51 @@ TEST_F(ProbationTest, AVersionWhoseEnableHangsIsNeverCommitted) {
     probe::open_gate("hang");
 }
 
+TEST_F(ProbationTest, OneMemberTrippingRollsTheWholeGroupBack) {
+    Transitions transitions(rt());
+    ASSERT_TRUE(rt().load("a", "libcounter_v2.so").ok());
+    ASSERT_TRUE(rt().load("b", "libcounter_v2.so").ok());
+    const auto up = rt().syn_replace({{"a", "libcounter_throws.so"}, {"b", "libcounter_v3.so"}});
+    ASSERT_TRUE(up.ok()) << up.to_string();
+    EXPECT_TRUE(rt().info("b")->provisional);
+    send_numbered(rt(), "a", "m", 20);
+    const auto back = transitions.wait(up.id, ReleaseState::rolled_back);
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->rule, "failures");
+    EXPECT_EQ(back->modules.size(), 2u);
+    EXPECT_EQ(rt().info("a")->version, "2");
+    EXPECT_EQ(rt().info("b")->version, "2");
+    const auto rollback = rt().history().back();
+    EXPECT_EQ(rollback.undoes, up.id);
+    EXPECT_EQ(rollback.targets.size(), 2u);
+    EXPECT_TRUE(rollback.ok()) << rollback.to_string();
+}
+
 class RollbackTest : public RuntimeTest {};
+
+// After probation the old library is loaded again from its recorded path, and only if that
+// file still holds the recorded content.
+TEST_F(RollbackTest, IsRejectedWhenTheOldLibraryFileChangedSinceTheCommit) {
+    char dir[] = "/tmp/nonstop-rollback-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    const std::string path = std::string(dir) + "/libold.so";
+    auto copy = [&](const std::string& from) {
+        std::filesystem::copy_file(library(from), path,
+                                   std::filesystem::copy_options::overwrite_existing);
+    };
+    copy("counter_v1");
+    ASSERT_TRUE(rt().load("c", path).ok());
+    ASSERT_TRUE(rt().replace("c", "libcounter_down.so").ok());
+    copy("counter_v3");
+    const auto back = rt().rollback("c");
+    EXPECT_EQ(back.outcome, Outcome::rejected);
+    EXPECT_NE(back.reason.find("no longer holds version 1"), std::string::npos) << back.reason;
+    EXPECT_EQ(rt().info("c")->version, "2-down");
+    copy("counter_v1");  // the same content again: the rollback goes through
+    EXPECT_TRUE(rt().rollback("c").ok());
+    EXPECT_EQ(rt().info("c")->version, "1");
+    std::filesystem::remove_all(dir);
+}
 
 TEST_F(RollbackTest, ADownConversionTakesTheStateBackAfterProbation) {
     ASSERT_TRUE(rt().load("c", "libcounter_v1.so").ok());
