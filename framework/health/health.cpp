@@ -49,6 +49,7 @@ void Health::watch(const Release& release) {
         upgrader_.expire(release.id);
         return;
     }
+    if (given_up_.count(release.id) != 0) return;
     for (const auto& target : release.targets) {
         if (auto trip = tripped(release, target)) {
             roll_back(release, *trip);
@@ -59,7 +60,8 @@ void Health::watch(const Release& release) {
 
 std::optional<Health::Trip> Health::tripped(const Release& release, const ReleaseTarget& target) {
     auto proxy = names_.find(target.name);
-    if (!proxy) return std::nullopt;
+    // Only the release's own code is judged (the name may have been removed and loaded anew).
+    if (!proxy || proxy->library() != target.new_library.lock()) return std::nullopt;
     const ModuleInfo info = proxy->info();
     if (info.in_transaction) return std::nullopt;
     const std::string who = "version " + target.new_version + " of module '" + target.name + "'";
@@ -126,8 +128,13 @@ void Health::roll_back(const Release& release, const Trip& trip) {
     auto report = upgrader_.rollback(request);
     if (report.outcome == Outcome::aborted && !request.from_checkpoint) {
         request.from_checkpoint = true;
-        upgrader_.rollback(request);
+        report = upgrader_.rollback(request);
     }
+    if (report.ok() || report.reason.find("no longer provisional") != std::string::npos) return;
+    // Not retried every period: the operator is told once, the reports say why.
+    given_up_.insert(release.id);
+    publish("alarm", "transaction " + std::to_string(release.id) + " could not be rolled back (" +
+                         trip.rule + ": " + trip.evidence + "): " + report.reason);
 }
 
 void Health::audit_due() {

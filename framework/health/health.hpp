@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -77,9 +78,10 @@ private:
     Upgrader& upgrader_;
     const Config& config_;
 
-    mutable std::mutex mutex_;  // audits_; progress_ is the monitor thread's own
+    mutable std::mutex mutex_;  // audits_; progress_ and given_up_ are the thread's own
     std::map<std::string, AuditRecord> audits_;
     std::map<std::string, Progress> progress_;
+    std::set<std::uint64_t> given_up_;  // releases whose rollback failed
     bool stop_ = false;
     std::condition_variable cv_;
     std::thread thread_;
