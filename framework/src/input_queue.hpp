@@ -36,7 +36,7 @@ public:
     InputQueue& operator=(const InputQueue&) = delete;
 
     /// Wraps a message in a data block for put(), charged `unit` besides its payload; the
-    /// block owns the message until taken. Throws std::bad_alloc.
+    /// block owns the message (one allocation for both) until released. Throws std::bad_alloc.
     static ACE_Message_Block* wrap(Message&& m, std::size_t unit);
     /// Frees a data block that was never enqueued, with its message.
     static void discard(ACE_Message_Block* block);
@@ -57,8 +57,8 @@ public:
     /// Puts `blocks` (oldest first) ahead of everything waiting, whatever the bounds.
     void prepend(const std::vector<ACE_Message_Block*>& blocks);
 
-    /// The message a data block carries; the caller owns it and releases the block.
-    static std::unique_ptr<Message> message_of(ACE_Message_Block* block);
+    /// The message a data block carries, valid until the block is released.
+    static Message& message_of(ACE_Message_Block* block);
     static std::uint64_t term_of(const ACE_Message_Block* block);
 
 private:
