@@ -44,6 +44,18 @@ EnvelopeAllocator envelope_allocator;
 
 }  // namespace
 
+int BatchMessageQueue::dequeue_batch(ACE_Message_Block** out, std::size_t max) {
+    ACE_GUARD_RETURN(ACE_Thread_Mutex, guard, this->lock_, -1);
+    if (this->state_ == ACE_Message_Queue_Base::DEACTIVATED) {
+        errno = ESHUTDOWN;
+        return -1;
+    }
+    if (this->wait_not_empty_cond(nullptr) == -1) return -1;
+    std::size_t n = 0;
+    while (n < max && !this->is_empty_i() && this->dequeue_head_i(out[n]) != -1) ++n;
+    return static_cast<int>(n);
+}
+
 InputQueue::InputQueue(std::size_t capacity_bytes)
     : capacity_(std::max<std::size_t>(capacity_bytes, 1)), queue_(capacity_, capacity_) {}
 
@@ -52,6 +64,7 @@ std::size_t InputQueue::unit(std::size_t capacity, std::size_t capacity_bytes) {
 }
 
 InputQueue::~InputQueue() {
+    for (std::size_t i = next_; i < end_; ++i) batch_[i]->release();
     ACE_Message_Block* block = nullptr;
     ACE_Time_Value now{0};
     while (queue_.message_count() > 0 && queue_.dequeue_head(block, &now) >= 0) block->release();
@@ -78,6 +91,13 @@ InputQueue::Put InputQueue::put(ACE_Message_Block* block, const ACE_Time_Value* 
 
 std::vector<ACE_Message_Block*> InputQueue::drain() {
     std::vector<ACE_Message_Block*> out;
+    for (; next_ < end_; ++next_) {
+        if (batch_[next_]->msg_type() == ACE_Message_Block::MB_DATA)
+            out.push_back(batch_[next_]);
+        else
+            batch_[next_]->release();
+    }
+    batched_.store(0, std::memory_order_relaxed);
     ACE_Message_Block* block = nullptr;
     ACE_Time_Value now{0};
     while (queue_.message_count() > 0 && queue_.dequeue_head(block, &now) >= 0) {
@@ -123,12 +143,19 @@ void InputQueue::put_terminate(std::uint64_t term) {
 }
 
 ACE_Message_Block* InputQueue::take() {
-    ACE_Message_Block* block = nullptr;
-    if (queue_.dequeue_head(block) < 0) return nullptr;
-    return block;
+    if (next_ == end_) {
+        const int n = queue_.dequeue_batch(batch_, kBatch);
+        if (n <= 0) return nullptr;
+        next_ = 0;
+        end_ = static_cast<std::size_t>(n);
+    }
+    batched_.store(end_ - next_ - 1, std::memory_order_relaxed);
+    return batch_[next_++];
 }
 
-std::size_t InputQueue::size() { return queue_.message_count(); }
+std::size_t InputQueue::size() {
+    return queue_.message_count() + batched_.load(std::memory_order_relaxed);
+}
 
 Message& InputQueue::message_of(ACE_Message_Block* block) {
     return *std::launder(reinterpret_cast<Message*>(block->base()));
