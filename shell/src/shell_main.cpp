@@ -27,6 +27,7 @@
 #include "nonstop/lifecycle_printer.hpp"
 #include "nonstop/runtime.hpp"
 #include "nonstop/tcl_commands.hpp"
+#include "repl.hpp"
 
 #ifndef NONSTOP_PACKAGE_VERSION
 #error NONSTOP_PACKAGE_VERSION must be defined
@@ -263,12 +264,16 @@ int run_remote(const Arguments& a) {
             return 1;
         }
     }
+    if (!batch && ::isatty(0)) {
+        // A terminal gets the prompt with line editing; this interpreter only runs it.
+        Tcl_Interp* interp = Tcl_CreateInterp();
+        if (Tcl_Init(interp) != TCL_OK) Tcl_ResetResult(interp);
+        nonstop::Repl::run(interp, &client, "nonstop@" + *a.connect + "> ");
+    }
     std::istream& in = batch ? static_cast<std::istream&>(file) : std::cin;
-    const bool prompt = !batch && ::isatty(0);
     std::string pending, line;
     int line_no = 0, first_line = 0;
     for (;;) {
-        if (prompt) std::cout << (pending.empty() ? "nonstop> " : "> ") << std::flush;
         if (!std::getline(in, line)) break;
         ++line_no;
         if (pending.empty()) {
@@ -335,6 +340,16 @@ int main(int argc, char** argv) {
     }
     nonstop::TclCommands::unload_at_exit(runtime);
     if (!args->rest.empty()) return run_batch(argv[0], args->rest);
+    if (::isatty(0)) {
+        Tcl_Interp* interp = Tcl_CreateInterp();
+        Tcl_SetVar(interp, "tcl_interactive", "1", TCL_GLOBAL_ONLY);
+        Tcl_SetVar(interp, "argv0", argv[0], TCL_GLOBAL_ONLY);
+        if (app_init(interp) != TCL_OK) {
+            std::cerr << "nonstop-shell: " << Tcl_GetStringResult(interp) << "\n";
+            return 1;
+        }
+        nonstop::Repl::run(interp, nullptr, "nonstop> ");
+    }
     char* interactive_argv[] = {argv[0], nullptr};
     Tcl_Main(1, interactive_argv, app_init);
     return 0;
