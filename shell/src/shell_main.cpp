@@ -2,6 +2,7 @@
 // ::nonstop commands and the thesis spellings bound to this process's runtime; with --connect
 // it forwards commands to a host's RemoteConsole.
 #include <pthread.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -294,6 +295,11 @@ int run_remote(const Arguments& a) {
     return 0;
 }
 
+// The terminal's modes as the shell found them: readline changes them while it reads a line,
+// and a signal may end the shell in the middle of one.
+termios initial_terminal{};
+bool restore_terminal = false;
+
 /// SIGINT or SIGTERM: every module is removed (within the runtime's shutdown limit, stuck ones
 /// abandoned and named) and the shell exits 0.
 void stop_on(sigset_t signals, nonstop::Runtime& runtime) {
@@ -303,6 +309,7 @@ void stop_on(sigset_t signals, nonstop::Runtime& runtime) {
         std::cerr << "nonstop-shell: " << strsignal(signal) << ": removing every module\n";
         runtime.unload_all();
         std::cout << std::flush;
+        if (restore_terminal) tcsetattr(0, TCSANOW, &initial_terminal);
         std::_Exit(0);
     }).detach();
 }
@@ -325,6 +332,7 @@ int main(int argc, char** argv) {
     // --module-path wins, then NONSTOP_MODULE_PATH (read by the runtime), then the directory
     // the shell was started in, made absolute so that a `cd` in a batch does not move it.
     auto& runtime = nonstop::Runtime::instance();
+    restore_terminal = ::isatty(0) && tcgetattr(0, &initial_terminal) == 0;
     stop_on(stop_signals, runtime);
     if (args->module_path) {
         runtime.set_module_path(split_path(*args->module_path));
