@@ -1,5 +1,7 @@
 #include "repl.hpp"
 
+#include <dlfcn.h>
+
 #include <cstdlib>
 #include <iostream>
 
@@ -134,7 +136,10 @@ proc ::nonstop_shell::read_line {prompt} {
     variable readline
     variable at_eof
     if {$readline} {
-        set line [::tclreadline::readline read $prompt]
+        if {[catch {::tclreadline::readline read $prompt} line]} {
+            puts stderr "error: $line"
+            return ""
+        }
         return [expr {$at_eof ? "" : $line}]
     }
     puts -nonewline $prompt
@@ -195,6 +200,7 @@ proc ::nonstop_shell::load_readline {} {
         puts stderr "nonstop-shell: no line editing, history or completion (tcl-tclreadline did not load)"
         return 0
     }
+    no_history_expansion
     return 1
 }
 
@@ -237,6 +243,17 @@ proc ::nonstop_shell::main {} {
     return $status
 }
 )tcl";
+
+// readline's history expansion reads "!" as csh does: `expr {!$done}` would become the last
+// word of the previous line. tclreadline has no switch for it; readline documents that a
+// null expansion character turns it off. The library is already loaded by tclreadline.
+int no_history_expansion(ClientData, Tcl_Interp*, int, Tcl_Obj* const[]) {
+    if (void* readline = ::dlopen("libreadline.so.8", RTLD_LAZY | RTLD_NOLOAD)) {
+        if (void* c = ::dlsym(readline, "history_expansion_char")) *static_cast<char*>(c) = '\0';
+        ::dlclose(readline);
+    }
+    return TCL_OK;
+}
 
 int render(ClientData, Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     if (objc != 2) {
@@ -292,6 +309,8 @@ std::string Repl::history_file() {
 void Repl::run(Tcl_Interp* interp, ConsoleClient* client, const std::string& prompt) {
     Tcl_CreateObjCommand(interp, "::nonstop_shell::render", render, nullptr, nullptr);
     Tcl_CreateObjCommand(interp, "::nonstop_shell::usages", usages, nullptr, nullptr);
+    Tcl_CreateObjCommand(interp, "::nonstop_shell::no_history_expansion", no_history_expansion,
+                         nullptr, nullptr);
     if (client) Tcl_CreateObjCommand(interp, "::nonstop_shell::remote", remote, client, nullptr);
     const std::string history = history_file();
     Tcl_Eval(interp, "namespace eval ::nonstop_shell {}");
