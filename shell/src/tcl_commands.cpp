@@ -593,7 +593,9 @@ int TclCommands::help(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
         for (const auto& e : entries_)
             out += "\n" + synopsis(e.usage, (std::string("nonstop ") + e.usage.name).c_str()) +
                    "\n    " + e.usage.summary +
-                   (e.usage.thesis ? std::string(" (") + e.usage.thesis + ")" : std::string());
+                   (e.usage.thesis && policy_.thesis_spellings
+                        ? std::string(" (") + e.usage.thesis + ")"
+                        : std::string());
         Tcl_SetObjResult(interp, str(out));
         return TCL_OK;
     }
@@ -602,7 +604,10 @@ int TclCommands::help(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
         const Usage& u = e.usage;
         if (wanted != u.name && (!u.thesis || wanted != u.thesis)) continue;
         out = synopsis(u, (std::string("nonstop ") + u.name).c_str()) + "\n";
-        if (u.thesis) out += synopsis(u, u.thesis) + "  (thesis spelling)\n";
+        if (u.thesis)
+            out += synopsis(u, u.thesis) + (policy_.thesis_spellings
+                                                ? "  (thesis spelling)\n"
+                                                : "  (thesis spelling; not defined here)\n");
         out += "    " + std::string(u.summary) + ".\n";
         std::string_view details(u.details);
         while (!details.empty()) {
