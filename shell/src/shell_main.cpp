@@ -352,6 +352,8 @@ int main(int argc, char** argv) {
         Tcl_Interp* interp = Tcl_CreateInterp();
         Tcl_SetVar(interp, "tcl_interactive", "1", TCL_GLOBAL_ONLY);
         Tcl_SetVar(interp, "argv0", argv[0], TCL_GLOBAL_ONLY);
+        Tcl_SetVar(interp, "argv", "", TCL_GLOBAL_ONLY);
+        Tcl_SetVar(interp, "argc", "0", TCL_GLOBAL_ONLY);
         if (app_init(interp) != TCL_OK) {
             std::cerr << "nonstop-shell: " << Tcl_GetStringResult(interp) << "\n";
             return 1;
