@@ -520,8 +520,11 @@ void ModuleTask::run_loop() {
 }
 
 void ModuleTask::serve_message(ACE_Message_Block* block) {
-    auto message = InputQueue::message_of(block);
-    block->release();
+    struct Release {  // also when the handler ends the thread (unwinding)
+        ACE_Message_Block* block;
+        ~Release() { block->release(); }
+    } release{block};
+    const Message& message = InputQueue::message_of(block);
     if (awaiting_first_) {
         awaiting_first_ = false;
         std::lock_guard lock(mutex_);
@@ -529,7 +532,7 @@ void ModuleTask::serve_message(ACE_Message_Block* block) {
         first_served_set_ = true;
         cv_.notify_all();
     }
-    if (!call_module("handle", [&] { module_->handle(*message); })) {
+    if (!call_module("handle", [&] { module_->handle(message); })) {
         // Served but failed: counted apart from handled, for the health rules.
         counters_.failed.fetch_add(1, std::memory_order_relaxed);
         return;
