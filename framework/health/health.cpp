@@ -179,6 +179,7 @@ void Health::climb(const std::string& name, const std::string& version, const Au
     if (result.healthy) return;
     const char* step = next_step(name, failures, last);
     set_step(name, step);
+    if (std::string(step) == "disabled") return;  // alarmed once; the record shows the rest
     publish("audit", name + " " + version + " " + step + ": " + result.detail);
     const std::string rung = step;
     const std::string evidence = "version " + version + " of module '" + name +
