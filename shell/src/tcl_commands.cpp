@@ -43,6 +43,10 @@ Tcl_Obj* target_dict(const TargetReport& t) {
     put(d, "old_kind", str(t.old_kind));
     put(d, "new_kind", str(t.new_kind));
     put(d, "sha256", str(t.sha256));
+    put(d, "preflight", Tcl_NewBooleanObj(t.preflight));
+    put(d, "preflight_ms", Tcl_NewDoubleObj(to_ms(t.preflight_time)));
+    put(d, "preflight_state", Tcl_NewBooleanObj(t.preflight_state));
+    put(d, "preflight_state_ms", Tcl_NewDoubleObj(to_ms(t.preflight_state_time)));
     return d;
 }
 
@@ -220,11 +224,46 @@ int TclCommands::check_library(Tcl_Interp* interp, const std::string& library) {
     return fail(interp, "library '" + library + "' is outside the module path", "REFUSED", library);
 }
 
+namespace {
+// Preflight is on for every command typed at the shell or the console: an operator's mistake
+// must not take the host down. -no-preflight skips it; -preflight-state adds the state check.
+bool preflight_option(const std::string& arg, TransactionOptions& options) {
+    if (arg == "-no-preflight")
+        options.preflight = false;
+    else if (arg == "-preflight-state")
+        options.preflight_state = true;
+    else
+        return false;
+    return true;
+}
+
+// Takes the leading options off the arguments (-force only where `force` is given).
+bool take_options(Tcl_Interp* interp, int& objc, Tcl_Obj* const*& objv, TransactionOptions& options,
+                  bool* force) {
+    options.preflight = true;
+    for (; objc >= 2; --objc, ++objv) {
+        const std::string arg = text(objv[1]);
+        if (force && arg == "-force")
+            *force = true;
+        else if (!preflight_option(arg, options))
+            break;
+    }
+    if (options.preflight == false && options.preflight_state.value_or(false)) {
+        fail(interp, "-no-preflight and -preflight-state exclude each other", "USAGE");
+        return false;
+    }
+    return true;
+}
+}  // namespace
+
 int TclCommands::load(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
-    if (objc != 3) return usage(interp, 1, objv, "NAME LIBRARY");
-    const std::string library = text(objv[2]);
+    Tcl_Obj* const* args = objv;
+    TransactionOptions options;
+    if (!take_options(interp, objc, args, options, nullptr)) return TCL_ERROR;
+    if (objc != 3) return usage(interp, 1, objv, "?-no-preflight? ?-preflight-state? NAME LIBRARY");
+    const std::string library = text(args[2]);
     if (check_library(interp, library) != TCL_OK) return TCL_ERROR;
-    return finish(interp, runtime_.load(text(objv[1]), library));
+    return finish(interp, runtime_.load(text(args[1]), library, options));
 }
 
 namespace {
@@ -246,11 +285,13 @@ int TclCommands::unload(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
 
 int TclCommands::replace(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     Tcl_Obj* const* args = objv;
-    const bool force = take_force(objc, args);
-    if (objc != 3) return usage(interp, 1, objv, "?-force? NAME LIBRARY");
+    TransactionOptions options;
+    if (!take_options(interp, objc, args, options, &options.force)) return TCL_ERROR;
+    if (objc != 3)
+        return usage(interp, 1, objv, "?-force? ?-no-preflight? ?-preflight-state? NAME LIBRARY");
     const std::string library = text(args[2]);
     if (check_library(interp, library) != TCL_OK) return TCL_ERROR;
-    return finish(interp, runtime_.replace(text(args[1]), library, force));
+    return finish(interp, runtime_.replace(text(args[1]), library, options));
 }
 
 int TclCommands::enable(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
@@ -274,12 +315,18 @@ int TclCommands::syn_upgrade(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]
 }
 
 int TclCommands::group(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[], int which) {
-    static const char* const args = "?-sequential|-concurrent? NAME LIBRARY ?NAME LIBRARY ...?";
+    static const char* const args =
+        "?-sequential|-concurrent? ?-no-preflight? ?-preflight-state? NAME LIBRARY ?NAME "
+        "LIBRARY ...?";
     Mode mode = Mode::concurrent;
+    TransactionOptions options;
+    options.preflight = true;
     int i = 1;
     for (; i < objc; ++i) {
         const std::string arg = text(objv[i]);
-        if (arg == "-sequential") {
+        if (preflight_option(arg, options)) {
+            continue;
+        } else if (arg == "-sequential") {
             mode = Mode::sequential;
         } else if (arg == "-concurrent") {
             mode = Mode::concurrent;
@@ -287,13 +334,18 @@ int TclCommands::group(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[], int 
             ++i;
             break;
         } else if (!arg.empty() && arg[0] == '-') {
-            return fail(interp, "bad option '" + arg + "': must be -sequential or -concurrent",
+            return fail(interp,
+                        "bad option '" + arg +
+                            "': must be -sequential, -concurrent, -no-preflight or "
+                            "-preflight-state",
                         "USAGE");
         } else {
             break;
         }
     }
     if (objc - i < 2 || (objc - i) % 2 != 0) return usage(interp, 1, objv, args);
+    if (options.preflight == false && options.preflight_state.value_or(false))
+        return fail(interp, "-no-preflight and -preflight-state exclude each other", "USAGE");
     std::vector<Change> changes;
     for (; i < objc; i += 2) {
         Change c{text(objv[i]), text(objv[i + 1])};
@@ -301,9 +353,9 @@ int TclCommands::group(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[], int 
         changes.push_back(std::move(c));
     }
     switch (which) {
-        case 0: return finish(interp, runtime_.syn_replace(changes, mode));
-        case 1: return finish(interp, runtime_.syn_load(changes, mode));
-        default: return finish(interp, runtime_.syn_upgrade(changes, mode));
+        case 0: return finish(interp, runtime_.syn_replace(changes, mode, options));
+        case 1: return finish(interp, runtime_.syn_load(changes, mode, options));
+        default: return finish(interp, runtime_.syn_upgrade(changes, mode, options));
     }
 }
 
