@@ -142,13 +142,16 @@ void Preflight::spawn(const std::string& program, const std::string& copy, const
     pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
 }
 
+void Preflight::stop() {
+    if (pid_ <= 0) return;
+    ::kill(-pid_, SIGKILL);
+    ::kill(pid_, SIGKILL);  // in case it could not take its own group
+}
+
 // Kills (when asked) and reaps the child once.
 void Preflight::end(bool kill) {
     if (pid_ > 0) {
-        if (kill) {
-            ::kill(-pid_, SIGKILL);
-            ::kill(pid_, SIGKILL);  // in case it could not take its own group
-        }
+        if (kill) stop();
         int status = 0;
         pid_t got;
         while ((got = ::waitpid(pid_, &status, 0)) < 0 && errno == EINTR) {

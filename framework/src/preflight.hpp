@@ -38,6 +38,8 @@ public:
               const std::string& name, std::chrono::milliseconds limit);
     /// Kills the child's process group and reaps the child.
     ~Preflight();
+    /// Kills the child's process group without waiting; the destructor reaps it.
+    void stop();
     Preflight(const Preflight&) = delete;
     Preflight& operator=(const Preflight&) = delete;
 

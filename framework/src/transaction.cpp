@@ -98,16 +98,19 @@ void Transaction::check_kind(const Target& t, const std::string& path,
 void Transaction::try_first(Target& t, const std::string& path, const std::string& copy) {
     t.report.preflight = true;
     const auto begin = Clock::now();
+    // The cost includes ending the child (kill and reap) when it is not kept.
+    auto account = [&] { t.report.preflight_time = Clock::now() - begin; };
     try {
         t.preflight = std::make_unique<Preflight>(Preflight::locate(parts_.config), copy, path,
                                                   t.change.name, parts_.config.preflight_timeout);
+        check_kind(t, path, t.preflight->kind());
     } catch (...) {
-        t.report.preflight_time = Clock::now() - begin;
+        t.preflight.reset();
+        account();
         throw;
     }
-    t.report.preflight_time = t.preflight->cost();
-    check_kind(t, path, t.preflight->kind());
     if (!preflight_state_ || t.addition) t.preflight.reset();
+    account();
 }
 
 void Transaction::prepare(Target& t) {
@@ -124,19 +127,21 @@ void Transaction::prepare(Target& t) {
 }
 
 // The old version's checkpoint, tried by the new version's get_state() in the preflight child
-// before the host decides; the child ends here either way.
+// before the host decides. This is part of voting, hence of the blackout: the child is only
+// told to end here; it is reaped with the target, after the start.
 void Transaction::try_state(Target& t, const State& state) {
-    auto child = std::move(t.preflight);
-    if (!child) return;
+    if (!t.preflight) return;
     t.report.preflight_state = true;
     const auto begin = Clock::now();
+    std::string error;
     try {
-        child->check_state(state, t.report.old_version, parts_.config.preflight_timeout);
-    } catch (...) {
-        t.report.preflight_state_time = Clock::now() - begin;
-        throw;
+        t.preflight->check_state(state, t.report.old_version, parts_.config.preflight_timeout);
+    } catch (const std::exception& e) {
+        error = e.what();
     }
+    t.preflight->stop();
     t.report.preflight_state_time = Clock::now() - begin;
+    if (!error.empty()) throw Error(error);
 }
 
 // Ends an instance the transaction no longer needs, within the terminate limit; one that does
