@@ -243,6 +243,26 @@ TEST_F(PreflightTest, AGroupWithOneFailingCandidateChangesNothing) {
     EXPECT_EQ(rt().info("b")->version, "1");
 }
 
+// Syn_Upgrade loads its additions once the replaced modules voted yes (figure 4.12); their
+// preflight still runs before voting, so a failing one stops the group before any buffering.
+TEST_F(PreflightTest, ALateAdditionIsTriedBeforeTheReplacedModulesVote) {
+    ASSERT_TRUE(rt().load("a", "libcounter_v1.so").ok());
+    const auto report =
+        rt().syn_upgrade({{"a", "libcandidate_ok.so"}}, {{"n", "libcandidate_throw_init.so"}},
+                         Mode::concurrent, with_preflight());
+    EXPECT_EQ(report.outcome, Outcome::aborted);
+    expect_reason(report, "threw in initialize() during preflight");
+    ASSERT_EQ(report.targets.size(), 2u);
+    EXPECT_EQ(report.targets[0].vote, Vote::none);
+    EXPECT_EQ(rt().info("a")->version, "1");
+    EXPECT_FALSE(rt().info("n"));
+    EXPECT_FALSE(mapped("libcandidate_throw_init"));
+    const auto ok = rt().syn_upgrade({{"a", "libcandidate_ok.so"}}, {{"n", "libcounter_v2.so"}},
+                                     Mode::concurrent, with_preflight());
+    ASSERT_TRUE(ok.ok()) << ok.to_string();
+    EXPECT_TRUE(ok.targets[1].preflight);
+}
+
 TEST_F(PreflightTest, AMissingPreflightProgramIsAnErrorNotACrash) {
     config.preflight_program = "/nonexistent/nonstop-preflight";
     ASSERT_TRUE(rt().load("m", "libcounter_v1.so").ok());

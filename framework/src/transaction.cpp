@@ -25,6 +25,7 @@ struct Transaction::Target {
     std::shared_ptr<const State> state;    // the old version's checkpoint, for the new one
     std::string error;                     // why this target cannot commit
     std::unique_ptr<Preflight> preflight;  // the child kept for the state check
+    std::shared_ptr<Library> staged;       // a late addition's library, vetted, not yet loaded
     TargetReport report;
 };
 
@@ -113,11 +114,15 @@ void Transaction::try_first(Target& t, const std::string& path, const std::strin
     account();
 }
 
+VersionRepository::Vet Transaction::vet(Target& t) {
+    if (!preflight_) return {};
+    return
+        [this, &t](const std::string& path, const std::string& copy) { try_first(t, path, copy); };
+}
+
 void Transaction::prepare(Target& t) {
-    VersionRepository::Vet vet;
-    if (preflight_)
-        vet = [&](const std::string& path, const std::string& copy) { try_first(t, path, copy); };
-    auto library = parts_.libraries.acquire(t.change.library, vet);
+    auto library = t.staged ? parts_.libraries.load(std::exchange(t.staged, nullptr))
+                            : parts_.libraries.acquire(t.change.library, vet(t));
     t.report.new_version = library->version();
     t.report.new_kind = library->kind();
     t.report.sha256 = library->sha256();
@@ -268,7 +273,10 @@ void Transaction::step(Phase phase, Target& t) {
     try {
         switch (phase) {
             case Phase::prepare:
-                if (!t.addition || !late_additions_) prepare(t);
+                if (!t.addition || !late_additions_)
+                    prepare(t);
+                else if (preflight_)  // tried now, loaded once the replacements voted yes
+                    t.staged = parts_.libraries.stage(t.change.library, vet(t));
                 break;
             case Phase::vote:
                 if (commit_ && !t.addition) vote(t);

@@ -72,6 +72,7 @@ private:
     // The steps of one target, in order. Each throws Error; step() records the reason once.
     void prepare(Target& t);  // load the library, create the instance, initialize()
     void try_first(Target& t, const std::string& path, const std::string& copy);  // preflight
+    std::function<void(const std::string&, const std::string&)> vet(Target& t);
     void check_kind(const Target& t, const std::string& path, const std::string& kind) const;
     void try_state(Target& t, const State& state);  // get_state() in the preflight child
     void vote(Target& t);  // quiescence and checkpoint of the old version (CanCommit)

@@ -227,6 +227,10 @@ std::shared_ptr<Library> VersionRepository::shared_i(const std::string& path,
 }
 
 std::shared_ptr<Library> VersionRepository::acquire(const std::string& library, const Vet& vet) {
+    return load(stage(library, vet));
+}
+
+std::shared_ptr<Library> VersionRepository::stage(const std::string& library, const Vet& vet) {
     const std::string path = resolve(library);
     const FileIdentity identity = identity_of(path);
     auto share = [&](std::shared_ptr<Library> loaded) {
@@ -264,11 +268,17 @@ std::shared_ptr<Library> VersionRepository::acquire(const std::string& library, 
     }
     // Outside the lock: a preflight takes as long as the candidate's initialize().
     if (vet) vet(path, lib->mapped_path_);
-    std::lock_guard lock(mutex_);
-    if (auto loaded = shared_i(path, lib->sha256_)) return loaded;  // another target was first
-    open(*lib);
-    libraries_.push_back(lib);
     return lib;
+}
+
+std::shared_ptr<Library> VersionRepository::load(std::shared_ptr<Library> staged) {
+    if (staged->handle_) return staged;  // shared: loaded already
+    std::lock_guard lock(mutex_);
+    // Another target (or a transaction in between) loaded the same content first.
+    if (auto loaded = shared_i(staged->path(), staged->sha256())) return loaded;
+    map(*staged);
+    libraries_.push_back(staged);
+    return staged;
 }
 
 std::shared_ptr<Library> VersionRepository::load_in_place(const std::string& copy,
@@ -277,11 +287,11 @@ std::shared_ptr<Library> VersionRepository::load_in_place(const std::string& cop
     lib->path_ = path;
     lib->mapped_path_ = copy;
     lib->owns_copy_ = false;
-    open(*lib);
+    map(*lib);
     return lib;
 }
 
-void VersionRepository::open(Library& lib) {
+void VersionRepository::map(Library& lib) {
     const std::string& path = lib.path_;
     auto handle = std::make_unique<Library::Handle>();
     boost::dll::fs::error_code ec;

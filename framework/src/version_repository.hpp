@@ -77,6 +77,11 @@ public:
     /// fails the acquisition with nothing of the library run in this process (preflight).
     using Vet = std::function<void(const std::string& path, const std::string& copy)>;
     std::shared_ptr<Library> acquire(const std::string& library, const Vet& vet = {});
+    /// acquire() in two steps, for a library to be vetted now and loaded later: stage() reads,
+    /// checks, copies and vets it, and returns it not yet loaded (or shared, already loaded);
+    /// load() loads what stage() returned. Both throw Error as acquire() does.
+    std::shared_ptr<Library> stage(const std::string& library, const Vet& vet = {});
+    std::shared_ptr<Library> load(std::shared_ptr<Library> staged);
     /// Loads the file `copy` as it is, without a copy of its own and without removing it (the
     /// preflight child loads the host's private copy this way); errors name `path`. The ABI
     /// and the factory are checked as acquire() does. Throws Error.
@@ -87,7 +92,7 @@ public:
     std::vector<std::string> module_path() const;
 
 private:
-    static void open(Library& lib);
+    static void map(Library& lib);
     std::shared_ptr<Library> shared_i(const std::string& path, const std::string& sha256);
     const std::string& private_dir_i();
     mutable std::mutex mutex_;
