@@ -36,7 +36,8 @@ public:
     virtual void trace(std::uint64_t transaction, const std::string& module,
                        const std::string& version, Step step) = 0;
     /// Reports a change in a release's standing (the upgrader, under its transaction lock).
-    virtual void transition(const ReleaseTransition& t) = 0;
+    /// A host without an upgrader (the preflight child) follows none.
+    virtual void transition(const ReleaseTransition& /*t*/) {}
 
 protected:
     ~ModuleHost() = default;

@@ -259,6 +259,10 @@ bool ModuleTask::wait_enabled(std::chrono::milliseconds limit) {
     return false;
 }
 
+std::string ModuleTask::try_state(const State& state) {
+    return call_hook("get_state", [&] { module_->get_state(state); });
+}
+
 void ModuleTask::go() {
     std::lock_guard lock(mutex_);
     go_ = true;

@@ -89,6 +89,10 @@ public:
     /// get_state() threw (start_error() says why; the task waits, untouched) or past `limit`
     /// (the task is then abandoned). Either way it never takes a message from its queue.
     bool wait_enabled(std::chrono::milliseconds limit);
+    /// Runs get_state(state) alone, in the calling thread, on an instance that initialized and
+    /// was never started (the preflight child tries a checkpoint this way); returns what it
+    /// threw, empty when nothing.
+    std::string try_state(const State& state);
     std::string start_error();
     /// Lets a task held after enable() serve.
     void go();

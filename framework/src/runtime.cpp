@@ -225,7 +225,9 @@ TransactionReport Runtime::unload(const std::string& name, bool force) {
 }
 TransactionReport Runtime::replace(const std::string& name, const std::string& library,
                                    bool force) {
-    return services_->upgrader.replace(name, library, force);
+    TransactionOptions options;
+    options.force = force;
+    return services_->upgrader.replace(name, library, options);
 }
 TransactionReport Runtime::enable(const std::string& name) {
     return services_->upgrader.enable(name);
@@ -245,6 +247,31 @@ TransactionReport Runtime::syn_upgrade(const std::vector<Change>& changes, Mode 
 TransactionReport Runtime::syn_upgrade(const std::vector<Change>& replacements,
                                        const std::vector<Change>& additions, Mode mode) {
     return services_->upgrader.syn_upgrade(replacements, additions, mode);
+}
+TransactionReport Runtime::load(const std::string& name, const std::string& library,
+                                const TransactionOptions& options) {
+    return services_->upgrader.load(name, library, options);
+}
+TransactionReport Runtime::replace(const std::string& name, const std::string& library,
+                                   const TransactionOptions& options) {
+    return services_->upgrader.replace(name, library, options);
+}
+TransactionReport Runtime::syn_replace(const std::vector<Change>& changes, Mode mode,
+                                       const TransactionOptions& options) {
+    return services_->upgrader.syn_replace(changes, mode, options);
+}
+TransactionReport Runtime::syn_load(const std::vector<Change>& changes, Mode mode,
+                                    const TransactionOptions& options) {
+    return services_->upgrader.syn_load(changes, mode, options);
+}
+TransactionReport Runtime::syn_upgrade(const std::vector<Change>& changes, Mode mode,
+                                       const TransactionOptions& options) {
+    return services_->upgrader.syn_upgrade(changes, mode, options);
+}
+TransactionReport Runtime::syn_upgrade(const std::vector<Change>& replacements,
+                                       const std::vector<Change>& additions, Mode mode,
+                                       const TransactionOptions& options) {
+    return services_->upgrader.syn_upgrade(replacements, additions, mode, options);
 }
 TransactionReport Runtime::set_timer(std::chrono::milliseconds limit) {
     return services_->upgrader.set_timer(limit);

@@ -7,6 +7,7 @@
 #include "event_manager.hpp"
 #include "graveyard.hpp"
 #include "name_service.hpp"
+#include "preflight.hpp"
 #include "version_repository.hpp"
 
 namespace nonstop::detail {
@@ -21,8 +22,10 @@ struct Transaction::Target {
     bool prepared = false;    // the proxy was asked to prepare: it must commit or abort
     bool swapped = false;     // the new version holds the module: it serves, or it goes back
     bool forced = false;      // the old version was stuck: abandoned, no checkpoint
-    std::shared_ptr<const State> state;  // the old version's checkpoint, for the new one
-    std::string error;                   // why this target cannot commit
+    std::shared_ptr<const State> state;    // the old version's checkpoint, for the new one
+    std::string error;                     // why this target cannot commit
+    std::unique_ptr<Preflight> preflight;  // the child kept for the state check
+    std::shared_ptr<Library> staged;       // a late addition's library, vetted, not yet loaded
     TargetReport report;
     TargetOptions options;
     ReleaseTarget undo;  // filled at commit
@@ -96,18 +99,70 @@ std::vector<ReleaseTarget> Transaction::undo() const {
     return out;
 }
 
+// A replacement must be the same kind of module, unless the operator forces it.
+void Transaction::check_kind(const Target& t, const std::string& path,
+                             const std::string& kind) const {
+    if (!t.addition && !force_ && kind != t.report.old_kind)
+        throw Error("library '" + path + "' holds a module of kind '" + kind + "', but module '" +
+                    t.change.name + "' is of kind '" + t.report.old_kind + "'");
+}
+
+// Preflight, before the host loads the library (and before buffering: none of it is part of
+// the blackout). The kind is checked on what the child found, so that a library of another
+// kind is not loaded either.
+void Transaction::try_first(Target& t, const std::string& path, const std::string& copy) {
+    t.report.preflight = true;
+    const auto begin = Clock::now();
+    // The cost includes ending the child (kill and reap) when it is not kept.
+    auto account = [&] { t.report.preflight_time = Clock::now() - begin; };
+    try {
+        t.preflight = std::make_unique<Preflight>(Preflight::locate(parts_.config), copy, path,
+                                                  t.change.name, parts_.config.preflight_timeout);
+        check_kind(t, path, t.preflight->kind());
+    } catch (...) {
+        t.preflight.reset();
+        account();
+        throw;
+    }
+    if (!preflight_state_ || t.addition) t.preflight.reset();
+    account();
+}
+
+VersionRepository::Vet Transaction::vet(Target& t) {
+    if (!preflight_) return {};
+    return
+        [this, &t](const std::string& path, const std::string& copy) { try_first(t, path, copy); };
+}
+
 void Transaction::prepare(Target& t) {
-    auto library =
-        t.options.library ? t.options.library : parts_.libraries.acquire(t.change.library);
+    // A rollback or a restart brings code this host already runs: no preflight.
+    auto library = t.options.library ? t.options.library
+                   : t.staged        ? parts_.libraries.load(std::exchange(t.staged, nullptr))
+                                     : parts_.libraries.acquire(t.change.library, vet(t));
     t.report.new_version = library->version();
     t.report.new_kind = library->kind();
     t.report.sha256 = library->sha256();
-    // A replacement must be the same kind of module, unless the operator forces it.
-    if (!t.addition && !force_ && library->kind() != t.report.old_kind)
-        throw Error("library '" + library->path() + "' holds a module of kind '" + library->kind() +
-                    "', but module '" + t.change.name + "' is of kind '" + t.report.old_kind + "'");
+    check_kind(t, library->path(), library->kind());
     t.fresh = t.proxy->create(std::move(library), report_.id);
     t.fresh->wait_initialized(parts_.config.initialize_timeout);
+}
+
+// The old version's checkpoint, tried by the new version's get_state() in the preflight child
+// before the host decides. This is part of voting, hence of the blackout: the child is only
+// told to end here; it is reaped with the target, after the start.
+void Transaction::try_state(Target& t, const State& state) {
+    if (!t.preflight) return;
+    t.report.preflight_state = true;
+    const auto begin = Clock::now();
+    std::string error;
+    try {
+        t.preflight->check_state(state, t.report.old_version, parts_.config.preflight_timeout);
+    } catch (const std::exception& e) {
+        error = e.what();
+    }
+    t.preflight->stop();
+    t.report.preflight_state_time = Clock::now() - begin;
+    if (!error.empty()) throw Error(error);
 }
 
 // Ends an instance the transaction no longer needs, within the terminate limit; one that does
@@ -141,6 +196,7 @@ void Transaction::vote(Target& t) {
     if (t.options.down_to) describe_transfer(t, checkpoint);
     t.report.quiescence = checkpoint.quiescence;
     t.report.checkpoint_bytes = checkpoint.state.bytes.size();
+    if (!t.forced) try_state(t, checkpoint.state);
     t.state = std::make_shared<const State>(std::move(checkpoint.state));
     t.report.vote = Vote::yes;
     trace(Step::put_state, t, t.report.old_version);
@@ -225,6 +281,7 @@ void Transaction::abort(Target& t) {
         trace(Step::abort, t, t.report.old_version);
         t.proxy->abort(report_.id);
     }
+    t.preflight.reset();
     dispose(t, std::exchange(t.fresh, nullptr));  // ends its waiting thread
 }
 
@@ -283,7 +340,10 @@ void Transaction::step(Phase phase, Target& t) {
     try {
         switch (phase) {
             case Phase::prepare:
-                if (!t.addition || !late_additions_) prepare(t);
+                if (!t.addition || !late_additions_)
+                    prepare(t);
+                else if (preflight_)  // tried now, loaded once the replacements voted yes
+                    t.staged = parts_.libraries.stage(t.change.library, vet(t));
                 break;
             case Phase::vote:
                 if (commit_ && !t.addition) vote(t);

@@ -70,6 +70,12 @@ public:
     /// abandoned, the new version starts from an empty state and serves every message the old
     /// one had not.
     void force() { force_ = true; }
+    /// Each new library is tried in a sandbox child before the host loads it; with `state`,
+    /// the child also runs get_state() on the old version's checkpoint during voting.
+    void preflight(bool state) {
+        preflight_ = true;
+        preflight_state_ = state;
+    }
     /// Before run(): target `name` (validated) runs as `options` say.
     void options(const std::string& name, TargetOptions options);
     /// After a commit: what it takes to undo each replacement (the release).
@@ -81,7 +87,11 @@ private:
 
     // The steps of one target, in order. Each throws Error; step() records the reason once.
     void prepare(Target& t);  // load the library, create the instance, initialize()
-    void vote(Target& t);     // quiescence and checkpoint of the old version (CanCommit)
+    void try_first(Target& t, const std::string& path, const std::string& copy);  // preflight
+    std::function<void(const std::string&, const std::string&)> vet(Target& t);
+    void check_kind(const Target& t, const std::string& path, const std::string& kind) const;
+    void try_state(Target& t, const State& state);  // get_state() in the preflight child
+    void vote(Target& t);  // quiescence and checkpoint of the old version (CanCommit)
     std::shared_ptr<const State> restore(Target& t);  // the checkpoint for the new version
     void commit(Target& t);                           // the new version takes the module
     void abort(Target& t);    // the old version keeps it; the new one is discarded
@@ -106,6 +116,8 @@ private:
     bool late_additions_ = false;
     bool hold_ = false;  // a group: new versions wait after enable() until all have enabled
     bool force_ = false;
+    bool preflight_ = false;
+    bool preflight_state_ = false;
     std::chrono::milliseconds timeout_{0};
     bool commit_ = true;
     std::string reason_;

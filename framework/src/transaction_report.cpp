@@ -88,6 +88,8 @@ std::string TransactionReport::to_string() const {
         if (!t.abandoned_version.empty())
             out << ", version " << t.abandoned_version << " abandoned in " << t.abandoned_in
                 << "()";
+        if (t.preflight) out << ", preflight " << ms(t.preflight_time);
+        if (t.preflight_state) out << " + state check " << ms(t.preflight_state_time);
         out << "\n";
     }
     return out.str();

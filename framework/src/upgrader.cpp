@@ -194,14 +194,16 @@ void Upgrader::unload_all() {
     parts_.graveyard.reap();
 }
 
-TransactionReport Upgrader::load(const std::string& name, const std::string& library) {
-    return run("load " + name + " " + library, {}, {{name, library}}, Mode::concurrent, false);
+TransactionReport Upgrader::load(const std::string& name, const std::string& library,
+                                 const TransactionOptions& options) {
+    return run("load " + name + " " + library, {}, {{name, library}}, Mode::concurrent, false,
+               options);
 }
 
 TransactionReport Upgrader::replace(const std::string& name, const std::string& library,
-                                    bool force) {
-    return run(std::string(force ? "replace -force " : "replace ") + name + " " + library,
-               {{name, library}}, {}, Mode::concurrent, false, force);
+                                    const TransactionOptions& options) {
+    return run(std::string(options.force ? "replace -force " : "replace ") + name + " " + library,
+               {{name, library}}, {}, Mode::concurrent, false, options);
 }
 
 namespace {
@@ -213,37 +215,47 @@ std::string describe(const char* verb, const std::vector<Change>& changes, Mode 
 }
 }  // namespace
 
-TransactionReport Upgrader::syn_replace(const std::vector<Change>& changes, Mode mode) {
-    return run(describe("syn_replace", changes, mode), changes, {}, mode, false);
+TransactionReport Upgrader::syn_replace(const std::vector<Change>& changes, Mode mode,
+                                        const TransactionOptions& options) {
+    return run(describe("syn_replace", changes, mode), changes, {}, mode, false, options);
 }
 
-TransactionReport Upgrader::syn_load(const std::vector<Change>& changes, Mode mode) {
-    return run(describe("syn_load", changes, mode), {}, changes, mode, false);
+TransactionReport Upgrader::syn_load(const std::vector<Change>& changes, Mode mode,
+                                     const TransactionOptions& options) {
+    return run(describe("syn_load", changes, mode), {}, changes, mode, false, options);
 }
 
-TransactionReport Upgrader::syn_upgrade(const std::vector<Change>& changes, Mode mode) {
+TransactionReport Upgrader::syn_upgrade(const std::vector<Change>& changes, Mode mode,
+                                        const TransactionOptions& options) {
     std::vector<Change> replacements, additions;
     for (const auto& c : changes)
         (parts_.names.find(c.name) ? replacements : additions).push_back(c);
-    return run(describe("syn_upgrade", changes, mode), replacements, additions, mode, true);
+    return run(describe("syn_upgrade", changes, mode), replacements, additions, mode, true,
+               options);
 }
 
 TransactionReport Upgrader::syn_upgrade(const std::vector<Change>& replacements,
-                                        const std::vector<Change>& additions, Mode mode) {
+                                        const std::vector<Change>& additions, Mode mode,
+                                        const TransactionOptions& options) {
     std::vector<Change> all = replacements;
     all.insert(all.end(), additions.begin(), additions.end());
-    return run(describe("syn_upgrade", all, mode), replacements, additions, mode, true);
+    return run(describe("syn_upgrade", all, mode), replacements, additions, mode, true, options);
 }
 
 TransactionReport Upgrader::run(std::string command, const std::vector<Change>& replacements,
                                 const std::vector<Change>& additions, Mode mode,
-                                bool late_additions, bool force) {
+                                bool late_additions, const TransactionOptions& options) {
     Session s(*this, std::move(command));
     parts_.graveyard.reap();
     s.report.mode = mode;
     Transaction transaction(parts_, s.report,
                             [this, &s](const char* state) { announce(s.report, state); });
-    if (force) transaction.force();
+    if (options.force) transaction.force();
+    // A state check asked for explicitly implies preflight; the Config's only applies with it.
+    const bool state = options.preflight_state.value_or(parts_.config.preflight_state);
+    const bool preflight = options.preflight_state.value_or(false) ||
+                           options.preflight.value_or(parts_.config.preflight);
+    if (preflight) transaction.preflight(state);
     try {
         transaction.validate(replacements, additions);
     } catch (const Error& e) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "nonstop/change.hpp"
+#include "nonstop/transaction_options.hpp"
 #include "nonstop/transaction_report.hpp"
 #include "release_ledger.hpp"
 #include "transaction.hpp"
@@ -33,17 +34,22 @@ class Upgrader {
 public:
     explicit Upgrader(UpgraderParts parts);
 
-    TransactionReport load(const std::string& name, const std::string& library);
+    TransactionReport load(const std::string& name, const std::string& library,
+                           const TransactionOptions& options = {});
     TransactionReport unload(const std::string& name, bool force = false);
     TransactionReport replace(const std::string& name, const std::string& library,
-                              bool force = false);
+                              const TransactionOptions& options = {});
     TransactionReport enable(const std::string& name);
     TransactionReport disable(const std::string& name);
-    TransactionReport syn_replace(const std::vector<Change>& changes, Mode mode);
-    TransactionReport syn_load(const std::vector<Change>& changes, Mode mode);
-    TransactionReport syn_upgrade(const std::vector<Change>& changes, Mode mode);
+    TransactionReport syn_replace(const std::vector<Change>& changes, Mode mode,
+                                  const TransactionOptions& options = {});
+    TransactionReport syn_load(const std::vector<Change>& changes, Mode mode,
+                               const TransactionOptions& options = {});
+    TransactionReport syn_upgrade(const std::vector<Change>& changes, Mode mode,
+                                  const TransactionOptions& options = {});
     TransactionReport syn_upgrade(const std::vector<Change>& replacements,
-                                  const std::vector<Change>& additions, Mode mode);
+                                  const std::vector<Change>& additions, Mode mode,
+                                  const TransactionOptions& options = {});
     TransactionReport set_timer(std::chrono::milliseconds limit);
     std::chrono::milliseconds timer() const {
         return std::chrono::milliseconds(timeout_ms_.load());
@@ -79,7 +85,7 @@ private:
     class Session;
     TransactionReport run(std::string command, const std::vector<Change>& replacements,
                           const std::vector<Change>& additions, Mode mode, bool late_additions,
-                          bool force = false);
+                          const TransactionOptions& options);
     TransactionReport toggle(const std::string& name, bool enable);
     TransactionReport remove(const std::string& name, std::chrono::milliseconds limit, bool force);
     bool force_removal(Session& s, TargetReport& t, std::shared_ptr<ModuleProxy> proxy);

@@ -27,7 +27,7 @@ struct Library::Handle {
 Library::~Library() {
     handle_.reset();  // dlclose
     std::error_code ignored;
-    if (!mapped_path_.empty()) fs::remove(mapped_path_, ignored);
+    if (owns_copy_ && !mapped_path_.empty()) fs::remove(mapped_path_, ignored);
 }
 
 Module* Library::create() const {
@@ -212,22 +212,8 @@ std::string VersionRepository::resolve(const std::string& library) const {
     throw Error("library file '" + library + "' does not exist in the module path '" + where + "'");
 }
 
-std::shared_ptr<Library> VersionRepository::acquire(const std::string& library) {
-    const std::string path = resolve(library);
-    const FileIdentity identity = identity_of(path);
-    {
-        // Unchanged on disk since it was loaded: shared without reading it again.
-        std::lock_guard lock(mutex_);
-        for (const auto& weak : libraries_)
-            if (auto loaded = weak.lock();
-                loaded && loaded->path() == path && loaded->identity() == identity)
-                return loaded;
-    }
-    const std::string content = read_content(path);
-    if (auto problem = elf_problem(content); !problem.empty())
-        throw Error("library '" + path + "' cannot be loaded: " + problem);
-    std::string sha256 = sha256_hex(content);
-    std::lock_guard lock(mutex_);
+std::shared_ptr<Library> VersionRepository::shared_i(const std::string& path,
+                                                     const std::string& sha256) {
     for (auto it = libraries_.begin(); it != libraries_.end();) {
         auto loaded = it->lock();
         if (!loaded) {
@@ -237,26 +223,79 @@ std::shared_ptr<Library> VersionRepository::acquire(const std::string& library) 
         if (loaded->path() == path && loaded->sha256() == sha256) return loaded;
         ++it;
     }
-    auto opened = open_i(path, identity, content, std::move(sha256));
-    libraries_.push_back(opened);
-    return opened;
+    return nullptr;
 }
 
-std::shared_ptr<Library> VersionRepository::open_i(const std::string& path,
-                                                   const FileIdentity& identity,
-                                                   const std::string& content, std::string sha256) {
-    std::shared_ptr<Library> lib(new Library());
+std::shared_ptr<Library> VersionRepository::acquire(const std::string& library, const Vet& vet) {
+    return load(stage(library, vet));
+}
+
+std::shared_ptr<Library> VersionRepository::stage(const std::string& library, const Vet& vet) {
+    const std::string path = resolve(library);
+    const FileIdentity identity = identity_of(path);
+    auto share = [&](std::shared_ptr<Library> loaded) {
+        if (vet) vet(loaded->path(), loaded->mapped_path());
+        return loaded;
+    };
+    {
+        // Unchanged on disk since it was loaded: shared without reading it again.
+        std::unique_lock lock(mutex_);
+        for (const auto& weak : libraries_)
+            if (auto loaded = weak.lock();
+                loaded && loaded->path() == path && loaded->identity() == identity) {
+                lock.unlock();
+                return share(std::move(loaded));
+            }
+    }
+    const std::string content = read_content(path);
+    if (auto problem = elf_problem(content); !problem.empty())
+        throw Error("library '" + path + "' cannot be loaded: " + problem);
+    std::shared_ptr<Library> lib(new Library());  // from here on, ~Library removes the copy
     lib->path_ = path;
     lib->identity_ = identity;
-    lib->sha256_ = std::move(sha256);
-    // Loaded from a private copy of the content just checked: the file itself may be rewritten
-    // in place, truncated or removed meanwhile without touching what is mapped (and dlopen()
-    // never hands back the handle of an older copy).
-    lib->mapped_path_ =
-        write_copy(private_dir_i(), fs::path(path).filename().string(), content, ++copies_);
+    lib->sha256_ = sha256_hex(content);
+    {
+        std::unique_lock lock(mutex_);
+        if (auto loaded = shared_i(path, lib->sha256_)) {
+            lock.unlock();
+            return share(std::move(loaded));
+        }
+        // Loaded from a private copy of the content just checked: the file itself may be
+        // rewritten in place, truncated or removed meanwhile without touching what is mapped
+        // (and dlopen() never hands back the handle of an older copy).
+        lib->mapped_path_ =
+            write_copy(private_dir_i(), fs::path(path).filename().string(), content, ++copies_);
+    }
+    // Outside the lock: a preflight takes as long as the candidate's initialize().
+    if (vet) vet(path, lib->mapped_path_);
+    return lib;
+}
+
+std::shared_ptr<Library> VersionRepository::load(std::shared_ptr<Library> staged) {
+    if (staged->handle_) return staged;  // shared: loaded already
+    std::lock_guard lock(mutex_);
+    // Another target (or a transaction in between) loaded the same content first.
+    if (auto loaded = shared_i(staged->path(), staged->sha256())) return loaded;
+    map(*staged);
+    libraries_.push_back(staged);
+    return staged;
+}
+
+std::shared_ptr<Library> VersionRepository::load_in_place(const std::string& copy,
+                                                          const std::string& path) {
+    std::shared_ptr<Library> lib(new Library());
+    lib->path_ = path;
+    lib->mapped_path_ = copy;
+    lib->owns_copy_ = false;
+    map(*lib);
+    return lib;
+}
+
+void VersionRepository::map(Library& lib) {
+    const std::string& path = lib.path_;
     auto handle = std::make_unique<Library::Handle>();
     boost::dll::fs::error_code ec;
-    handle->library.load(lib->mapped_path_, ec,
+    handle->library.load(lib.mapped_path_, ec,
                          boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
     if (ec) {
         // The loader's own sentence (Boost.DLL's error code only says that dlopen failed).
@@ -264,8 +303,8 @@ std::shared_ptr<Library> VersionRepository::open_i(const std::string& path,
         throw Error("cannot load library '" + path +
                     "': " + (reason ? std::string(reason) : ec.message()));
     }
-    lib->handle_ = std::move(handle);  // from here on, ~Library unloads it
-    auto& so = lib->handle_->library;
+    lib.handle_ = std::move(handle);  // from here on, ~Library unloads it
+    auto& so = lib.handle_->library;
     if (!so.has("nonstop_module_abi") || !so.has("nonstop_module_descriptor"))
         throw Error("library '" + path +
                     "' has no nonstop module factory (was it built with NONSTOP_MODULE?)");
@@ -273,13 +312,12 @@ std::shared_ptr<Library> VersionRepository::open_i(const std::string& path,
     if (abi != abi_version())
         throw Error("library '" + path + "' was built for nonstop ABI " + std::to_string(abi) +
                     " but this runtime has ABI " + std::to_string(abi_version()));
-    lib->descriptor_ = so.get<const ModuleDescriptor*()>("nonstop_module_descriptor")();
-    if (lib->descriptor_ == nullptr || lib->descriptor_->create == nullptr ||
-        lib->descriptor_->destroy == nullptr)
+    lib.descriptor_ = so.get<const ModuleDescriptor*()>("nonstop_module_descriptor")();
+    if (lib.descriptor_ == nullptr || lib.descriptor_->create == nullptr ||
+        lib.descriptor_->destroy == nullptr)
         throw Error("library '" + path + "' exports an empty module descriptor");
-    lib->kind_ = lib->descriptor_->kind ? lib->descriptor_->kind : "";
-    lib->version_ = lib->descriptor_->version ? lib->descriptor_->version : "";
-    return lib;
+    lib.kind_ = lib.descriptor_->kind ? lib.descriptor_->kind : "";
+    lib.version_ = lib.descriptor_->version ? lib.descriptor_->version : "";
 }
 
 std::vector<LibraryInfo> VersionRepository::list() const {

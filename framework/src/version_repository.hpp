@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -53,6 +54,7 @@ private:
     const ModuleDescriptor* descriptor_ = nullptr;
     std::string path_, mapped_path_, kind_, version_, sha256_;
     FileIdentity identity_;
+    bool owns_copy_ = true;  // the mapped file is this process's private copy, removed with it
 };
 
 class VersionRepository {
@@ -70,15 +72,28 @@ public:
     /// the repository's private directory and loaded from there (now-binding, local symbols);
     /// the ABI and the factory are checked before anything is created. Throws Error with a
     /// one-sentence reason.
-    std::shared_ptr<Library> acquire(const std::string& library);
+    /// `vet`, when given, is called with the real path and the private copy before that copy
+    /// is loaded (or with the copy already loaded, when the library is shared): what it throws
+    /// fails the acquisition with nothing of the library run in this process (preflight).
+    using Vet = std::function<void(const std::string& path, const std::string& copy)>;
+    std::shared_ptr<Library> acquire(const std::string& library, const Vet& vet = {});
+    /// acquire() in two steps, for a library to be vetted now and loaded later: stage() reads,
+    /// checks, copies and vets it, and returns it not yet loaded (or shared, already loaded);
+    /// load() loads what stage() returned. Both throw Error as acquire() does.
+    std::shared_ptr<Library> stage(const std::string& library, const Vet& vet = {});
+    std::shared_ptr<Library> load(std::shared_ptr<Library> staged);
+    /// Loads the file `copy` as it is, without a copy of its own and without removing it (the
+    /// preflight child loads the host's private copy this way); errors name `path`. The ABI
+    /// and the factory are checked as acquire() does. Throws Error.
+    static std::shared_ptr<Library> load_in_place(const std::string& copy, const std::string& path);
     /// Every library currently loaded.
     std::vector<LibraryInfo> list() const;
     void set_module_path(std::vector<std::string> module_path);
     std::vector<std::string> module_path() const;
 
 private:
-    std::shared_ptr<Library> open_i(const std::string& path, const FileIdentity& identity,
-                                    const std::string& content, std::string sha256);
+    static void map(Library& lib);
+    std::shared_ptr<Library> shared_i(const std::string& path, const std::string& sha256);
     const std::string& private_dir_i();
     mutable std::mutex mutex_;
     std::string private_dir_;  // mkdtemp, mode 0700; made on first use, removed at the end

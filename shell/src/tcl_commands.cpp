@@ -45,6 +45,10 @@ Tcl_Obj* target_dict(const TargetReport& t) {
     put(d, "old_kind", str(t.old_kind));
     put(d, "new_kind", str(t.new_kind));
     put(d, "sha256", str(t.sha256));
+    put(d, "preflight", Tcl_NewBooleanObj(t.preflight));
+    put(d, "preflight_ms", Tcl_NewDoubleObj(to_ms(t.preflight_time)));
+    put(d, "preflight_state", Tcl_NewBooleanObj(t.preflight_state));
+    put(d, "preflight_state_ms", Tcl_NewDoubleObj(to_ms(t.preflight_state_time)));
     put(d, "state_transfer", str(t.state_transfer));
     put(d, "discarded", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(t.discarded)));
     return d;
@@ -125,26 +129,35 @@ fs::path canonical_or_empty(const fs::path& p) {
     "Returns the transaction report as a dict (id command mode outcome reason duration_ms\n" \
     "waited_ms targets); a rejected or aborted transaction is a Tcl error with -errorcode\n" \
     "{NONSTOP REJECTED id} or {NONSTOP ABORTED id} and the report in the options' -report."
-#define NONSTOP_GROUP_ARGS "?-sequential|-concurrent? NAME LIBRARY ?NAME LIBRARY ...?"
+#define NONSTOP_GROUP_ARGS \
+    "?-sequential|-concurrent? ?-no-preflight? ?-preflight-state? NAME LIBRARY ?NAME LIBRARY ...?"
+// Said once for every command that loads a library.
+#define NONSTOP_PREFLIGHT                                                                      \
+    "Each new library is first tried in a sandbox child (nonstop-preflight: load, create,\n"   \
+    "initialize()); a crash, hang or throw there rejects the transaction and the host never\n" \
+    "runs the library. -no-preflight skips it; -preflight-state also runs get_state() on\n"    \
+    "the old version's real checkpoint in the child during voting.\n"
 #define NONSTOP_GROUP_MODE                                                             \
     "-concurrent (default): every target in its own thread, as long as the slowest.\n" \
     "-sequential: the same steps target by target.\n"
 
 const TclCommands::Entry TclCommands::entries_[] = {
-    {{"load", "Load", "NAME LIBRARY", "adds module NAME running LIBRARY",
-      "LIBRARY without a '/' is looked up in the module path.\n" NONSTOP_RETURNS_REPORT},
+    {{"load", "Load", "?-no-preflight? ?-preflight-state? NAME LIBRARY",
+      "adds module NAME running LIBRARY",
+      "LIBRARY without a '/' is looked up in the module path.\n" NONSTOP_PREFLIGHT
+          NONSTOP_RETURNS_REPORT},
      &TclCommands::load},
     {{"unload", "Unload", "?-force? NAME",
       "removes module NAME once it has served every message it accepted",
       "-force: a module stuck in a handler is removed all the same (abandoned); the report\n"
       "counts the messages it never served.\n" NONSTOP_RETURNS_REPORT},
      &TclCommands::unload},
-    {{"replace", "Replace", "?-force? NAME LIBRARY",
+    {{"replace", "Replace", "?-force? ?-no-preflight? ?-preflight-state? NAME LIBRARY",
       "replaces module NAME's implementation by LIBRARY, state and queue carried over",
       "The new library must declare the same kind of module.\n"
       "-force: allows another kind (the report names both), and abandons an old version\n"
       "stuck in a handler without a checkpoint (the new one starts from an empty "
-      "state).\n" NONSTOP_RETURNS_REPORT},
+      "state).\n" NONSTOP_PREFLIGHT NONSTOP_RETURNS_REPORT},
      &TclCommands::replace},
     {{"enable", "Enable", "NAME", "lets module NAME initiate requests again",
       NONSTOP_RETURNS_REPORT},
@@ -154,16 +167,16 @@ const TclCommands::Entry TclCommands::entries_[] = {
      &TclCommands::disable},
     {{"syn_replace", "Syn_Replace", NONSTOP_GROUP_ARGS,
       "replaces a group of modules atomically: every new version or none",
-      NONSTOP_GROUP_MODE NONSTOP_RETURNS_REPORT},
+      NONSTOP_GROUP_MODE NONSTOP_PREFLIGHT NONSTOP_RETURNS_REPORT},
      &TclCommands::syn_replace},
     {{"syn_load", "Syn_Load", NONSTOP_GROUP_ARGS,
       "adds a group of modules atomically; they start together",
-      NONSTOP_GROUP_MODE NONSTOP_RETURNS_REPORT},
+      NONSTOP_GROUP_MODE NONSTOP_PREFLIGHT NONSTOP_RETURNS_REPORT},
      &TclCommands::syn_load},
     {{"syn_upgrade", "Syn_Upgrade", NONSTOP_GROUP_ARGS,
       "replaces the named modules that exist and adds the others, in one transaction",
       "Additions load once every replaced module has voted yes; everything starts "
-      "together.\n" NONSTOP_GROUP_MODE NONSTOP_RETURNS_REPORT},
+      "together.\n" NONSTOP_GROUP_MODE NONSTOP_PREFLIGHT NONSTOP_RETURNS_REPORT},
      &TclCommands::syn_upgrade},
     {{"set_timer", "SetTimer", "SECONDS",
       "sets the time limit for reaching quiescence (default 5 s)",
@@ -347,11 +360,46 @@ int TclCommands::check_library(Tcl_Interp* interp, const std::string& library) {
     return fail(interp, "library '" + library + "' is outside the module path", "REFUSED", library);
 }
 
+namespace {
+// Preflight is on for every command typed at the shell or the console: an operator's mistake
+// must not take the host down. -no-preflight skips it; -preflight-state adds the state check.
+bool preflight_option(const std::string& arg, TransactionOptions& options) {
+    if (arg == "-no-preflight")
+        options.preflight = false;
+    else if (arg == "-preflight-state")
+        options.preflight_state = true;
+    else
+        return false;
+    return true;
+}
+
+// Takes the leading options off the arguments (-force only where `force` is given).
+bool take_options(Tcl_Interp* interp, int& objc, Tcl_Obj* const*& objv, TransactionOptions& options,
+                  bool* force) {
+    options.preflight = true;
+    for (; objc >= 2; --objc, ++objv) {
+        const std::string arg = text(objv[1]);
+        if (force && arg == "-force")
+            *force = true;
+        else if (!preflight_option(arg, options))
+            break;
+    }
+    if (options.preflight == false && options.preflight_state.value_or(false)) {
+        fail(interp, "-no-preflight and -preflight-state exclude each other", "USAGE");
+        return false;
+    }
+    return true;
+}
+}  // namespace
+
 int TclCommands::load(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    Tcl_Obj* const* args = objv;
+    TransactionOptions options;
+    if (!take_options(interp, objc, args, options, nullptr)) return TCL_ERROR;
     if (objc != 3) return usage(interp, objv);
-    const std::string library = text(objv[2]);
+    const std::string library = text(args[2]);
     if (check_library(interp, library) != TCL_OK) return TCL_ERROR;
-    return finish(interp, runtime_.load(text(objv[1]), library));
+    return finish(interp, runtime_.load(text(args[1]), library, options));
 }
 
 namespace {
@@ -373,11 +421,12 @@ int TclCommands::unload(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
 
 int TclCommands::replace(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     Tcl_Obj* const* args = objv;
-    const bool force = take_force(objc, args);
+    TransactionOptions options;
+    if (!take_options(interp, objc, args, options, &options.force)) return TCL_ERROR;
     if (objc != 3) return usage(interp, objv);
     const std::string library = text(args[2]);
     if (check_library(interp, library) != TCL_OK) return TCL_ERROR;
-    return finish(interp, runtime_.replace(text(args[1]), library, force));
+    return finish(interp, runtime_.replace(text(args[1]), library, options));
 }
 
 int TclCommands::enable(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
@@ -402,10 +451,14 @@ int TclCommands::syn_upgrade(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]
 
 int TclCommands::group(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[], int which) {
     Mode mode = Mode::concurrent;
+    TransactionOptions options;
+    options.preflight = true;
     int i = 1;
     for (; i < objc; ++i) {
         const std::string arg = text(objv[i]);
-        if (arg == "-sequential") {
+        if (preflight_option(arg, options)) {
+            continue;
+        } else if (arg == "-sequential") {
             mode = Mode::sequential;
         } else if (arg == "-concurrent") {
             mode = Mode::concurrent;
@@ -413,13 +466,18 @@ int TclCommands::group(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[], int 
             ++i;
             break;
         } else if (!arg.empty() && arg[0] == '-') {
-            return fail(interp, "bad option '" + arg + "': must be -sequential or -concurrent",
+            return fail(interp,
+                        "bad option '" + arg +
+                            "': must be -sequential, -concurrent, -no-preflight or "
+                            "-preflight-state",
                         "USAGE");
         } else {
             break;
         }
     }
     if (objc - i < 2 || (objc - i) % 2 != 0) return usage(interp, objv);
+    if (options.preflight == false && options.preflight_state.value_or(false))
+        return fail(interp, "-no-preflight and -preflight-state exclude each other", "USAGE");
     std::vector<Change> changes;
     for (; i < objc; i += 2) {
         Change c{text(objv[i]), text(objv[i + 1])};
@@ -427,9 +485,9 @@ int TclCommands::group(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[], int 
         changes.push_back(std::move(c));
     }
     switch (which) {
-        case 0: return finish(interp, runtime_.syn_replace(changes, mode));
-        case 1: return finish(interp, runtime_.syn_load(changes, mode));
-        default: return finish(interp, runtime_.syn_upgrade(changes, mode));
+        case 0: return finish(interp, runtime_.syn_replace(changes, mode, options));
+        case 1: return finish(interp, runtime_.syn_load(changes, mode, options));
+        default: return finish(interp, runtime_.syn_upgrade(changes, mode, options));
     }
 }
 

@@ -42,6 +42,20 @@ struct Config {
     std::chrono::milliseconds blackout_probe_limit{1000};
     /// Directories searched, in order, for a library named without a '/'.
     std::vector<std::string> module_path;
+    /// Preflight: before the host loads a new library, a sandbox child process
+    /// (nonstop-preflight) loads it, creates an instance and runs initialize(); a crash, abort,
+    /// hang or exception there rejects the transaction. The default for transactions that do
+    /// not say (TransactionOptions): off for embedders; the shell and console turn it on.
+    bool preflight = false;
+    /// With preflight, the child also runs get_state() on the old version's real checkpoint
+    /// during voting (a failure there votes no); this adds to voting, hence to the blackout.
+    bool preflight_state = false;
+    /// How long the child may take to load the library and run initialize(), and then
+    /// get_state(); past it the child is killed and the candidate reported hung.
+    std::chrono::milliseconds preflight_timeout{5000};
+    /// The preflight program; empty: $NONSTOP_PREFLIGHT, else nonstop-preflight next to
+    /// libnonstop or in its installed libexec directory.
+    std::string preflight_program;
 
     // --- Probation and audits (docs/architecture.md, "Probation, audits, rollback").
 

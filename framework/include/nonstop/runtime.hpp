@@ -23,6 +23,7 @@
 #include "nonstop/module_info.hpp"
 #include "nonstop/port.hpp"
 #include "nonstop/release_transition.hpp"
+#include "nonstop/transaction_options.hpp"
 #include "nonstop/transaction_report.hpp"
 
 namespace nonstop {
@@ -72,6 +73,21 @@ public:
     /// The same with the roles stated: a listed addition whose name exists is rejected.
     TransactionReport syn_upgrade(const std::vector<Change>& replacements,
                                   const std::vector<Change>& additions, Mode mode);
+    /// The commands above with per-transaction options: preflight of each new library in a
+    /// sandbox child (and of the old version's checkpoint), and for replace, `force`.
+    TransactionReport load(const std::string& name, const std::string& library,
+                           const TransactionOptions& options);
+    TransactionReport replace(const std::string& name, const std::string& library,
+                              const TransactionOptions& options);
+    TransactionReport syn_replace(const std::vector<Change>& changes, Mode mode,
+                                  const TransactionOptions& options);
+    TransactionReport syn_load(const std::vector<Change>& changes, Mode mode,
+                               const TransactionOptions& options);
+    TransactionReport syn_upgrade(const std::vector<Change>& changes, Mode mode,
+                                  const TransactionOptions& options);
+    TransactionReport syn_upgrade(const std::vector<Change>& replacements,
+                                  const std::vector<Change>& additions, Mode mode,
+                                  const TransactionOptions& options);
     /// The time limit for reaching quiescence (SetTimer).
     TransactionReport set_timer(std::chrono::milliseconds limit);
     std::chrono::milliseconds timer() const;

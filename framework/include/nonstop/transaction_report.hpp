@@ -58,6 +58,15 @@ struct TargetReport {
     /// from an empty state), and how many accepted messages were never served.
     bool forced = false;
     std::uint64_t dropped = 0;
+    /// Preflight of the new library in a sandbox child: whether it ran, and its cost, spent
+    /// before buffering (not part of the blackout): spawning the child, loading the library,
+    /// initialize().
+    bool preflight = false;
+    std::chrono::nanoseconds preflight_time{0};
+    /// Whether the child ran get_state() on the old version's checkpoint, and what that added
+    /// to voting (it is part of the blackout).
+    bool preflight_state = false;
+    std::chrono::nanoseconds preflight_state_time{0};
     /// Rollbacks: how the older version got its state back ("down-converted to schema 1",
     /// "checkpoint schema 2 as is", "commit-time checkpoint"), and how many messages the newer
     /// version served since its commit whose effects the commit-time checkpoint discards.
