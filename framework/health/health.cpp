@@ -44,7 +44,7 @@ void Health::run() {
 
 // One provisional release: its probation ends clean, or the first rule that trips rolls the
 // whole release back.
-void Health::watch(const Release& release) {
+void Health::watch(const CommittedRelease& release) {
     if (Clock::now() >= release.deadline) {
         upgrader_.expire(release.id);
         return;
@@ -58,7 +58,8 @@ void Health::watch(const Release& release) {
     }
 }
 
-std::optional<Health::Trip> Health::tripped(const Release& release, const ReleaseTarget& target) {
+std::optional<Health::Trip> Health::tripped(const CommittedRelease& release,
+                                            const ReleaseTarget& target) {
     auto proxy = names_.find(target.name);
     // Only the release's own code is judged (the name may have been removed and loaded anew).
     if (!proxy || proxy->library() != target.new_library.lock()) return std::nullopt;
@@ -118,7 +119,7 @@ std::optional<Health::Trip> Health::idle(const std::string& name, std::uint64_t 
 // versions restart from their commit-time checkpoints. Otherwise the newer versions hand their
 // state over (down-converted if they offer it); if an older version cannot read it, the
 // commit-time checkpoints are used all the same: the rule has judged the newer versions.
-void Health::roll_back(const Release& release, const Trip& trip) {
+void Health::roll_back(const CommittedRelease& release, const Trip& trip) {
     RollbackRequest request;
     request.transaction = release.id;
     request.rule = trip.rule;

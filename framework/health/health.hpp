@@ -23,7 +23,7 @@ namespace nonstop::detail {
 class EventManager;
 class NameService;
 class Upgrader;
-struct Release;
+struct CommittedRelease;
 struct ReleaseTarget;
 
 class Health {
@@ -60,11 +60,11 @@ private:
     };
 
     void run();
-    void watch(const Release& release);
-    std::optional<Trip> tripped(const Release& release, const ReleaseTarget& target);
+    void watch(const CommittedRelease& release);
+    std::optional<Trip> tripped(const CommittedRelease& release, const ReleaseTarget& target);
     std::optional<Trip> idle(const std::string& name, std::uint64_t served, std::size_t queued,
                              const std::string& who);
-    void roll_back(const Release& release, const Trip& trip);
+    void roll_back(const CommittedRelease& release, const Trip& trip);
     void audit_due();
     void climb(const std::string& name, const std::string& version, const AuditResult& result);
     const char* next_step(const std::string& name, std::uint32_t failures,

@@ -35,7 +35,7 @@ public:
     static constexpr ACE_Message_Block::ACE_Message_Type kTerminate = ACE_Message_Block::MB_STOP;
     static constexpr ACE_Message_Block::ACE_Message_Type kEnable = ACE_Message_Block::MB_USER + 1;
     static constexpr ACE_Message_Block::ACE_Message_Type kDisable = ACE_Message_Block::MB_USER + 2;
-    static constexpr ACE_Message_Block::ACE_Message_Type kAudit = ACE_Message_Block::MB_USER + 3;
+    static constexpr ACE_Message_Block::ACE_Message_Type kAudit = ACE_Message_Block::MB_USER + 4;
 
     /// Holds messages until their charges (payload plus unit(), see wrap) reach
     /// `capacity_bytes`; then put() blocks the sender.

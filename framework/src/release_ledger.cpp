@@ -4,7 +4,7 @@
 
 namespace nonstop::detail {
 
-ReleaseTransition Release::transition(std::string rule, std::string evidence) const {
+ReleaseTransition CommittedRelease::transition(std::string rule, std::string evidence) const {
     ReleaseTransition t;
     t.transaction = id;
     t.command = command;
@@ -14,33 +14,33 @@ ReleaseTransition Release::transition(std::string rule, std::string evidence) co
     t.probation = probation;
     t.time = std::chrono::system_clock::now();
     for (const auto& target : targets)
-        t.modules.push_back(ReleaseModule{target.name, target.old_version, target.new_version,
-                                          target.old_path, target.old_sha256, target.new_path,
-                                          target.new_sha256});
+        t.modules.push_back(ModuleChange{target.name, target.old_version, target.new_version,
+                                         target.old_path, target.old_sha256, target.new_path,
+                                         target.new_sha256});
     return t;
 }
 
-void ReleaseLedger::add(Release release) {
+void ReleaseLedger::add(CommittedRelease release) {
     std::lock_guard lock(mutex_);
     releases_.push_back(std::move(release));
     // Forget the oldest settled ones first: a provisional release is never dropped.
     while (releases_.size() > std::max<std::size_t>(1, capacity_)) {
-        auto settled = std::find_if(releases_.begin(), releases_.end(), [](const Release& r) {
-            return r.state != ReleaseState::provisional;
-        });
+        auto settled = std::find_if(
+            releases_.begin(), releases_.end(),
+            [](const CommittedRelease& r) { return r.state != ReleaseState::provisional; });
         if (settled == releases_.end()) break;
         releases_.erase(settled);
     }
 }
 
-std::optional<Release> ReleaseLedger::find(std::uint64_t id) const {
+std::optional<CommittedRelease> ReleaseLedger::find(std::uint64_t id) const {
     std::lock_guard lock(mutex_);
     for (const auto& r : releases_)
         if (r.id == id) return r;
     return std::nullopt;
 }
 
-std::optional<Release> ReleaseLedger::last_touching(const std::string& name) const {
+std::optional<CommittedRelease> ReleaseLedger::last_touching(const std::string& name) const {
     std::lock_guard lock(mutex_);
     for (auto r = releases_.rbegin(); r != releases_.rend(); ++r) {
         if (r->state == ReleaseState::rolled_back) continue;
@@ -50,7 +50,7 @@ std::optional<Release> ReleaseLedger::last_touching(const std::string& name) con
     return std::nullopt;
 }
 
-std::optional<Release> ReleaseLedger::provisional_of(const std::string& name) const {
+std::optional<CommittedRelease> ReleaseLedger::provisional_of(const std::string& name) const {
     std::lock_guard lock(mutex_);
     for (const auto& r : releases_) {
         if (r.state != ReleaseState::provisional) continue;
@@ -60,17 +60,17 @@ std::optional<Release> ReleaseLedger::provisional_of(const std::string& name) co
     return std::nullopt;
 }
 
-std::vector<Release> ReleaseLedger::provisional() const {
+std::vector<CommittedRelease> ReleaseLedger::provisional() const {
     std::lock_guard lock(mutex_);
-    std::vector<Release> out;
+    std::vector<CommittedRelease> out;
     for (const auto& r : releases_)
         if (r.state == ReleaseState::provisional) out.push_back(r);
     return out;
 }
 
-std::optional<Release> ReleaseLedger::settle(std::uint64_t id, ReleaseState to) {
+std::optional<CommittedRelease> ReleaseLedger::settle(std::uint64_t id, ReleaseState to) {
     std::vector<std::shared_ptr<Library>> unmapped;  // released outside the lock
-    std::optional<Release> before;
+    std::optional<CommittedRelease> before;
     {
         std::lock_guard lock(mutex_);
         for (auto& r : releases_) {

@@ -32,7 +32,7 @@ struct ReleaseTarget {
     std::uint64_t failed_at_commit = 0;
 };
 
-struct Release {
+struct CommittedRelease {
     std::uint64_t id = 0;
     std::string command;
     std::vector<ReleaseTarget> targets;
@@ -47,22 +47,22 @@ class ReleaseLedger {
 public:
     explicit ReleaseLedger(std::size_t capacity) : capacity_(capacity) {}
     /// Records a committed release; the oldest beyond the capacity are forgotten.
-    void add(Release release);
-    std::optional<Release> find(std::uint64_t id) const;
+    void add(CommittedRelease release);
+    std::optional<CommittedRelease> find(std::uint64_t id) const;
     /// The newest release, not rolled back, that replaced `name`.
-    std::optional<Release> last_touching(const std::string& name) const;
+    std::optional<CommittedRelease> last_touching(const std::string& name) const;
     /// The provisional release that replaced `name`, if any.
-    std::optional<Release> provisional_of(const std::string& name) const;
-    std::vector<Release> provisional() const;
+    std::optional<CommittedRelease> provisional_of(const std::string& name) const;
+    std::vector<CommittedRelease> provisional() const;
     /// provisional → permanent, or (provisional or permanent) → rolled_back; leaving
     /// probation drops the held old libraries. Returns the release as it was, or empty when
     /// it was not in a state that allows the move.
-    std::optional<Release> settle(std::uint64_t id, ReleaseState to);
+    std::optional<CommittedRelease> settle(std::uint64_t id, ReleaseState to);
 
 private:
     const std::size_t capacity_;
     mutable std::mutex mutex_;
-    std::deque<Release> releases_;
+    std::deque<CommittedRelease> releases_;
 };
 
 }  // namespace nonstop::detail

@@ -284,7 +284,7 @@ void Upgrader::set_probation(std::chrono::milliseconds period) {
 // A committed replacement becomes a release: provisional under probation (the old libraries
 // stay mapped, the commit-time checkpoints are kept), permanent otherwise.
 void Upgrader::keep_release(Session& s, const Transaction& transaction) {
-    Release release;
+    CommittedRelease release;
     release.targets = transaction.undo();
     if (release.targets.empty()) return;  // additions only: nothing to go back to
     release.id = s.report.id;
@@ -336,8 +336,9 @@ void Upgrader::expire(std::uint64_t transaction) {
 }
 
 // The changes that take each module of `release` back to its old version, or why not.
-std::string Upgrader::prepare_rollback(const Release& release, const RollbackRequest& request,
-                                       Transaction& transaction, std::vector<Change>& changes) {
+std::string Upgrader::prepare_rollback(const CommittedRelease& release,
+                                       const RollbackRequest& request, Transaction& transaction,
+                                       std::vector<Change>& changes) {
     const std::string id = std::to_string(release.id);
     if (release.state == ReleaseState::rolled_back)
         return "transaction " + id + " has been rolled back already";
@@ -365,8 +366,8 @@ std::string Upgrader::prepare_rollback(const Release& release, const RollbackReq
 
 // The old libraries: still mapped during probation; after it, loaded again from the recorded
 // path, which must still hold the recorded content.
-std::string Upgrader::rollback_options(const Release& release, const RollbackRequest& request,
-                                       Transaction& transaction) {
+std::string Upgrader::rollback_options(const CommittedRelease& release,
+                                       const RollbackRequest& request, Transaction& transaction) {
     for (const auto& t : release.targets) {
         TargetOptions options;
         options.library = t.old_library;

@@ -93,9 +93,9 @@ private:
                      ModuleProxy::Task old, std::uint64_t dropped);
     TransactionReport record(TransactionReport report);
     void keep_release(Session& s, const Transaction& transaction);
-    std::string prepare_rollback(const Release& release, const RollbackRequest& request,
+    std::string prepare_rollback(const CommittedRelease& release, const RollbackRequest& request,
                                  Transaction& transaction, std::vector<Change>& changes);
-    std::string rollback_options(const Release& release, const RollbackRequest& request,
+    std::string rollback_options(const CommittedRelease& release, const RollbackRequest& request,
                                  Transaction& transaction);
     void announce(const TransactionReport& report, const char* state);
 

@@ -20,7 +20,7 @@ enum class ReleaseState {
 NONSTOP_API const char* to_string(ReleaseState s);
 
 /// One module of a release: the version it replaced and the one it brought.
-struct ReleaseModule {
+struct ModuleChange {
     std::string name;
     std::string old_version;
     std::string new_version;
@@ -41,7 +41,7 @@ struct ReleaseTransition {
     std::string evidence;                    // one sentence; empty when there is nothing to add
     std::uint64_t rollback = 0;              // rolled_back: the id of the rollback transaction
     std::chrono::milliseconds probation{0};  // provisional: how long
-    std::vector<ReleaseModule> modules;
+    std::vector<ModuleChange> modules;
     std::chrono::system_clock::time_point time;
 };
 
