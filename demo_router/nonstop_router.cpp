@@ -12,6 +12,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -39,7 +40,9 @@ void usage(std::FILE* out) {
         "  --period MS            TIMER's broadcast period (default %lld)\n"
         "  --empty                start with no module (for scripts/router-transactions.tcl)\n"
         "  --quiet                print neither lifecycle nor OSPF lines\n"
-        "  --console PORT [--token-file FILE] remote console on 127.0.0.1:PORT (0: any port)\n",
+        "  --console PORT [--token-file FILE] remote console on 127.0.0.1:PORT (0: any port)\n"
+        "  --state-dir DIR        keep the release in DIR (default $NONSTOP_STATE_DIR); a\n"
+        "                         restart comes back on the same modules and versions\n",
         NONSTOP_ROUTER_DEFAULT_MODULE_DIR, kDefaultIpMonitorPort, kDefaultOspfMonitorPort,
         kDefaultVrrpMonitorPort, static_cast<long long>(kDefaultPeriod.count()));
 }
@@ -86,6 +89,8 @@ int main(int argc, char** argv) {
             console_port = value();
         else if (arg == "--token-file")
             token_file = value();
+        else if (arg == "--state-dir")
+            config.state_dir = value();
         else if (arg == "--help" || arg == "-h") {
             usage(stdout);
             return 0;
@@ -97,6 +102,8 @@ int main(int argc, char** argv) {
     }
     if (quiet_mode) ::setenv(kQuietEnv, "1", 1);
     config.module_path.push_back(module_dir);
+    if (const char* dir = std::getenv("NONSTOP_STATE_DIR"); dir && config.state_dir.empty())
+        config.state_dir = dir;
 
     // Blocked before the runtime starts any thread, so only the waiter below receives them.
     sigset_t stop_signals;
@@ -118,10 +125,29 @@ int main(int argc, char** argv) {
 
     int status = 0;
     {
-        Runtime runtime(config);
+        std::optional<Runtime> holder;
+        try {
+            holder.emplace(config);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "nonstop-router: %s\n", e.what());
+            return 1;
+        }
+        Runtime& runtime = *holder;
         if (!quiet_mode)
             runtime.observe([](const LifecycleEvent& e) { print_line(LifecyclePrinter::line(e)); });
         print_line("Non-Stop Router");
+        // A stored release replaces the default start.
+        const auto restored = runtime.restore();
+        for (const auto& c : restored.crashes)
+            std::fprintf(stderr, "nonstop-router: the previous run died of %s in module '%s' %s\n",
+                         c.signal_name.c_str(), c.module.c_str(), c.version.c_str());
+        for (const auto& e : restored.errors)
+            std::fprintf(stderr, "nonstop-router: %s\n", e.c_str());
+        if (restored.restored > 0 || !restored.errors.empty()) {
+            empty = true;
+            print_line("restored " + std::to_string(restored.restored) + " module(s) from " +
+                       config.state_dir);
+        }
 
         std::unique_ptr<RemoteConsole> console;
         if (!console_port.empty()) {

@@ -42,6 +42,10 @@ struct Config {
     std::chrono::milliseconds blackout_probe_limit{1000};
     /// Directories searched, in order, for a library named without a '/'.
     std::vector<std::string> module_path;
+    /// Where the release store keeps its database (nonstop.db) and the crash black box
+    /// (crash.log); made with mode 0700 if missing. Empty: no store, nothing survives the
+    /// process. Runtime::instance() takes NONSTOP_STATE_DIR when this is empty.
+    std::string state_dir;
 };
 
 }  // namespace nonstop

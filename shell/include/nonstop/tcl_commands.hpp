@@ -64,6 +64,9 @@ private:
     int libraries(Tcl_Interp*, int, Tcl_Obj* const[]);
     int events(Tcl_Interp*, int, Tcl_Obj* const[]);
     int module_path(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int checkpoint(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int crashes(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int versions(Tcl_Interp*, int, Tcl_Obj* const[]);
     int unknown(Tcl_Interp*, int, Tcl_Obj* const[]);
     int bad_subcommand(Tcl_Interp*, int, Tcl_Obj* const[]);
 
