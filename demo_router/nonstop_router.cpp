@@ -130,6 +130,8 @@ int main(int argc, char** argv) {
             holder.emplace(config);
         } catch (const std::exception& e) {
             std::fprintf(stderr, "nonstop-router: %s\n", e.what());
+            ::kill(::getpid(), SIGTERM);  // ends the waiter
+            waiter.join();
             return 1;
         }
         Runtime& runtime = *holder;

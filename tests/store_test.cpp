@@ -403,4 +403,18 @@ TEST_F(StoreTest, AStoreThatCannotBeOpenedIsOneSentence) {
     EXPECT_EQ(out.find("unreachable"), std::string::npos) << out;
 }
 
+TEST_F(StoreTest, OneProcessAtATimeUsesAStateDirectory) {
+    nonstop::Config config;
+    config.state_dir = state_;
+    nonstop::Runtime first(config);
+    try {
+        nonstop::Runtime second(config);
+        FAIL() << "two runtimes share a state directory";
+    } catch (const nonstop::Error& e) {
+        EXPECT_EQ(std::string(e.what()),
+                  "the state directory '" + state_ + "' is in use by another process");
+    }
+    EXPECT_EQ(fs::status(state_).permissions() & fs::perms::all, fs::perms::owner_all);
+}
+
 }  // namespace

@@ -1,7 +1,10 @@
 #include "release_store.hpp"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -120,6 +123,14 @@ ReleaseStore::ReleaseStore(const std::string& dir) {
         if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
             throw Error("cannot create the state directory '" + dir + "': " + std::strerror(errno));
     }
+    // One process per state directory: two would each take the other's release for theirs.
+    const std::string lock_path = (fs::path(dir) / "lock").string();
+    lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (lock_fd_ < 0) throw Error("cannot open '" + lock_path + "': " + std::strerror(errno));
+    if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+        ::close(lock_fd_);
+        throw Error("the state directory '" + dir + "' is in use by another process");
+    }
     path_ = (fs::path(dir) / "nonstop.db").string();
     const int flags =
         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX;
@@ -127,6 +138,7 @@ ReleaseStore::ReleaseStore(const std::string& dir) {
         const std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
         sqlite3_close(db_);
         db_ = nullptr;
+        ::close(lock_fd_);
         throw Error("cannot open the release store '" + path_ + "': " + why);
     }
     sqlite3_busy_timeout(db_, 5000);
@@ -143,11 +155,15 @@ ReleaseStore::ReleaseStore(const std::string& dir) {
         db_ = nullptr;
         std::string why = e.what();
         if (const auto at = why.find(" failed: "); at != std::string::npos) why.erase(0, at + 9);
+        ::close(lock_fd_);
         throw Error("cannot open the release store '" + path_ + "': " + why);
     }
 }
 
-ReleaseStore::~ReleaseStore() { sqlite3_close(db_); }
+ReleaseStore::~ReleaseStore() {
+    sqlite3_close(db_);
+    ::close(lock_fd_);  // releases the lock
+}
 
 void ReleaseStore::exec_i(const char* sql) {
     char* message = nullptr;
@@ -288,6 +304,10 @@ std::int64_t ReleaseStore::record_provisional(const TransactionReport& report,
     return in_transaction([&] {
         const std::int64_t id = insert_report_i(report, "provisional");
         write_release_i("provisional", id, release);
+        // A module loaded afresh or removed has no state to come back to.
+        for (const auto& t : report.targets)
+            if (t.action == Action::load || t.action == Action::unload)
+                Statement(*this, "DELETE FROM checkpoints WHERE module = ?").bind(1, t.name).run();
         return id;
     });
 }

@@ -45,7 +45,8 @@ public:
     static constexpr int kSchemaVersion = 1;
 
     /// Opens (creating if needed) `dir`/nonstop.db, `dir` made with mode 0700; the file is
-    /// opened without following a symbolic link. Throws Error with one sentence.
+    /// opened without following a symbolic link, and `dir` is locked against a second process.
+    /// Throws Error with one sentence.
     explicit ReleaseStore(const std::string& dir);
     ~ReleaseStore();
     ReleaseStore(const ReleaseStore&) = delete;
@@ -94,6 +95,7 @@ private:
     std::mutex mutex_;
     std::string path_;
     sqlite3* db_ = nullptr;
+    int lock_fd_ = -1;  // flock on `dir`/lock for the store's lifetime
     std::int64_t boot_ = 0;
 };
 
