@@ -2,6 +2,7 @@
 // TIMER, OSPF and IP (transaction 1) unless told not to, prints the module lifecycle as the
 // thesis figures do, and runs until SIGINT or SIGTERM, then removes every module and exits 0.
 #include <unistd.h>
+#include <nonstop/issuer.hpp>
 #include <nonstop/remote_console.hpp>
 #include <nonstop/runtime.hpp>
 
@@ -189,7 +190,13 @@ int main(int argc, char** argv) {
         }
         print_line("-----");
         if (console) console->stop();
-        RouterScenario::shut_down(runtime);
+        {
+            // Stopping is not a change of release: the restart comes back on these modules,
+            // from these checkpoints.
+            IssuerScope issuer(kShutdownIssuer);
+            if (!config.state_dir.empty()) runtime.checkpoint();
+            RouterScenario::shut_down(runtime);
+        }
         print_line("Non-Stop Router stopped");
     }
     waiter.join();

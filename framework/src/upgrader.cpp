@@ -54,19 +54,14 @@ private:
 Upgrader::Upgrader(UpgraderParts parts)
     : parts_(parts), timeout_ms_(parts.config.quiescence_timeout.count()) {}
 
-namespace {
-// The issuers of the framework's own transactions: restarting the stored release and removing
-// every module at shutdown change what runs, not the release to come back to.
-constexpr const char* kRestoreIssuer = "restore";
-constexpr const char* kShutdownIssuer = "shutdown";
-}  // namespace
-
 // Under the transaction lock (from Session::done): the report, and for a committed command the
 // release it produced, in one write each. A store that fails is named on stderr; the command
 // has taken effect either way.
 void Upgrader::persist(const TransactionReport& report) {
     if (parts_.store == nullptr) return;
     try {
+        // Restarting the stored release and removing modules at shutdown change what runs, not
+        // the release to come back to.
         if (!report.ok() || report.issuer == kRestoreIssuer || report.issuer == kShutdownIssuer) {
             parts_.store->record_report(report);
             return;

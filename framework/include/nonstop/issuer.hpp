@@ -21,6 +21,13 @@ private:
     std::string previous_;
 };
 
+/// The issuer of a host's shutdown: commands issued under it (e.g. unloading modules in a
+/// chosen order before the runtime ends) are recorded, but the release kept in the state
+/// directory stays the one to come back to. unload_all() issues its removals so.
+inline constexpr const char* kShutdownIssuer = "shutdown";
+/// The issuer of Runtime::restore()'s transactions, which restart the stored release.
+inline constexpr const char* kRestoreIssuer = "restore";
+
 /// The calling thread's issuer: the innermost IssuerScope's, or "host" when none is open.
 NONSTOP_API std::string current_issuer();
 
