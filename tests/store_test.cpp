@@ -347,6 +347,51 @@ foreach c [nonstop crashes] {
     EXPECT_EQ(out.find("previous run died"), std::string::npos) << out;
 }
 
+// A process that died while a transaction was provisional (here written into the database as
+// the probation of issue 12 will leave it, with the black box's record of the crash) comes back
+// on the permanent release, and the crash names that transaction.
+TEST_F(StoreTest, ACrashDuringProbationComesBackOnThePermanentRelease) {
+    auto [status, out] = run("nonstop load a libcounter_v2.so\n");
+    ASSERT_TRUE(exited_ok(status)) << out;
+    std::string provisional;
+    {
+        Db db(db_path());
+        const std::string v3 = kModules + "/libcounter_v3.so";
+        db.rows(
+            "INSERT INTO transactions(boot, runtime_id, started_ms, issuer, command, outcome, "
+            "reason, release_state, report) VALUES(1, 99, 0, 'local shell', 'replace a v3', "
+            "'committed', '', 'provisional', '')");
+        const std::string id = db.one("SELECT max(id) FROM transactions");
+        db.rows("INSERT INTO targets VALUES(" + id + ", 'a', 'replace', '" + v3 +
+                "', '2', '3', 'counter', '')");
+        db.rows("INSERT INTO releases VALUES('provisional', " + id + ", 5000, '')");
+        db.rows("INSERT INTO release_modules VALUES('provisional', 'a', '" + v3 +
+                "', '', 'counter', '3', 1)");
+        std::ofstream(state_ + "/crash.log", std::ios::app)
+            << "=== nonstop crash\npid 4242\ntime_ms 1000\nmodule a\nversion 3\nsignal 11 "
+               "SIGSEGV\nbacktrace\nframe\n=== end\n";
+        provisional = id;
+    }
+    std::tie(status, out) = run(R"(
+show a
+foreach c [nonstop crashes] {
+    puts "crash [dict get $c module] [dict get $c version] [dict get $c signal] [dict get $c provisionaltransaction]"
+}
+)");
+    ASSERT_TRUE(exited_ok(status)) << out;
+    EXPECT_NE(out.find("a version=2 enabled=1"), std::string::npos) << out;
+    EXPECT_NE(out.find("crash a 3 SIGSEGV " + provisional + "\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("back on the permanent release: module 'a' version 3 died of SIGSEGV "
+                       "while transaction " +
+                       provisional + " was provisional"),
+              std::string::npos)
+        << out;
+    Db db(db_path());
+    EXPECT_EQ(db.one("SELECT release_state FROM transactions WHERE id = " + provisional),
+              "rolled back");
+    EXPECT_EQ(db.one("SELECT count(*) FROM releases WHERE which = 'provisional'"), "0");
+}
+
 bool mapped(const std::string& fragment) {
     std::ifstream maps("/proc/self/maps");
     std::string line;
