@@ -375,7 +375,7 @@ TEST_F(StoreTest, ACrashDuringProbationComesBackOnThePermanentRelease) {
     std::tie(status, out) = run(R"(
 show a
 foreach c [nonstop crashes] {
-    puts "crash [dict get $c module] [dict get $c version] [dict get $c signal] [dict get $c provisionaltransaction]"
+    puts "crash [dict get $c module] [dict get $c version] [dict get $c signal] [dict get $c provisional_transaction]"
 }
 )");
     ASSERT_TRUE(exited_ok(status)) << out;
