@@ -2,6 +2,7 @@
 // TIMER, OSPF and IP (transaction 1) unless told not to, prints the module lifecycle as the
 // thesis figures do, and runs until SIGINT or SIGTERM, then removes every module and exits 0.
 #include <unistd.h>
+#include <nonstop/issuer.hpp>
 #include <nonstop/remote_console.hpp>
 #include <nonstop/runtime.hpp>
 
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -39,7 +41,9 @@ void usage(std::FILE* out) {
         "  --period MS            TIMER's broadcast period (default %lld)\n"
         "  --empty                start with no module (for scripts/router-transactions.tcl)\n"
         "  --quiet                print neither lifecycle nor OSPF lines\n"
-        "  --console PORT [--token-file FILE] remote console on 127.0.0.1:PORT (0: any port)\n",
+        "  --console PORT [--token-file FILE] remote console on 127.0.0.1:PORT (0: any port)\n"
+        "  --state-dir DIR        keep the release in DIR (default $NONSTOP_STATE_DIR); a\n"
+        "                         restart comes back on the same modules and versions\n",
         NONSTOP_ROUTER_DEFAULT_MODULE_DIR, kDefaultIpMonitorPort, kDefaultOspfMonitorPort,
         kDefaultVrrpMonitorPort, static_cast<long long>(kDefaultPeriod.count()));
 }
@@ -86,6 +90,8 @@ int main(int argc, char** argv) {
             console_port = value();
         else if (arg == "--token-file")
             token_file = value();
+        else if (arg == "--state-dir")
+            config.state_dir = value();
         else if (arg == "--help" || arg == "-h") {
             usage(stdout);
             return 0;
@@ -97,6 +103,8 @@ int main(int argc, char** argv) {
     }
     if (quiet_mode) ::setenv(kQuietEnv, "1", 1);
     config.module_path.push_back(module_dir);
+    if (const char* dir = std::getenv("NONSTOP_STATE_DIR"); dir && config.state_dir.empty())
+        config.state_dir = dir;
 
     // Blocked before the runtime starts any thread, so only the waiter below receives them.
     sigset_t stop_signals;
@@ -118,10 +126,31 @@ int main(int argc, char** argv) {
 
     int status = 0;
     {
-        Runtime runtime(config);
+        std::optional<Runtime> holder;
+        try {
+            holder.emplace(config);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "nonstop-router: %s\n", e.what());
+            ::kill(::getpid(), SIGTERM);  // ends the waiter
+            waiter.join();
+            return 1;
+        }
+        Runtime& runtime = *holder;
         if (!quiet_mode)
             runtime.observe([](const LifecycleEvent& e) { print_line(LifecyclePrinter::line(e)); });
         print_line("Non-Stop Router");
+        // A stored release replaces the default start.
+        const auto restored = runtime.restore();
+        for (const auto& c : restored.crashes)
+            std::fprintf(stderr, "nonstop-router: the previous run died of %s in module '%s' %s\n",
+                         c.signal_name.c_str(), c.module.c_str(), c.version.c_str());
+        for (const auto& e : restored.errors)
+            std::fprintf(stderr, "nonstop-router: %s\n", e.c_str());
+        if (restored.restored > 0 || !restored.errors.empty()) {
+            empty = true;
+            print_line("restored " + std::to_string(restored.restored) + " module(s) from " +
+                       config.state_dir);
+        }
 
         std::unique_ptr<RemoteConsole> console;
         if (!console_port.empty()) {
@@ -161,7 +190,13 @@ int main(int argc, char** argv) {
         }
         print_line("-----");
         if (console) console->stop();
-        RouterScenario::shut_down(runtime);
+        {
+            // Stopping is not a change of release: the restart comes back on these modules,
+            // from these checkpoints.
+            IssuerScope issuer(kShutdownIssuer);
+            if (!config.state_dir.empty()) runtime.checkpoint();
+            RouterScenario::shut_down(runtime);
+        }
         print_line("Non-Stop Router stopped");
     }
     waiter.join();

@@ -66,6 +66,11 @@ public:
     /// The checkpoint taken at the latest termination message; throws Error when put_state()
     /// threw.
     State take_checkpoint();
+    /// A checkpoint of the serving implementation: put_state() runs in its own thread between
+    /// two messages (ahead of those waiting). Throws Error when it threw, when the module is
+    /// not serving, or when it did not come back within `limit` (the module is then busy; the
+    /// late checkpoint is dropped).
+    State checkpoint_now(std::chrono::milliseconds limit);
     /// Parked at `term` after an aborted transaction: says so, and resumes at start().
     void hold(std::uint64_t transaction);
     /// Resumes the loop parked at `term`: serve `queue` next, active or passive.
@@ -160,6 +165,7 @@ private:
     Begin begin_service(const Decision& decision);
     bool restore(const Decision& decision);
     void checkpoint_at(std::uint64_t term);
+    void checkpoint_live();
     void end_service();
     void trace(Step step);
     void trace(Step step, std::uint64_t transaction);
@@ -203,6 +209,10 @@ private:
     std::uint64_t checkpoint_term_ = 0;  // the one at which put_state() is due
     std::optional<State> checkpoint_;
     std::string checkpoint_error_;
+    std::uint64_t live_asked_ = 0;  // checkpoint_now() requests, and the latest answered
+    std::uint64_t live_done_ = 0;
+    std::optional<State> live_state_;
+    std::string live_error_;
     std::string start_error_;
     std::shared_ptr<InputQueue> queue_;
     bool started_ = false;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +24,8 @@ class NameService;
 class TimerService;
 class VersionRepository;
 
+class ReleaseStore;
+
 /// The services a transaction works on, all below the upgrader.
 struct UpgraderParts {
     NameService& names;
@@ -32,6 +35,7 @@ struct UpgraderParts {
     ModuleHost& host;
     Graveyard& graveyard;
     const Config& config;
+    ReleaseStore* store = nullptr;  // null without a state directory
 };
 
 /// True for the names the framework itself sends and publishes under ("upgrader", "host",
@@ -64,6 +68,12 @@ public:
         preflight_ = true;
         preflight_state_ = state;
     }
+    /// Additions start from these saved checkpoints (by module name) instead of an empty
+    /// state: a restart restoring its release. An addition whose get_state() refuses its
+    /// checkpoint is taken out again and the transaction aborts.
+    void seed(std::map<std::string, std::shared_ptr<const State>> states) {
+        seeds_ = std::move(states);
+    }
 
 private:
     struct Target;
@@ -83,6 +93,7 @@ private:
     void serve(Target& t);    // the new versions serve and the old ones end (or all go back)
     void measure(Target& t);  // the blackout, once the new version serves
     void dispose(Target& t, ModuleProxy::Task task);
+    void await_enabled(Target& t);
 
     void step(Phase phase, Target& t);
     void decide(Phase phase);
@@ -100,6 +111,7 @@ private:
     bool force_ = false;
     bool preflight_ = false;
     bool preflight_state_ = false;
+    std::map<std::string, std::shared_ptr<const State>> seeds_;
     std::chrono::milliseconds timeout_{0};
     bool commit_ = true;
     std::string reason_;

@@ -1,13 +1,17 @@
 #include "upgrader.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
 
+#include "crash_recorder.hpp"
 #include "event_manager.hpp"
 #include "graveyard.hpp"
 #include "name_service.hpp"
+#include "nonstop/issuer.hpp"
 #include "timer_service.hpp"
+#include "version_repository.hpp"
 
 namespace nonstop::detail {
 
@@ -16,6 +20,7 @@ class Upgrader::Session {
 public:
     Session(Upgrader& upgrader, std::string command) : upgrader_(upgrader) {
         report.command = std::move(command);
+        report.issuer = current_issuer();
         report.started = std::chrono::system_clock::now();
         const auto asked = Clock::now();
         lock_ = std::unique_lock(upgrader.transaction_mutex_, std::try_to_lock);
@@ -35,6 +40,7 @@ public:
         report.reason = std::move(reason);
         report.duration = Clock::now() - begin_;
         upgrader_.announce(report, nonstop::to_string(outcome));
+        upgrader_.persist(report);
         return upgrader_.record(report);
     }
     TransactionReport report;
@@ -47,6 +53,45 @@ private:
 
 Upgrader::Upgrader(UpgraderParts parts)
     : parts_(parts), timeout_ms_(parts.config.quiescence_timeout.count()) {}
+
+// Under the transaction lock (from Session::done): the report, and for a committed command the
+// release it produced, in one write each. A store that fails is named on stderr; the command
+// has taken effect either way.
+void Upgrader::persist(const TransactionReport& report) {
+    if (parts_.store == nullptr) return;
+    try {
+        // Restarting the stored release and removing modules at shutdown change what runs, not
+        // the release to come back to.
+        if (!report.ok() || report.issuer == kRestoreIssuer || report.issuer == kShutdownIssuer) {
+            parts_.store->record_report(report);
+            return;
+        }
+        Release release;
+        release.quiescence_ms = timer().count();
+        const auto& c = parts_.config;
+        release.limits = "quiescence=" + std::to_string(release.quiescence_ms) +
+                         " initialize=" + std::to_string(c.initialize_timeout.count()) +
+                         " state=" + std::to_string(c.state_timeout.count()) +
+                         " enable=" + std::to_string(c.enable_timeout.count()) +
+                         " terminate=" + std::to_string(c.terminate_timeout.count()) +
+                         " shutdown=" + std::to_string(c.shutdown_timeout.count());
+        for (const auto& name : parts_.names.names())
+            if (auto proxy = parts_.names.find(name)) {
+                const ModuleInfo i = proxy->info();
+                release.modules.push_back(
+                    {i.name, i.library, i.sha256, i.kind, i.version, i.enabled});
+            }
+        settle(parts_.store->record_provisional(report, release));
+    } catch (const Error& e) {
+        std::cerr << "nonstop: transaction " << report.id << " was not recorded: " << e.what()
+                  << "\n";
+    }
+}
+
+// Probation 0: a committed transaction is permanent at once. This is the one call site that
+// probation (issue 12 item 1) replaces: make_permanent when the period ends clean,
+// discard_provisional when a rule rolls the transaction back.
+void Upgrader::settle(std::int64_t transaction) { parts_.store->make_permanent(transaction); }
 
 TransactionReport Upgrader::record(TransactionReport report) {
     std::lock_guard lock(history_mutex_);
@@ -173,6 +218,12 @@ void Upgrader::end_removed(Session& s, TargetReport& t, std::shared_ptr<ModulePr
 }
 
 void Upgrader::unload_all() {
+    if (parts_.store != nullptr && !parts_.names.names().empty()) {
+        for (const auto& c : checkpoint({}))
+            if (!c.error.empty())
+                std::cerr << "nonstop: shutdown: no checkpoint saved: " << c.error << "\n";
+    }
+    IssuerScope scope(kShutdownIssuer);
     for (const auto& name : parts_.names.names()) {
         // Shutdown cannot wait for ever: past the limit a module stuck in a handler is
         // abandoned; one that is only slow gets a second period to drain.
@@ -240,7 +291,8 @@ TransactionReport Upgrader::syn_upgrade(const std::vector<Change>& replacements,
 
 TransactionReport Upgrader::run(std::string command, const std::vector<Change>& replacements,
                                 const std::vector<Change>& additions, Mode mode,
-                                bool late_additions, const TransactionOptions& options) {
+                                bool late_additions, const TransactionOptions& options,
+                                Seeds seeds) {
     Session s(*this, std::move(command));
     parts_.graveyard.reap();
     s.report.mode = mode;
@@ -252,6 +304,7 @@ TransactionReport Upgrader::run(std::string command, const std::vector<Change>& 
     const bool preflight = options.preflight_state.value_or(false) ||
                            options.preflight.value_or(parts_.config.preflight);
     if (preflight) transaction.preflight(state);
+    if (!seeds.empty()) transaction.seed(std::move(seeds));
     try {
         transaction.validate(replacements, additions);
     } catch (const Error& e) {
@@ -260,6 +313,114 @@ TransactionReport Upgrader::run(std::string command, const std::vector<Change>& 
     std::string reason = transaction.run(mode, late_additions, timer());
     const Outcome outcome = reason.empty() ? Outcome::committed : Outcome::aborted;
     return s.done(outcome, std::move(reason));
+}
+
+std::vector<SavedCheckpoint> Upgrader::checkpoint(const std::string& name) {
+    std::lock_guard lock(transaction_mutex_);  // no swap while put_state() runs
+    std::vector<std::string> names = parts_.names.names();
+    if (!name.empty()) {
+        if (!parts_.names.find(name)) throw Error("no module is named '" + name + "'");
+        names = {name};
+    }
+    std::vector<SavedCheckpoint> out;
+    for (const auto& n : names) {
+        auto proxy = parts_.names.find(n);
+        if (!proxy) continue;
+        SavedCheckpoint c;
+        c.module = n;
+        c.taken = std::chrono::system_clock::now();
+        try {
+            if (proxy->called_from_own_thread())
+                throw Error("module '" + n + "' cannot checkpoint itself from its own thread");
+            auto [state, version] = proxy->checkpoint_now(parts_.config.state_timeout);
+            c.schema = state.schema;
+            c.bytes = std::move(state.bytes);
+            c.version = std::move(version);
+        } catch (const Error& e) {
+            c.error = e.what();
+        }
+        out.push_back(std::move(c));
+    }
+    if (parts_.store != nullptr) {
+        parts_.store->save_checkpoints(out);
+        for (auto& c : out) c.saved = c.error.empty();
+    }
+    return out;
+}
+
+// The process ended while a transaction was provisional: the release to come back to is the
+// permanent one. Crash records of modules that transaction changed say why. This is the one
+// place that decides what an interrupted probation means (issue 12 item 5).
+std::string Upgrader::discard_interrupted(RestoreReport& out, const std::string& state_dir) {
+    auto records = CrashRecorder::read(state_dir);
+    const auto pending = parts_.store->provisional();
+    std::vector<std::string> changed;
+    if (pending) changed = parts_.store->changed_by(pending->first);
+    for (auto& r : records)
+        if (std::find(changed.begin(), changed.end(), r.module) != changed.end())
+            r.provisional_transaction = pending->first;
+    out.crashes = parts_.store->import_crashes(records);
+    CrashRecorder::clear(state_dir);
+    if (!pending) return {};
+    std::string why = "the process ended while transaction " + std::to_string(pending->first) +
+                      " was provisional";
+    for (const auto& r : out.crashes)
+        if (r.provisional_transaction == pending->first) {
+            why = "module '" + r.module + "' version " + r.version + " died of " + r.signal_name +
+                  " while transaction " + std::to_string(pending->first) + " was provisional";
+            break;
+        }
+    parts_.store->discard_provisional(pending->first, why);
+    return why;
+}
+
+RestoreReport Upgrader::restore(const std::string& state_dir) {
+    RestoreReport out;
+    if (parts_.store == nullptr) return out;
+    IssuerScope scope(kRestoreIssuer);
+    out.discarded = discard_interrupted(out, state_dir);
+    const auto release = parts_.store->permanent();
+    if (!release) return out;
+    if (release->quiescence_ms > 0) timeout_ms_ = release->quiescence_ms;
+    const auto saved = parts_.store->checkpoints();
+    for (const auto& m : release->modules) restore_module(m, saved, out);
+    return out;
+}
+
+void Upgrader::restore_module(const ReleaseModule& m,
+                              const std::map<std::string, SavedCheckpoint>& saved,
+                              RestoreReport& out) {
+    const std::string not_restored =
+        "module '" + m.name + "' version " + m.version + " was not restored: ";
+    if (parts_.names.find(m.name)) {
+        out.errors.push_back(not_restored + "a module of that name already runs");
+        return;
+    }
+    try {
+        const std::string digest = parts_.libraries.digest(m.library);
+        if (digest != m.sha256) {
+            out.errors.push_back(not_restored + "its library '" + m.library +
+                                 "' has changed since it was committed (SHA-256 " +
+                                 digest.substr(0, 12) + "..., expected " + m.sha256.substr(0, 12) +
+                                 "...)");
+            return;
+        }
+    } catch (const Error& e) {
+        out.errors.push_back(not_restored + e.what());
+        return;
+    }
+    Seeds seeds;
+    if (auto c = saved.find(m.name); c != saved.end())
+        seeds[m.name] = std::make_shared<const State>(State{c->second.schema, c->second.bytes});
+    auto report = run("restore " + m.name + " " + m.library, {}, {{m.name, m.library}},
+                      Mode::concurrent, false, TransactionOptions{}, std::move(seeds));
+    out.transactions.push_back(report);
+    if (!report.ok()) {
+        out.errors.push_back(not_restored + report.reason);
+        return;
+    }
+    ++out.restored;
+    if (!m.enabled) out.transactions.push_back(toggle(m.name, false));
 }
 
 }  // namespace nonstop::detail

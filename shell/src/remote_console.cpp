@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "nonstop/error.hpp"
+#include "nonstop/issuer.hpp"
 #include "nonstop/tcl_commands.hpp"
 
 namespace nonstop {
@@ -241,6 +242,7 @@ void RemoteConsole::accept_loop() {
         Client& c = *client;
         clients_.push_back(std::move(client));
         c.thread = std::thread([this, &c] {
+            IssuerScope issuer("console " + c.peer);
             serve(c);
             c.done = true;
         });

@@ -56,6 +56,7 @@ Tcl_Obj* report_dict(const TransactionReport& r) {
     Tcl_Obj* d = Tcl_NewDictObj();
     put(d, "id", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(r.id)));
     put(d, "command", str(r.command));
+    put(d, "issuer", str(r.issuer));
     put(d, "mode", Tcl_NewStringObj(r.mode ? to_string(*r.mode) : "", -1));
     put(d, "outcome", Tcl_NewStringObj(to_string(r.outcome), -1));
     put(d, "reason", str(r.reason));
@@ -204,6 +205,22 @@ const TclCommands::Entry TclCommands::entries_[] = {
       "returns the directories searched for libraries, after setting them to DIRS if given",
       "DIRS is a Tcl list of directories. The remote console cannot change it."},
      &TclCommands::module_path},
+    {{"checkpoint", nullptr, "?NAME?",
+      "saves module NAME's checkpoint (every module's without NAME) in the release store",
+      "put_state() runs in the module's own thread between two messages; the module keeps\n"
+      "serving. Returns a list of dicts (name version schema bytes saved error); saved is 0\n"
+      "without a state directory. A restart starts each module from its last checkpoint."},
+     &TclCommands::checkpoint},
+    {{"crashes", nullptr, "", "lists the fatal signals recorded by the crash black box",
+      "Returns a list of dicts (id time_ms pid module version signal provisional_transaction\n"
+      "backtrace), oldest first; empty without a state directory."},
+     &TclCommands::crashes},
+    {{"versions", nullptr, "?NAME?",
+      "lists the libraries of module NAME's kind in the module path and NAME's version history",
+      "Libraries are read as files, never loaded. Returns a dict: kind, libraries (a list of\n"
+      "dicts kind version sha256 path) and history (a list of dicts transaction time_ms\n"
+      "issuer action old_version new_version library sha256, from the release store)."},
+     &TclCommands::versions},
     {{"help", nullptr, "?SUBCOMMAND?", "describes every subcommand, or one in full",
       "SUBCOMMAND may also be a thesis spelling such as Replace.\n"
       "Returns the text; an unknown SUBCOMMAND is an error {NONSTOP USAGE}."},
@@ -613,6 +630,87 @@ int TclCommands::module_path(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]
     Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
     for (const auto& d : runtime_.module_path()) Tcl_ListObjAppendElement(nullptr, list, str(d));
     Tcl_SetObjResult(interp, list);
+    return TCL_OK;
+}
+
+namespace {
+Tcl_Obj* unix_ms(std::chrono::system_clock::time_point t) {
+    return Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count()));
+}
+}  // namespace
+
+int TclCommands::checkpoint(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc > 2) return usage(interp, objv);
+    const auto taken = runtime_.checkpoint(objc == 2 ? text(objv[1]) : std::string());
+    if (objc == 2 && !taken.empty() && !taken[0].error.empty())
+        return fail(interp, taken[0].error, "CHECKPOINT", taken[0].module);
+    Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
+    for (const auto& c : taken) {
+        Tcl_Obj* d = Tcl_NewDictObj();
+        put(d, "name", str(c.module));
+        put(d, "version", str(c.version));
+        put(d, "schema", Tcl_NewWideIntObj(c.schema));
+        put(d, "bytes",
+            Tcl_NewByteArrayObj(reinterpret_cast<const unsigned char*>(c.bytes.data()),
+                                static_cast<int>(c.bytes.size())));
+        put(d, "saved", Tcl_NewBooleanObj(c.saved));
+        put(d, "error", str(c.error));
+        Tcl_ListObjAppendElement(nullptr, list, d);
+    }
+    Tcl_SetObjResult(interp, list);
+    return TCL_OK;
+}
+
+int TclCommands::crashes(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc != 1) return usage(interp, objv);
+    Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
+    for (const auto& c : runtime_.crashes()) {
+        Tcl_Obj* d = Tcl_NewDictObj();
+        put(d, "id", Tcl_NewWideIntObj(c.id));
+        put(d, "time_ms", unix_ms(c.time));
+        put(d, "pid", Tcl_NewWideIntObj(c.pid));
+        put(d, "module", str(c.module));
+        put(d, "version", str(c.version));
+        put(d, "signal", str(c.signal_name));
+        put(d, "provisional_transaction", Tcl_NewWideIntObj(c.provisional_transaction));
+        put(d, "backtrace", str(c.backtrace));
+        Tcl_ListObjAppendElement(nullptr, list, d);
+    }
+    Tcl_SetObjResult(interp, list);
+    return TCL_OK;
+}
+
+int TclCommands::versions(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc > 2) return usage(interp, objv);
+    const auto catalogue = runtime_.versions(objc == 2 ? text(objv[1]) : std::string());
+    Tcl_Obj* libraries = Tcl_NewListObj(0, nullptr);
+    for (const auto& e : catalogue.libraries) {
+        Tcl_Obj* d = Tcl_NewDictObj();
+        put(d, "kind", str(e.kind));
+        put(d, "version", str(e.version));
+        put(d, "sha256", str(e.sha256));
+        put(d, "path", str(e.path));
+        Tcl_ListObjAppendElement(nullptr, libraries, d);
+    }
+    Tcl_Obj* history = Tcl_NewListObj(0, nullptr);
+    for (const auto& h : catalogue.history) {
+        Tcl_Obj* d = Tcl_NewDictObj();
+        put(d, "transaction", Tcl_NewWideIntObj(h.transaction));
+        put(d, "time_ms", unix_ms(h.time));
+        put(d, "issuer", str(h.issuer));
+        put(d, "action", str(h.action));
+        put(d, "old_version", str(h.old_version));
+        put(d, "new_version", str(h.new_version));
+        put(d, "library", str(h.library));
+        put(d, "sha256", str(h.sha256));
+        Tcl_ListObjAppendElement(nullptr, history, d);
+    }
+    Tcl_Obj* d = Tcl_NewDictObj();
+    put(d, "kind", str(catalogue.kind));
+    put(d, "libraries", libraries);
+    put(d, "history", history);
+    Tcl_SetObjResult(interp, d);
     return TCL_OK;
 }
 

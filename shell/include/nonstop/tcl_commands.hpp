@@ -87,6 +87,9 @@ private:
     int help(Tcl_Interp*, int, Tcl_Obj* const[]);
     int format(Tcl_Interp*, int, Tcl_Obj* const[]);
     int bare(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int checkpoint(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int crashes(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int versions(Tcl_Interp*, int, Tcl_Obj* const[]);
     int unknown(Tcl_Interp*, int, Tcl_Obj* const[]);
     int bad_subcommand(Tcl_Interp*, int, Tcl_Obj* const[]);
 
