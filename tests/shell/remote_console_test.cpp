@@ -1,5 +1,6 @@
 // The remote console from a client's side: authentication, the safe interpreter, malformed
-// input, confinement to the module path, and nonstop-shell --connect.
+// input, confinement to the module path, the memory budget, commands stuck in the framework,
+// TLS, the command log, and nonstop-shell --connect.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -14,14 +15,19 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <mutex>
+#include <regex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "nonstop/console_client.hpp"
 #include "nonstop/error.hpp"
 #include "nonstop/remote_console.hpp"
 #include "nonstop/runtime.hpp"
+#include "nonstop/tcl_commands.hpp"
+#include "probe.hpp"
 
 namespace {
 
@@ -288,6 +294,245 @@ TEST(RemoteConsoleToken, AGeneratedTokenIsWrittenForItsOwnerOnly) {
     EXPECT_TRUE(c.authenticate(token).ok);
     console.stop();  // with a client still connected
     EXPECT_FALSE(fs::exists(o.token_file));
+}
+
+TEST_F(RemoteConsoleTest, ValuesBeyondTheSessionsBudgetAreErrorsAndTheSessionGoesOn) {
+    auto c = client();
+    ASSERT_TRUE(c->execute("nonstop load m libcounter_v1.so").ok);
+    ASSERT_TRUE(c->execute("set b [string repeat x 40000000]; string length $b").ok);
+    for (const char* command : {
+             "set a [string repeat x 1100000000]; append a $a",
+             "append b $b",
+             "lappend b $b",
+             "lrepeat 100000000 abc",
+             "join [lrepeat 1000000 a] [string repeat y 1000]",
+             "format %2000000000s x",
+             "format %*s 2000000000 x",
+             "string cat $b $b",
+             "concat $b $b",
+             "list $b $b",
+             "set c $b$b",
+             "string map [list x [string repeat z 100]] $b",
+             "binary format x2000000000",
+             "regsub -all {} $b $b",
+             "subst {$b$b}",
+             "dict set d k $b; dict append d k $b",
+             "proc grow {} {set s [string repeat x 40000000]; append s $s}; grow",
+             "proc twice {v} {return [list $v $v]}; twice $b",
+         }) {
+        auto r = c->execute(command);
+        EXPECT_FALSE(r.ok) << command;
+        EXPECT_EQ(r.errorcode.rfind("NONSTOP MEMORY", 0), 0u) << command << ": " << r.errorcode;
+        EXPECT_NE(r.body.find("limit"), std::string::npos) << r.body;
+    }
+    // A child interpreter would not have the wrappers.
+    EXPECT_FALSE(c->execute("interp create child").ok);
+    // The session, the host and its module are still here.
+    EXPECT_EQ(c->execute("string length $b").body, "40000000");
+    EXPECT_EQ(c->execute("dict get [nonstop info m] version").body, "1");
+    nonstop::Message still;
+    still.type = 1;
+    still.payload = "still serving";
+    EXPECT_TRUE(runtime.send("m", still));
+    // Values each within the limit, but together beyond the session's budget.
+    ASSERT_TRUE(c->execute("unset b d").ok);
+    nonstop::ConsoleClient::Reply r;
+    int stored = 0;
+    for (; stored < 10; ++stored) {
+        r = c->execute("set v" + std::to_string(stored) + " [string repeat x 40000000]; list");
+        if (!r.ok) break;
+    }
+    EXPECT_EQ(r.errorcode.rfind("NONSTOP MEMORY", 0), 0u) << r.errorcode;
+    EXPECT_NE(r.body.find("budget"), std::string::npos) << r.body;
+    EXPECT_EQ(stored, 6);  // 6 x 40 MB fit in 256 MiB, a 7th does not
+    EXPECT_TRUE(c->execute("unset v0; set v0 [string repeat x 40000000]; list").ok);
+}
+
+TEST(RemoteConsoleStuck, ACommandStuckInTheFrameworkTimesOutAloneAndDoesNotHoldStop) {
+    probe::close_gate("hang");
+    nonstop::Config stuck_config = config();
+    stuck_config.initialize_timeout = std::chrono::seconds(120);
+    nonstop::Runtime runtime{stuck_config};
+    RemoteConsole::Options o;
+    o.token = "t";
+    o.command_time_limit = std::chrono::seconds(1);
+    auto console = std::make_unique<RemoteConsole>(runtime, o);
+    console->start();
+    ConsoleClient a, b;
+    a.connect("127.0.0.1", console->port());
+    ASSERT_TRUE(a.authenticate("t").ok);
+    a.send_raw("nonstop load stuck libhang_initialize.so\n");
+    ASSERT_TRUE(probe::wait_until_blocked("hang"));
+    // Another session gets in and works while the transaction hangs.
+    b.connect("127.0.0.1", console->port());
+    ASSERT_TRUE(b.authenticate("t").ok);
+    EXPECT_TRUE(b.execute("set x 1").ok);
+    EXPECT_TRUE(b.execute("nonstop history").ok);
+    auto r = a.read_reply();
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.errorcode, "NONSTOP TIMEOUT");
+    EXPECT_NE(r.body.find("'nonstop history'"), std::string::npos) << r.body;
+    EXPECT_TRUE(a.execute("nonstop modules").ok);  // the same session goes on
+    // A transaction queued behind the stuck one is bounded the same way.
+    r = b.execute("nonstop load queued libcounter_v1.so");
+    EXPECT_EQ(r.errorcode, "NONSTOP TIMEOUT");
+    // stop() returns with a command waiting inside the framework.
+    a.send_raw("nonstop load third libcounter_v1.so\n");
+    while (runtime.queued() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    console->stop();
+    EXPECT_TRUE(a.closed_by_peer());
+    // The transactions finish in the background; their reports are in the history.
+    probe::open_gate("hang");
+    ASSERT_TRUE(nonstop::TclCommands::wait_for_background(std::chrono::seconds(60)));
+    const auto history = runtime.history();
+    ASSERT_EQ(history.size(), 3u);
+    EXPECT_EQ(history[0].command.find("stuck") != std::string::npos, true) << history[0].command;
+    for (const auto& report : history) EXPECT_TRUE(report.ok()) << report.to_string();
+    EXPECT_TRUE(runtime.info("stuck"));
+    EXPECT_TRUE(runtime.info("third"));
+}
+
+TEST(RemoteConsoleLog, ConnectionsAuthenticationsAndCommandsAreLogged) {
+    nonstop::Runtime runtime{config()};
+    std::mutex mutex;
+    std::vector<std::string> lines;
+    RemoteConsole::Options o;
+    o.token = "t";
+    o.failed_token_delay = std::chrono::milliseconds(1);
+    o.log = [&](const std::string& line) {
+        std::lock_guard lock(mutex);
+        lines.push_back(line);
+    };
+    RemoteConsole console(runtime, o);
+    console.start();
+    std::string peer;
+    {
+        ConsoleClient wrong;
+        wrong.connect("127.0.0.1", console.port());
+        EXPECT_FALSE(wrong.authenticate("guess").ok);
+        ConsoleClient c;
+        c.connect("127.0.0.1", console.port());
+        sockaddr_in local{};
+        socklen_t length = sizeof local;
+        ::getsockname(c.fd_for_test(), reinterpret_cast<sockaddr*>(&local), &length);
+        peer = "127.0.0.1:" + std::to_string(ntohs(local.sin_port));
+        ASSERT_TRUE(c.authenticate("t").ok);
+        EXPECT_TRUE(c.execute("nonstop load logged libcounter_v1.so").ok);
+        EXPECT_FALSE(c.execute("nonstop info ghost").ok);
+        EXPECT_TRUE(c.execute("if {1} {\n  set a \"x\ty\"\n}").ok);
+    }
+    console.stop();
+    std::lock_guard lock(mutex);
+    std::string all;
+    for (const auto& l : lines) all += l + "\n";
+    const std::string time = R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)";
+    auto logged = [&](const std::string& pattern) {
+        return std::regex_search(all, std::regex(time + " console " + pattern));
+    };
+    EXPECT_TRUE(logged(R"(127\.0\.0\.1:\d+ authentication failed: wrong token)")) << all;
+    EXPECT_TRUE(logged(peer + " authenticated")) << all;
+    EXPECT_TRUE(logged(peer + R"( command "nonstop load logged libcounter_v1.so" ok \d+\.\dms)"))
+        << all;
+    EXPECT_TRUE(
+        logged(peer + R"( command "nonstop info ghost" error \{NONSTOP UNKNOWN_MODULE ghost\} )"))
+        << all;
+    EXPECT_TRUE(logged(peer + R"( command "if \{1\} \{\\n  set a \\"x\\ty\\"\\n\}" ok)")) << all;
+    EXPECT_TRUE(logged(peer + " closed")) << all;
+    for (const auto& l : lines) EXPECT_EQ(l.find('\n'), std::string::npos) << l;
+}
+
+// A self-signed certificate for 127.0.0.1, made with the openssl command once per run.
+class RemoteConsoleTls : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        dir_ = fs::temp_directory_path() / ("nonstop-tls-" + std::to_string(::getpid()));
+        fs::create_directories(dir_);
+        const std::string command =
+            "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -addext "
+            "subjectAltName=IP:127.0.0.1 -keyout " +
+            (dir_ / "key.pem").string() + " -out " + (dir_ / "cert.pem").string() +
+            " > /dev/null 2>&1";
+        ASSERT_EQ(std::system(command.c_str()), 0);
+    }
+    static void TearDownTestSuite() { fs::remove_all(dir_); }
+    void SetUp() override {
+        RemoteConsole::Options o;
+        o.token = "secret-token";
+        o.auth_time_limit = std::chrono::seconds(2);
+        o.tls_certificate_file = cert();
+        o.tls_key_file = (dir_ / "key.pem").string();
+        console = std::make_unique<RemoteConsole>(runtime, o);
+        console->start();
+    }
+    static std::string cert() { return (dir_ / "cert.pem").string(); }
+
+    static fs::path dir_;
+    nonstop::Runtime runtime{config()};
+    std::unique_ptr<RemoteConsole> console;
+};
+fs::path RemoteConsoleTls::dir_;
+
+TEST_F(RemoteConsoleTls, CommandsRunOverTls) {
+    ConsoleClient c;
+    c.connect_tls("127.0.0.1", console->port(), {cert()});
+    ASSERT_TRUE(c.authenticate("secret-token").ok);
+    auto r = c.execute("nonstop load tls libcounter_v1.so");
+    EXPECT_TRUE(r.ok) << r.body;
+    r = c.execute("string repeat ab 100000");
+    EXPECT_EQ(r.body.size(), 200000u);
+    EXPECT_EQ(runtime.info("tls")->version, "1");
+}
+
+TEST_F(RemoteConsoleTls, AWrongTokenIsRefusedOverTls) {
+    ConsoleClient c;
+    c.connect_tls("127.0.0.1", console->port(), {cert()});
+    auto r = c.authenticate("guess");
+    EXPECT_EQ(r.errorcode, "NONSTOP AUTH");
+    EXPECT_TRUE(c.closed_by_peer());
+}
+
+TEST_F(RemoteConsoleTls, APlainClientIsClosed) {
+    ConsoleClient c;
+    c.connect("127.0.0.1", console->port());
+    c.send_raw("secret-token\nnonstop load plain libcounter_v1.so\n");
+    EXPECT_THROW(c.read_reply(), nonstop::Error);
+    EXPECT_FALSE(runtime.info("plain"));
+}
+
+TEST_F(RemoteConsoleTls, AnUntrustedCertificateIsRefusedByTheClient) {
+    // Another self-signed certificate is not the console's.
+    const std::string other = (dir_ / "other.pem").string();
+    ASSERT_EQ(std::system(("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=other "
+                           "-keyout " +
+                           (dir_ / "other-key.pem").string() + " -out " + other +
+                           " > /dev/null 2>&1")
+                              .c_str()),
+              0);
+    ConsoleClient c;
+    try {
+        c.connect_tls("127.0.0.1", console->port(), {other});
+        ADD_FAILURE() << "connected to a console it cannot verify";
+    } catch (const nonstop::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("not trusted"), std::string::npos) << e.what();
+    }
+}
+
+TEST(RemoteConsoleAddress, AnAddressOtherThanLoopbackNeedsTls) {
+    nonstop::Runtime runtime{config()};
+    RemoteConsole::Options o;
+    o.token = "t";
+    o.address = "0.0.0.0";
+    RemoteConsole console(runtime, o);
+    try {
+        console.start();
+        ADD_FAILURE() << "listened on 0.0.0.0 in plain text";
+    } catch (const nonstop::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("only with TLS"), std::string::npos) << e.what();
+    }
+    o.tls_certificate_file = "/nonexistent/cert.pem";
+    o.tls_key_file = "/nonexistent/key.pem";
+    RemoteConsole bad(runtime, o);
+    EXPECT_THROW(bad.start(), nonstop::Error);
 }
 
 // nonstop-shell --connect: prints results and fails a batch on its first error, naming the line.
