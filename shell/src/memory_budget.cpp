@@ -144,7 +144,8 @@ Estimate format(Tcl_Interp*, int objc, Tcl_Obj* const objv[], std::size_t) {
     if (objc < 2) return {};
     double total = size_of(objv[1]) + numbers_in(objv[1]) + sum(2, objc, objv);
     if (std::strchr(Tcl_GetString(objv[1]), '*'))  // widths taken from the arguments
-        for (int i = 2; i < objc; ++i) total += static_cast<double>(std::max(0LL, integer(objv[i])));
+        for (int i = 2; i < objc; ++i)
+            total += static_cast<double>(std::max(0LL, integer(objv[i])));
     return {total, 0, false};
 }
 
@@ -199,8 +200,7 @@ Estimate subst(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[], std::size_t)
                  ++j)
                 name += s[j];
         }
-        if (!name.empty())
-            total += size_of(Tcl_GetVar2Ex(interp, name.c_str(), nullptr, 0));
+        if (!name.empty()) total += size_of(Tcl_GetVar2Ex(interp, name.c_str(), nullptr, 0));
     }
     return {total, 0, false};
 }
@@ -230,7 +230,8 @@ double variables_total(Tcl_Interp* interp) {
     for (std::size_t k = 0; k < namespaces.size() && k < 4096; ++k) {
         const std::string ns = namespaces[k];
         const std::string pattern = (ns == "::" ? std::string() : ns) + "::*";
-        if (Tcl_Obj* vars = call(interp, {"::info", "vars"}, Tcl_NewStringObj(pattern.c_str(), -1))) {
+        if (Tcl_Obj* vars =
+                call(interp, {"::info", "vars"}, Tcl_NewStringObj(pattern.c_str(), -1))) {
             int n = 0;
             Tcl_Obj** names = nullptr;
             Tcl_ListObjGetElements(nullptr, vars, &n, &names);
@@ -241,14 +242,14 @@ double variables_total(Tcl_Interp* interp) {
                 if (elements) Tcl_ListObjGetElements(nullptr, elements, &m, &keys);
                 if (m == 0) total += variable(interp, names[i]);
                 for (int j = 0; j < m; ++j)
-                    total += size_of(Tcl_ObjGetVar2(interp, names[i], keys[j], 0)) +
-                             size_of(keys[j]);
+                    total +=
+                        size_of(Tcl_ObjGetVar2(interp, names[i], keys[j], 0)) + size_of(keys[j]);
                 if (elements) Tcl_DecrRefCount(elements);
             }
             Tcl_DecrRefCount(vars);
         }
-        if (Tcl_Obj* children = call(interp, {"::namespace", "children"},
-                                     Tcl_NewStringObj(ns.c_str(), -1))) {
+        if (Tcl_Obj* children =
+                call(interp, {"::namespace", "children"}, Tcl_NewStringObj(ns.c_str(), -1))) {
             int n = 0;
             Tcl_Obj** items = nullptr;
             Tcl_ListObjGetElements(nullptr, children, &n, &items);
@@ -349,7 +350,7 @@ void MemoryBudget::install(Tcl_Interp* interp, std::size_t max_value, std::size_
     for (const auto& c : commands) {
         Tcl_CmdInfo info;
         if (!Tcl_GetCommandInfo(interp, c.name, &info) || !info.objProc) continue;
-        auto* w = new Wrapped{session,         info.objProc,     info.objClientData,
+        auto* w = new Wrapped{session,         info.objProc,    info.objClientData,
                               info.deleteProc, info.deleteData, c.estimate};
         info.objProc = &checked;
         info.objClientData = w;

@@ -13,6 +13,7 @@
 #include <tcl.h>
 #include <algorithm>
 #include <cerrno>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -30,8 +31,8 @@ namespace nonstop {
 
 struct RemoteConsole::Client {
     int fd = -1;
-    std::string peer;       // the address it connects from
-    std::string peer_port;  // address:port, for the log
+    std::string peer;                  // the address it connects from
+    std::string peer_port;             // address:port, for the log
     std::unique_ptr<Channel> channel;  // made and used by the client's thread only
     // The running command's deadline (steady clock ticks), for framework calls it waits for.
     std::atomic<std::chrono::steady_clock::rep> deadline{0};
@@ -113,9 +114,9 @@ std::string utc_now() {
     std::tm tm{};
     ::gmtime_r(&t, &tm);
     char text[96];
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch())
-                        .count() %
-                    1000;
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
+        1000;
     std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                   static_cast<int>(ms));
@@ -152,11 +153,36 @@ std::string quoted(const std::string& command) {
 
 bool loopback(const std::string& address) { return address.rfind("127.", 0) == 0; }
 
+// Set in a session's thread: what to do when Tcl panics there.
+thread_local std::function<void(const std::string&)>* session_panic = nullptr;
+
+// Tcl panics (and aborts the process) where it cannot go on: a value past 2 GiB (`$a$a$a...`
+// of large values, which no command wrapper sees), an allocation that fails. In a console
+// session that ends only the session: its thread exits (its interpreter and values are left
+// allocated), the host and every other session go on. Elsewhere Tcl's behaviour is kept.
+void panic_in_session(const char* format, ...) {
+    char message[512];
+    va_list args;
+    va_start(args, format);
+    std::vsnprintf(message, sizeof message, format, args);
+    va_end(args);
+    if (!session_panic) {
+        std::fprintf(stderr, "%s\n", message);
+        std::fflush(stderr);
+        std::abort();
+    }
+    (*session_panic)(message);
+    ::pthread_exit(nullptr);
+}
+
 void init_tcl_once() {
     static std::once_flag once;
     // A host that never used Tcl has not initialised its subsystems. Tcl 8.6 initialises them
     // idempotently and leaves an executable name set earlier alone when given NULL.
-    std::call_once(once, [] { Tcl_FindExecutable(nullptr); });
+    std::call_once(once, [] {
+        Tcl_FindExecutable(nullptr);
+        Tcl_SetPanicProc(&panic_in_session);
+    });
 }
 
 }  // namespace
@@ -178,8 +204,7 @@ void RemoteConsole::set_up_tls() {
                         "key file)");
         return;
     }
-    if (!certificate || !key)
-        throw Error("TLS needs both a certificate file and a key file");
+    if (!certificate || !key) throw Error("TLS needs both a certificate file and a key file");
     tls_ = SSL_CTX_new(TLS_server_method());
     if (!tls_) throw Error("cannot set up TLS: " + Channel::openssl_error());
     SSL_CTX_set_min_proto_version(tls_, TLS1_2_VERSION);
@@ -189,8 +214,8 @@ void RemoteConsole::set_up_tls() {
               "': " + Channel::openssl_error();
     else if (SSL_CTX_use_PrivateKey_file(tls_, options_.tls_key_file.c_str(), SSL_FILETYPE_PEM) !=
              1)
-        why = "cannot use the key file '" + options_.tls_key_file +
-              "': " + Channel::openssl_error();
+        why =
+            "cannot use the key file '" + options_.tls_key_file + "': " + Channel::openssl_error();
     else if (SSL_CTX_check_private_key(tls_) != 1)
         why = "the key file '" + options_.tls_key_file + "' does not match the certificate";
     if (!why.empty()) {
@@ -360,9 +385,9 @@ void RemoteConsole::accept_loop() {
         auto client = std::make_unique<Client>();
         client->fd = fd;
         client->peer = peer_of(address);
-        client->peer_port = (address.ss_family == AF_INET6 ? "[" + client->peer + "]"
-                                                            : client->peer) +
-                            ":" + std::to_string(port_of(address));
+        client->peer_port =
+            (address.ss_family == AF_INET6 ? "[" + client->peer + "]" : client->peer) + ":" +
+            std::to_string(port_of(address));
         Client& c = *client;
         clients_.push_back(std::move(client));
         c.thread = std::thread([this, &c] {
@@ -371,12 +396,22 @@ void RemoteConsole::accept_loop() {
             sigemptyset(&pipe);
             sigaddset(&pipe, SIGPIPE);
             pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+            // Also when the thread exits from a Tcl panic (see panic_in_session).
+            struct Done {
+                RemoteConsole* console;
+                Client& client;
+                ~Done() {
+                    {
+                        std::lock_guard lock(console->mutex_);
+                        client.interp = nullptr;
+                    }
+                    client.done = true;
+                }
+            } done{this, c};
             serve(c);
-            c.done = true;
         });
     }
 }
-
 
 // Evaluates one complete command within the session's time limit, replies with its result and
 // logs it. False when the interpreter can take no further work (time-limited or cancelled).
@@ -416,13 +451,13 @@ bool RemoteConsole::evaluate(Client& client, Tcl_Interp* interp, const std::stri
     }
     for (char& c : outcome)
         if (c == '\n' || c == '\r') c = ' ';
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                                began)
-                          .count();
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count();
     char took[32];
     std::snprintf(took, sizeof took, "%.1fms", ms);
-    const std::string text =
-        !command.empty() && command.back() == '\n' ? command.substr(0, command.size() - 1) : command;
+    const std::string text = !command.empty() && command.back() == '\n'
+                                 ? command.substr(0, command.size() - 1)
+                                 : command;
     log(client, "command " + quoted(text) + " " + outcome + " " + took);
     // A cancelled or time-limited interpreter refuses further work; a fresh start is simpler
     // than resetting every limit flag, and only this client's state is lost.
@@ -530,6 +565,15 @@ void RemoteConsole::serve(Client& client) {
             return;
         }
     }
+    std::function<void(const std::string&)> on_panic = [this, &client](const std::string& why) {
+        reply(*client.channel, false,
+              "the command made Tcl give up (" + why + "); this session ends, the host goes on",
+              "NONSTOP PANIC");
+        log(client, "closed: Tcl panicked: " + why);
+        client.channel->close_write();
+        ::shutdown(client.fd, SHUT_RDWR);
+    };
+    session_panic = &on_panic;
     // The interpreter is created, used and deleted in this thread only (Tcl's rule).
     Tcl_Interp* interp = session_interp(runtime_, options_, client.deadline);
     {
@@ -564,6 +608,7 @@ void RemoteConsole::serve(Client& client) {
         client.interp = nullptr;
     }
     Tcl_DeleteInterp(interp);
+    session_panic = nullptr;
     client.channel->close_write();
     ::shutdown(client.fd, SHUT_RDWR);
     log(client, "closed");

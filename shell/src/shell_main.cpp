@@ -81,8 +81,7 @@ std::optional<Arguments> parse(int argc, char** argv) {
             a.tls = true;
             a.tls_insecure = a.tls_insecure || arg == "--tls-insecure";
             continue;
-        }
-        else if (arg == "--lifecycle") {
+        } else if (arg == "--lifecycle") {
             a.lifecycle = true;
             continue;
         } else if (arg == "--help" || arg == "-h") {

@@ -6,9 +6,9 @@
 #include <filesystem>
 #include <mutex>
 #include <optional>
-#include <thread>
 #include <string_view>
 #include <system_error>
+#include <thread>
 
 #include "nonstop/error.hpp"
 #include "nonstop/runtime.hpp"
@@ -167,8 +167,8 @@ int bounded(Tcl_Interp* interp, const TclCommands::Policy& policy, std::function
     std::unique_lock lock(state->mutex);
     for (;;) {
         // Woken now and then to notice a cancellation (the console stopping).
-        const auto until = std::min(deadline, std::chrono::steady_clock::now() +
-                                                  std::chrono::milliseconds(50));
+        const auto until =
+            std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(50));
         if (state->done_changed.wait_until(lock, until, [&] { return state->done; })) break;
         if (Tcl_Canceled(interp, 0) != TCL_OK || std::chrono::steady_clock::now() >= deadline) {
             Tcl_ResetResult(interp);
@@ -414,8 +414,7 @@ int TclCommands::set_timer(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) 
         return fail(interp, "expected a number of seconds but got '" + text(objv[1]) + "'",
                     "USAGE");
     const std::chrono::milliseconds limit(std::llround(seconds * 1000.0));
-    return finish_within(interp, policy_,
-                         [&rt = runtime_, limit] { return rt.set_timer(limit); });
+    return finish_within(interp, policy_, [&rt = runtime_, limit] { return rt.set_timer(limit); });
 }
 
 int TclCommands::modules(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
@@ -470,7 +469,9 @@ int TclCommands::send(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     bool accepted = false;
     if (bounded<bool>(
             interp, policy_,
-            [&rt = runtime_, name, m = std::move(m)]() mutable { return rt.send(name, std::move(m)); },
+            [&rt = runtime_, name, m = std::move(m)]() mutable {
+                return rt.send(name, std::move(m));
+            },
             accepted) != TCL_OK)
         return TCL_ERROR;
     if (!accepted)

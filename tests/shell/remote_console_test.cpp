@@ -348,6 +348,21 @@ TEST_F(RemoteConsoleTest, ValuesBeyondTheSessionsBudgetAreErrorsAndTheSessionGoe
     EXPECT_TRUE(c->execute("unset v0; set v0 [string repeat x 40000000]; list").ok);
 }
 
+TEST_F(RemoteConsoleTest, WhatOnlyTclCanRefuseEndsTheSessionNotTheHost) {
+    ASSERT_TRUE(client()->execute("nonstop load p libcounter_v1.so").ok);
+    auto c = client();
+    ASSERT_TRUE(c->execute("set b [string repeat x 40000000]; list").ok);
+    // One word of 60 references: no command sees the 2.4 GB before Tcl gives up building it.
+    std::string word;
+    for (int i = 0; i < 60; ++i) word += "$b";
+    auto r = c->execute("set c " + word);
+    EXPECT_EQ(r.errorcode, "NONSTOP PANIC") << r.body;
+    EXPECT_TRUE(c->closed_by_peer());
+    auto d = client();
+    EXPECT_EQ(d->execute("dict get [nonstop info p] version").body, "1");
+    EXPECT_TRUE(d->execute("set x [string repeat y 1000]; string length $x").ok);
+}
+
 TEST(RemoteConsoleStuck, ACommandStuckInTheFrameworkTimesOutAloneAndDoesNotHoldStop) {
     probe::close_gate("hang");
     nonstop::Config stuck_config = config();
@@ -502,12 +517,12 @@ TEST_F(RemoteConsoleTls, APlainClientIsClosed) {
 TEST_F(RemoteConsoleTls, AnUntrustedCertificateIsRefusedByTheClient) {
     // Another self-signed certificate is not the console's.
     const std::string other = (dir_ / "other.pem").string();
-    ASSERT_EQ(std::system(("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=other "
-                           "-keyout " +
-                           (dir_ / "other-key.pem").string() + " -out " + other +
-                           " > /dev/null 2>&1")
-                              .c_str()),
-              0);
+    ASSERT_EQ(
+        std::system(("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=other "
+                     "-keyout " +
+                     (dir_ / "other-key.pem").string() + " -out " + other + " > /dev/null 2>&1")
+                        .c_str()),
+        0);
     ConsoleClient c;
     try {
         c.connect_tls("127.0.0.1", console->port(), {other});
