@@ -532,6 +532,37 @@ TEST_F(RemoteConsoleTls, AnUntrustedCertificateIsRefusedByTheClient) {
     }
 }
 
+// Runs nonstop-shell with `options` and a one-line batch; its exit status, its output in `out`.
+int run_shell(const std::string& options, const std::string& batch_line, std::string& out) {
+    const fs::path dir = fs::temp_directory_path();
+    const std::string stem = "nonstop-tls-shell-" + std::to_string(::getpid());
+    const fs::path batch = dir / (stem + ".tcl"), output = dir / (stem + ".out");
+    std::ofstream(batch) << batch_line << "\n";
+    const std::string command = "NONSTOP_CONSOLE_TOKEN=secret-token " +
+                                std::string(NONSTOP_SHELL_PATH) + " " + options + " " +
+                                batch.string() + " > " + output.string() + " 2>&1";
+    const int status = std::system(command.c_str());
+    std::stringstream s;
+    s << std::ifstream(output).rdbuf();
+    out = s.str();
+    fs::remove(batch);
+    fs::remove(output);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST_F(RemoteConsoleTls, TheShellConnectsWithTls) {
+    const std::string to = "--connect 127.0.0.1:" + std::to_string(console->port());
+    std::string out;
+    EXPECT_EQ(run_shell(to + " --tls --tls-ca " + cert(), "Load viashell libcounter_v1.so", out), 0)
+        << out;
+    EXPECT_TRUE(runtime.info("viashell"));
+    // Without --tls the shell speaks plain text, which the console does not answer.
+    EXPECT_EQ(run_shell(to, "nonstop modules", out), 1) << out;
+    // A host other than loopback: its certificate must be verified, or skipping that said.
+    EXPECT_EQ(run_shell("--connect 192.0.2.1:1 --tls", "nonstop modules", out), 2);
+    EXPECT_NE(out.find("needs --tls-ca FILE"), std::string::npos) << out;
+}
+
 TEST(RemoteConsoleAddress, AnAddressOtherThanLoopbackNeedsTls) {
     nonstop::Runtime runtime{config()};
     RemoteConsole::Options o;
