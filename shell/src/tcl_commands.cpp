@@ -145,24 +145,34 @@ int bounded(Tcl_Interp* interp, const TclCommands::Policy& policy, std::function
         std::lock_guard lock(background().mutex);
         ++background().running;
     }
-    std::thread([state, call = std::move(call)] {
-        std::optional<T> result;
-        std::exception_ptr error;
-        try {
-            result = call();
-        } catch (...) {
-            error = std::current_exception();
-        }
-        {
-            std::lock_guard lock(state->mutex);
-            state->result = std::move(result);
-            state->error = error;
-            state->done = true;
-        }
-        state->done_changed.notify_all();
+    auto leave = [] {
         std::lock_guard lock(background().mutex);
         if (--background().running == 0) background().idle.notify_all();
-    }).detach();
+    };
+    std::thread worker;
+    try {
+        worker = std::thread([state, call = std::move(call), leave] {
+            std::optional<T> result;
+            std::exception_ptr error;
+            try {
+                result = call();
+            } catch (...) {
+                error = std::current_exception();
+            }
+            {
+                std::lock_guard lock(state->mutex);
+                state->result = std::move(result);
+                state->error = error;
+                state->done = true;
+            }
+            state->done_changed.notify_all();
+            leave();
+        });
+    } catch (...) {
+        leave();  // no thread: nothing runs in the background
+        throw;
+    }
+    worker.detach();
     const auto deadline = policy.wait_until();
     std::unique_lock lock(state->mutex);
     for (;;) {
@@ -173,9 +183,9 @@ int bounded(Tcl_Interp* interp, const TclCommands::Policy& policy, std::function
         if (Tcl_Canceled(interp, 0) != TCL_OK || std::chrono::steady_clock::now() >= deadline) {
             Tcl_ResetResult(interp);
             return fail(interp,
-                        "the command stopped waiting at the session's time limit; the framework "
-                        "goes on with it in the background and its report will be in "
-                        "'nonstop history'",
+                        "the command stopped waiting at the session's time limit (or because the "
+                        "console stops); the framework goes on with it in the background and its "
+                        "report will be in 'nonstop history'",
                         "TIMEOUT");
         }
     }
