@@ -559,6 +559,9 @@ TEST_F(RemoteConsoleTls, TheShellConnectsWithTls) {
     EXPECT_EQ(run_shell(to + " --tls --tls-ca " + cert(), "Load viashell libcounter_v1.so", out), 0)
         << out;
     EXPECT_TRUE(runtime.info("viashell"));
+    // On loopback --tls alone encrypts without identifying the console.
+    EXPECT_EQ(run_shell(to + " --tls", "nonstop modules", out), 0) << out;
+    EXPECT_NE(out.find("viashell"), std::string::npos) << out;
     // Without --tls the shell speaks plain text, which the console does not answer.
     EXPECT_EQ(run_shell(to, "nonstop modules", out), 1) << out;
     // A host other than loopback: its certificate must be verified, or skipping that said.
