@@ -216,14 +216,14 @@ Estimate subst(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[], std::size_t)
 
 // --- the session's variables ----------------------------------------------------------------
 
-Tcl_Obj* call(Tcl_Interp* interp, std::initializer_list<const char*> words, Tcl_Obj* last) {
+Tcl_Obj* call(Tcl_Interp* interp, std::initializer_list<const char*> words, Tcl_Obj* last,
+              int flags = TCL_EVAL_GLOBAL) {
     std::vector<Tcl_Obj*> objv;
     for (const char* w : words) objv.push_back(Tcl_NewStringObj(w, -1));
     if (last) objv.push_back(last);
     for (Tcl_Obj* o : objv) Tcl_IncrRefCount(o);
     Tcl_Obj* result = nullptr;
-    if (Tcl_EvalObjv(interp, static_cast<int>(objv.size()), objv.data(), TCL_EVAL_GLOBAL) ==
-        TCL_OK) {
+    if (Tcl_EvalObjv(interp, static_cast<int>(objv.size()), objv.data(), flags) == TCL_OK) {
         result = Tcl_GetObjResult(interp);
         Tcl_IncrRefCount(result);
     }
@@ -231,10 +231,58 @@ Tcl_Obj* call(Tcl_Interp* interp, std::initializer_list<const char*> words, Tcl_
     return result;
 }
 
-/// What the global and namespace variables hold together (locals of running procedures are
-/// not counted: each of their values is still bounded by max_value).
-double variables_total(Tcl_Interp* interp) {
+/// The elements of a list that `call` returned (and released by the caller).
+std::vector<Tcl_Obj*> items_of(Tcl_Obj* list) {
+    int n = 0;
+    Tcl_Obj** items = nullptr;
+    if (!list || Tcl_ListObjGetElements(nullptr, list, &n, &items) != TCL_OK) return {};
+    return {items, items + n};
+}
+
+/// What the local variables of every running procedure hold (a recursion that keeps a large
+/// value at each level counts each one).
+double locals_total(Tcl_Interp* interp) {
     double total = 0;
+    Tcl_Obj* level = call(interp, {"::info", "level"}, nullptr, 0);
+    long levels = 0;
+    if (level) {
+        Tcl_GetLongFromObj(nullptr, level, &levels);
+        Tcl_DecrRefCount(level);
+    }
+    for (long k = 1; k <= levels; ++k) {
+        const std::string at = "#" + std::to_string(k);
+        // The size of what `words... name` returns when run in that frame.
+        auto in_frame = [&](std::initializer_list<const char*> words, Tcl_Obj* name) {
+            Tcl_Obj* script = Tcl_NewListObj(0, nullptr);
+            Tcl_IncrRefCount(script);
+            for (const char* w : words)
+                Tcl_ListObjAppendElement(nullptr, script, Tcl_NewStringObj(w, -1));
+            if (name) Tcl_ListObjAppendElement(nullptr, script, name);
+            Tcl_Obj* result = call(interp, {"::uplevel", at.c_str()}, script, 0);
+            Tcl_DecrRefCount(script);
+            return result;
+        };
+        Tcl_Obj* names = in_frame({"::info", "locals"}, nullptr);
+        for (Tcl_Obj* name : items_of(names)) {
+            // An array's elements, or else the scalar's value.
+            Tcl_Obj* value = in_frame({"::array", "get"}, name);
+            double size = size_of(value);
+            if (value) Tcl_DecrRefCount(value);
+            if (size == 0) {
+                value = in_frame({"::set"}, name);
+                size = size_of(value);
+                if (value) Tcl_DecrRefCount(value);
+            }
+            total += size;
+        }
+        if (names) Tcl_DecrRefCount(names);
+    }
+    return total;
+}
+
+/// What the global, namespace and local variables hold together.
+double variables_total(Tcl_Interp* interp) {
+    double total = locals_total(interp);
     std::vector<std::string> namespaces{"::"};
     for (std::size_t k = 0; k < namespaces.size() && k < 4096; ++k) {
         const std::string ns = namespaces[k];
@@ -284,32 +332,31 @@ std::string mib(double bytes) {
 int checked(ClientData data, Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     auto* w = static_cast<Wrapped*>(data);
     Session& s = *w->session;
-    if (!s.counting) {
-        const Estimate e = w->estimate(interp, objc, objv, s.max_value);
-        const std::string what = Tcl_GetString(objv[0]);
-        if (e.bytes > static_cast<double>(s.max_value))
-            return refuse(interp,
-                          "'" + what + "' would build a value of about " + mib(e.bytes) +
-                              ", more than this session's limit of " + mib(s.max_value),
-                          e.bytes, s.max_value);
-        const double added = e.bytes - e.replaced;
-        if (e.store && added > 0) {
-            s.unchecked += added;
-            if (s.unchecked > static_cast<double>(s.budget) / 16) {
-                // Counted now and then, not at every store: the sum walks every variable.
-                s.counting = true;
-                Tcl_InterpState state = Tcl_SaveInterpState(interp, TCL_OK);
-                const double total = variables_total(interp);
-                Tcl_RestoreInterpState(interp, state);
-                s.counting = false;
-                s.unchecked = 0;
-                if (total + added > static_cast<double>(s.budget))
-                    return refuse(interp,
-                                  "'" + what + "' would take this session's variables to about " +
-                                      mib(total + added) + ", more than its budget of " +
-                                      mib(s.budget),
-                                  total + added, s.budget);
-            }
+    // Checked even while the variables are being counted: a read trace runs scripts then.
+    const Estimate e = w->estimate(interp, objc, objv, s.max_value);
+    if (e.bytes > static_cast<double>(s.max_value))
+        return refuse(interp,
+                      "'" + std::string(Tcl_GetString(objv[0])) +
+                          "' would build a value of about " + mib(e.bytes) +
+                          ", more than this session's limit of " + mib(s.max_value),
+                      e.bytes, s.max_value);
+    const double added = e.bytes - e.replaced;
+    if (e.store && added > 0 && !s.counting) {
+        s.unchecked += added;
+        if (s.unchecked > static_cast<double>(s.budget) / 16) {
+            // Counted now and then, not at every store: the sum walks every variable.
+            s.counting = true;
+            Tcl_InterpState state = Tcl_SaveInterpState(interp, TCL_OK);
+            const double total = variables_total(interp);
+            Tcl_RestoreInterpState(interp, state);
+            s.counting = false;
+            s.unchecked = 0;
+            if (total + added > static_cast<double>(s.budget))
+                return refuse(interp,
+                              "'" + std::string(Tcl_GetString(objv[0])) +
+                                  "' would take this session's variables to about " +
+                                  mib(total + added) + ", more than its budget of " + mib(s.budget),
+                              total + added, s.budget);
         }
     }
     return w->proc(w->data, interp, objc, objv);

@@ -8,8 +8,9 @@
 // (string repeat: length times count; append: the variable plus the arguments; format: the
 // arguments plus every width in the format...) and refuses, with the errorcode
 // {NONSTOP MEMORY bytes limit}, a value above max_value or a store that would take the session's
-// variables above the budget. Inline compilation of commands is turned off (an object trace), so
-// that a procedure's bytecode cannot bypass the wrappers.
+// variables (global, namespace and the locals of running procedures) above the budget. Inline
+// compilation of commands is turned off (an object trace), so that a procedure's bytecode cannot
+// bypass the wrappers. Long lists and dictionaries are sized from a sample of their elements.
 #pragma once
 
 #include <cstddef>
@@ -22,7 +23,7 @@ class MemoryBudget {
 public:
     /// Wraps the value-building commands of `interp` (for the interpreter's lifetime).
     /// `max_value`: the largest value a command may build; `budget`: the most that the
-    /// session's global and namespace variables may hold together.
+    /// session's variables (global, namespace, locals) may hold together.
     static void install(Tcl_Interp* interp, std::size_t max_value, std::size_t budget);
 };
 

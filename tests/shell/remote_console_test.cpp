@@ -345,6 +345,11 @@ TEST_F(RemoteConsoleTest, ValuesBeyondTheSessionsBudgetAreErrorsAndTheSessionGoe
     EXPECT_NE(r.body.find("budget"), std::string::npos) << r.body;
     EXPECT_EQ(stored, 6);  // 6 x 40 MB fit in 256 MiB, a 7th does not
     EXPECT_TRUE(c->execute("unset v0; set v0 [string repeat x 40000000]; list").ok);
+    // Locals count too: a recursion keeping a large value at each level.
+    ASSERT_TRUE(c->execute("foreach v [info vars v*] {unset $v}").ok);
+    r = c->execute("proc deep {n} {set mine [string repeat x 40000000]; deep [incr n]}; deep 0");
+    EXPECT_EQ(r.errorcode.rfind("NONSTOP MEMORY", 0), 0u) << r.errorcode;
+    EXPECT_TRUE(c->execute("info exists mine").ok);
 }
 
 TEST_F(RemoteConsoleTest, WhatOnlyTclCanRefuseEndsTheSessionNotTheHost) {

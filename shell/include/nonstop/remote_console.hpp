@@ -76,7 +76,7 @@ public:
         std::chrono::seconds command_time_limit{60};
         /// The largest value (string, list...) one command may build.
         std::size_t max_value_bytes = std::size_t{64} << 20;
-        /// The most that one session's global and namespace variables may hold together.
+        /// The most that one session's variables (global, namespace, locals) may hold together.
         std::size_t memory_budget = std::size_t{256} << 20;
         /// PEM files of the console's certificate (chain) and private key. Both set: every
         /// connection speaks TLS. Required for an address other than loopback.
