@@ -478,8 +478,11 @@ void ModuleTask::run_loop() {
 }
 
 void ModuleTask::serve_message(ACE_Message_Block* block) {
-    auto message = InputQueue::message_of(block);
-    block->release();
+    struct Release {  // also when the handler ends the thread (unwinding)
+        ACE_Message_Block* block;
+        ~Release() { block->release(); }
+    } release{block};
+    const Message& message = InputQueue::message_of(block);
     if (awaiting_first_) {
         awaiting_first_ = false;
         std::lock_guard lock(mutex_);
@@ -487,7 +490,7 @@ void ModuleTask::serve_message(ACE_Message_Block* block) {
         first_served_set_ = true;
         cv_.notify_all();
     }
-    if (!call_module("handle", [&] { module_->handle(*message); })) return;
+    if (!call_module("handle", [&] { module_->handle(message); })) return;
     // One writer at a time (the serving version's thread; versions hand over through the
     // decision mutex), so a plain store, not a locked add, suffices.
     counters_.handled.store(counters_.handled.load(std::memory_order_relaxed) + 1,

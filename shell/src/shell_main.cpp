@@ -2,6 +2,7 @@
 // ::nonstop commands and the thesis spellings bound to this process's runtime; with --connect
 // it forwards commands to a host's RemoteConsole.
 #include <pthread.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -27,6 +28,7 @@
 #include "nonstop/lifecycle_printer.hpp"
 #include "nonstop/runtime.hpp"
 #include "nonstop/tcl_commands.hpp"
+#include "repl.hpp"
 
 #ifndef NONSTOP_PACKAGE_VERSION
 #error NONSTOP_PACKAGE_VERSION must be defined
@@ -287,12 +289,16 @@ int run_remote(const Arguments& a) {
             return 1;
         }
     }
+    if (!batch && ::isatty(0)) {
+        // A terminal gets the prompt with line editing; this interpreter only runs it.
+        Tcl_Interp* interp = Tcl_CreateInterp();
+        if (Tcl_Init(interp) != TCL_OK) Tcl_ResetResult(interp);
+        nonstop::Repl::run(interp, &client, "nonstop@" + *a.connect + "> ");
+    }
     std::istream& in = batch ? static_cast<std::istream&>(file) : std::cin;
-    const bool prompt = !batch && ::isatty(0);
     std::string pending, line;
     int line_no = 0, first_line = 0;
     for (;;) {
-        if (prompt) std::cout << (pending.empty() ? "nonstop> " : "> ") << std::flush;
         if (!std::getline(in, line)) break;
         ++line_no;
         if (pending.empty()) {
@@ -313,6 +319,11 @@ int run_remote(const Arguments& a) {
     return 0;
 }
 
+// The terminal's modes as the shell found them: readline changes them while it reads a line,
+// and a signal may end the shell in the middle of one.
+termios initial_terminal{};
+bool restore_terminal = false;
+
 /// SIGINT or SIGTERM: every module is removed (within the runtime's shutdown limit, stuck ones
 /// abandoned and named) and the shell exits 0.
 void stop_on(sigset_t signals, nonstop::Runtime& runtime) {
@@ -322,6 +333,7 @@ void stop_on(sigset_t signals, nonstop::Runtime& runtime) {
         std::cerr << "nonstop-shell: " << strsignal(signal) << ": removing every module\n";
         runtime.unload_all();
         std::cout << std::flush;
+        if (restore_terminal) tcsetattr(0, TCSANOW, &initial_terminal);
         std::_Exit(0);
     }).detach();
 }
@@ -344,6 +356,7 @@ int main(int argc, char** argv) {
     // --module-path wins, then NONSTOP_MODULE_PATH (read by the runtime), then the directory
     // the shell was started in, made absolute so that a `cd` in a batch does not move it.
     auto& runtime = nonstop::Runtime::instance();
+    restore_terminal = ::isatty(0) && tcgetattr(0, &initial_terminal) == 0;
     stop_on(stop_signals, runtime);
     if (args->module_path) {
         runtime.set_module_path(split_path(*args->module_path));
@@ -359,6 +372,18 @@ int main(int argc, char** argv) {
     }
     nonstop::TclCommands::unload_at_exit(runtime);
     if (!args->rest.empty()) return run_batch(argv[0], args->rest);
+    if (::isatty(0)) {
+        Tcl_Interp* interp = Tcl_CreateInterp();
+        Tcl_SetVar(interp, "tcl_interactive", "1", TCL_GLOBAL_ONLY);
+        Tcl_SetVar(interp, "argv0", argv[0], TCL_GLOBAL_ONLY);
+        Tcl_SetVar(interp, "argv", "", TCL_GLOBAL_ONLY);
+        Tcl_SetVar(interp, "argc", "0", TCL_GLOBAL_ONLY);
+        if (app_init(interp) != TCL_OK) {
+            std::cerr << "nonstop-shell: " << Tcl_GetStringResult(interp) << "\n";
+            return 1;
+        }
+        nonstop::Repl::run(interp, nullptr, "nonstop> ");
+    }
     char* interactive_argv[] = {argv[0], nullptr};
     Tcl_Main(1, interactive_argv, app_init);
     return 0;

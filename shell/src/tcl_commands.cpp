@@ -1,5 +1,6 @@
 #include "nonstop/tcl_commands.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <condition_variable>
 #include <exception>
@@ -12,6 +13,7 @@
 
 #include "nonstop/error.hpp"
 #include "nonstop/runtime.hpp"
+#include "nonstop/value_formatter.hpp"
 
 namespace nonstop {
 
@@ -73,12 +75,6 @@ int fail(Tcl_Interp* interp, const std::string& message, const char* code,
     Tcl_ListObjAppendElement(nullptr, ec, Tcl_NewStringObj(code, -1));
     if (!detail.empty()) Tcl_ListObjAppendElement(nullptr, ec, str(detail));
     Tcl_SetObjErrorCode(interp, ec);
-    return TCL_ERROR;
-}
-
-int usage(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[], const char* args) {
-    Tcl_WrongNumArgs(interp, objc, objv, args);
-    Tcl_SetErrorCode(interp, "NONSTOP", "USAGE", nullptr);
     return TCL_ERROR;
 }
 
@@ -212,6 +208,121 @@ fs::path canonical_or_empty(const fs::path& p) {
 
 }  // namespace
 
+// Said once for every transaction command's help.
+#define NONSTOP_RETURNS_REPORT                                                               \
+    "Returns the transaction report as a dict (id command mode outcome reason duration_ms\n" \
+    "waited_ms targets); a rejected or aborted transaction is a Tcl error with -errorcode\n" \
+    "{NONSTOP REJECTED id} or {NONSTOP ABORTED id} and the report in the options' -report."
+#define NONSTOP_GROUP_ARGS "?-sequential|-concurrent? NAME LIBRARY ?NAME LIBRARY ...?"
+#define NONSTOP_GROUP_MODE                                                             \
+    "-concurrent (default): every target in its own thread, as long as the slowest.\n" \
+    "-sequential: the same steps target by target.\n"
+
+const TclCommands::Entry TclCommands::entries_[] = {
+    {{"load", "Load", "NAME LIBRARY", "adds module NAME running LIBRARY",
+      "LIBRARY without a '/' is looked up in the module path.\n" NONSTOP_RETURNS_REPORT},
+     &TclCommands::load},
+    {{"unload", "Unload", "?-force? NAME",
+      "removes module NAME once it has served every message it accepted",
+      "-force: a module stuck in a handler is removed all the same (abandoned); the report\n"
+      "counts the messages it never served.\n" NONSTOP_RETURNS_REPORT},
+     &TclCommands::unload},
+    {{"replace", "Replace", "?-force? NAME LIBRARY",
+      "replaces module NAME's implementation by LIBRARY, state and queue carried over",
+      "The new library must declare the same kind of module.\n"
+      "-force: allows another kind (the report names both), and abandons an old version\n"
+      "stuck in a handler without a checkpoint (the new one starts from an empty "
+      "state).\n" NONSTOP_RETURNS_REPORT},
+     &TclCommands::replace},
+    {{"enable", "Enable", "NAME", "lets module NAME initiate requests again",
+      NONSTOP_RETURNS_REPORT},
+     &TclCommands::enable},
+    {{"disable", "Disable", "NAME",
+      "stops module NAME initiating requests (it still serves its queue)", NONSTOP_RETURNS_REPORT},
+     &TclCommands::disable},
+    {{"syn_replace", "Syn_Replace", NONSTOP_GROUP_ARGS,
+      "replaces a group of modules atomically: every new version or none",
+      NONSTOP_GROUP_MODE NONSTOP_RETURNS_REPORT},
+     &TclCommands::syn_replace},
+    {{"syn_load", "Syn_Load", NONSTOP_GROUP_ARGS,
+      "adds a group of modules atomically; they start together",
+      NONSTOP_GROUP_MODE NONSTOP_RETURNS_REPORT},
+     &TclCommands::syn_load},
+    {{"syn_upgrade", "Syn_Upgrade", NONSTOP_GROUP_ARGS,
+      "replaces the named modules that exist and adds the others, in one transaction",
+      "Additions load once every replaced module has voted yes; everything starts "
+      "together.\n" NONSTOP_GROUP_MODE NONSTOP_RETURNS_REPORT},
+     &TclCommands::syn_upgrade},
+    {{"set_timer", "SetTimer", "SECONDS",
+      "sets the time limit for reaching quiescence (default 5 s)",
+      "SECONDS may have a fraction, e.g. 2.5.\n" NONSTOP_RETURNS_REPORT},
+     &TclCommands::set_timer},
+    {{"modules", nullptr, "", "lists the modules' names, sorted",
+      "Returns a list of names; `nonstop info NAME` describes one."},
+     &TclCommands::modules},
+    {{"info", nullptr, "NAME", "describes module NAME",
+      "Returns a dict: name kind version library status enabled in_transaction queue_depth\n"
+      "handled handler_errors last_failure stuck stuck_ms stuck_in ticks_coalesced\n"
+      "notifications_dropped. An unknown NAME is an error {NONSTOP UNKNOWN_MODULE NAME}."},
+     &TclCommands::info},
+    {{"send", nullptr, "NAME TYPE PAYLOAD", "sends module NAME a message from the operator",
+      "TYPE is a number from 0 to 4294967295; PAYLOAD is the message's bytes.\n"
+      "Returns nothing; a module that refuses input is an error {NONSTOP REFUSED NAME}."},
+     &TclCommands::send},
+    {{"history", nullptr, "?COUNT?", "lists the latest transaction reports, oldest first",
+      "COUNT: how many (all that are kept when omitted). Returns a list of report dicts."},
+     &TclCommands::history},
+    {{"abandoned", nullptr, "", "lists instances given up on whose thread still runs",
+      "Returns a list of dicts: name version library in busy_ms."},
+     &TclCommands::abandoned},
+    {{"libraries", nullptr, "", "lists the libraries loaded now",
+      "Returns a list of dicts: path mapped_path kind version instances sha256."},
+     &TclCommands::libraries},
+    {{"events", nullptr, "", "lists the event table",
+      "Returns a list of dicts: publisher event published subscribers."},
+     &TclCommands::events},
+    {{"module_path", nullptr, "?DIRS?",
+      "returns the directories searched for libraries, after setting them to DIRS if given",
+      "DIRS is a Tcl list of directories. The remote console cannot change it."},
+     &TclCommands::module_path},
+    {{"help", nullptr, "?SUBCOMMAND?", "describes every subcommand, or one in full",
+      "SUBCOMMAND may also be a thesis spelling such as Replace.\n"
+      "Returns the text; an unknown SUBCOMMAND is an error {NONSTOP USAGE}."},
+     &TclCommands::help},
+    {{"format", nullptr, "VALUE",
+      "renders a report, a list of reports, info or a list of records readably",
+      "Returns text: a report as an aligned block, a list of dicts as a table; any other\n"
+      "VALUE unchanged. The interactive nonstop-shell prints results this way."},
+     &TclCommands::format},
+};
+
+std::vector<TclCommands::Usage> TclCommands::usages() {
+    std::vector<Usage> out;
+    for (const auto& e : entries_) out.push_back(e.usage);
+    return out;
+}
+
+namespace {
+/// "a, b, ... or z", sorted.
+std::string one_of(std::vector<std::string> names) {
+    std::sort(names.begin(), names.end());
+    std::string out;
+    for (std::size_t i = 0; i < names.size(); ++i)
+        out += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + names[i];
+    return out;
+}
+
+std::string subcommands() {
+    std::vector<std::string> names;
+    for (const auto& u : TclCommands::usages()) names.emplace_back(u.name);
+    return one_of(std::move(names));
+}
+
+std::string synopsis(const TclCommands::Usage& u, const char* command) {
+    return *u.args ? std::string(command) + " " + u.args : std::string(command);
+}
+}  // namespace
+
 int TclCommands::install(Tcl_Interp* interp, Runtime& runtime, Policy policy) {
     Tcl_Namespace* ns = Tcl_FindNamespace(interp, "::nonstop", nullptr, 0);
     if (!ns) ns = Tcl_CreateNamespace(interp, "::nonstop", nullptr, nullptr);
@@ -219,41 +330,18 @@ int TclCommands::install(Tcl_Interp* interp, Runtime& runtime, Policy policy) {
 
     auto* self = new TclCommands(runtime, policy);
     Tcl_CallWhenDeleted(interp, &TclCommands::destroy, self);
-    struct Entry {
-        const char* name;
-        const char* thesis;
-        Handler handler;
-    };
-    static const Entry entries[] = {
-        {"load", "Load", &TclCommands::load},
-        {"unload", "Unload", &TclCommands::unload},
-        {"replace", "Replace", &TclCommands::replace},
-        {"enable", "Enable", &TclCommands::enable},
-        {"disable", "Disable", &TclCommands::disable},
-        {"syn_replace", "Syn_Replace", &TclCommands::syn_replace},
-        {"syn_load", "Syn_Load", &TclCommands::syn_load},
-        {"syn_upgrade", "Syn_Upgrade", &TclCommands::syn_upgrade},
-        {"set_timer", "SetTimer", &TclCommands::set_timer},
-        {"modules", nullptr, &TclCommands::modules},
-        {"info", nullptr, &TclCommands::info},
-        {"send", nullptr, &TclCommands::send},
-        {"history", nullptr, &TclCommands::history},
-        {"abandoned", nullptr, &TclCommands::abandoned},
-        {"libraries", nullptr, &TclCommands::libraries},
-        {"events", nullptr, &TclCommands::events},
-        {"module_path", nullptr, &TclCommands::module_path},
-    };
     Tcl_Obj* map = Tcl_NewDictObj();
-    for (const auto& e : entries) {
-        const std::string full = std::string("::nonstop::") + e.name;
-        self->add(interp, full, e.handler);
-        put(map, e.name, str(full));
-        if (policy.thesis_spellings && e.thesis)
-            self->add(interp, std::string("::") + e.thesis, e.handler);
+    for (const auto& e : entries_) {
+        const std::string full = std::string("::nonstop::") + e.usage.name;
+        self->add(interp, full, e.handler, e.usage.args);
+        put(map, e.usage.name, str(full));
+        if (policy.thesis_spellings && e.usage.thesis)
+            self->add(interp, std::string("::") + e.usage.thesis, e.handler, e.usage.args);
     }
     // Unknown subcommands go through a handler of ours so that they, too, carry NONSTOP USAGE.
     self->add(interp, "::nonstop::_unknown", &TclCommands::unknown);
     self->add(interp, "::nonstop::_bad_subcommand", &TclCommands::bad_subcommand);
+    self->add(interp, "::nonstop::_bare", &TclCommands::bare);
 
     Tcl_Command ensemble = Tcl_FindEnsemble(interp, Tcl_NewStringObj("::nonstop", -1), 0);
     if (!ensemble) ensemble = Tcl_CreateEnsemble(interp, "::nonstop", ns, 0);
@@ -261,6 +349,12 @@ int TclCommands::install(Tcl_Interp* interp, Runtime& runtime, Policy policy) {
     Tcl_SetEnsembleMappingDict(interp, ensemble, map);
     Tcl_Obj* unknown = Tcl_NewStringObj("::nonstop::_unknown", -1);
     Tcl_SetEnsembleUnknownHandler(interp, ensemble, Tcl_NewListObj(1, &unknown));
+    // An ensemble called without a subcommand raises Tcl's generic error before any handler
+    // of ours runs; an enter trace is the one hook that comes first.
+    const char* trace =
+        "trace remove execution ::nonstop enter ::nonstop::_bare\n"
+        "trace add execution ::nonstop enter ::nonstop::_bare";
+    if (Tcl_EvalEx(interp, trace, -1, TCL_EVAL_GLOBAL) != TCL_OK) Tcl_ResetResult(interp);
     return TCL_OK;
 }
 
@@ -277,8 +371,9 @@ bool TclCommands::wait_for_background(std::chrono::milliseconds limit) {
     return background().idle.wait_for(lock, limit, [] { return background().running == 0; });
 }
 
-void TclCommands::add(Tcl_Interp* interp, const std::string& name, Handler handler) {
-    bindings_.push_back(std::make_unique<Binding>(Binding{this, handler}));
+void TclCommands::add(Tcl_Interp* interp, const std::string& name, Handler handler,
+                      const char* args) {
+    bindings_.push_back(std::make_unique<Binding>(Binding{this, handler, args}));
     Tcl_CreateObjCommand(interp, name.c_str(), &TclCommands::dispatch, bindings_.back().get(),
                          nullptr);
 }
@@ -287,6 +382,7 @@ void TclCommands::destroy(ClientData data, Tcl_Interp*) { delete static_cast<Tcl
 
 int TclCommands::dispatch(ClientData data, Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     auto* b = static_cast<Binding*>(data);
+    b->self->current_args_ = b->args;
     // Nothing an operator types may take the host down: every exception becomes a Tcl error.
     try {
         return (b->self->*(b->handler))(interp, objc, objv);
@@ -295,6 +391,12 @@ int TclCommands::dispatch(ClientData data, Tcl_Interp* interp, int objc, Tcl_Obj
     } catch (const std::exception& e) {
         return fail(interp, std::string("internal error: ") + e.what(), "INTERNAL");
     }
+}
+
+int TclCommands::usage(Tcl_Interp* interp, Tcl_Obj* const objv[]) const {
+    Tcl_WrongNumArgs(interp, 1, objv, *current_args_ ? current_args_ : nullptr);
+    Tcl_SetErrorCode(interp, "NONSTOP", "USAGE", nullptr);
+    return TCL_ERROR;
 }
 
 int TclCommands::check_library(Tcl_Interp* interp, const std::string& library) {
@@ -320,7 +422,7 @@ int TclCommands::check_library(Tcl_Interp* interp, const std::string& library) {
 }
 
 int TclCommands::load(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
-    if (objc != 3) return usage(interp, 1, objv, "NAME LIBRARY");
+    if (objc != 3) return usage(interp, objv);
     const std::string library = text(objv[2]);
     if (check_library(interp, library) != TCL_OK) return TCL_ERROR;
     return finish_within(interp, policy_, [&rt = runtime_, name = text(objv[1]), library] {
@@ -341,7 +443,7 @@ bool take_force(int& objc, Tcl_Obj* const*& objv) {
 int TclCommands::unload(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     Tcl_Obj* const* args = objv;
     const bool force = take_force(objc, args);
-    if (objc != 2) return usage(interp, 1, objv, "?-force? NAME");
+    if (objc != 2) return usage(interp, objv);
     return finish_within(interp, policy_, [&rt = runtime_, name = text(args[1]), force] {
         return rt.unload(name, force);
     });
@@ -350,7 +452,7 @@ int TclCommands::unload(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
 int TclCommands::replace(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     Tcl_Obj* const* args = objv;
     const bool force = take_force(objc, args);
-    if (objc != 3) return usage(interp, 1, objv, "?-force? NAME LIBRARY");
+    if (objc != 3) return usage(interp, objv);
     const std::string library = text(args[2]);
     if (check_library(interp, library) != TCL_OK) return TCL_ERROR;
     return finish_within(interp, policy_, [&rt = runtime_, name = text(args[1]), library, force] {
@@ -359,13 +461,13 @@ int TclCommands::replace(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
 }
 
 int TclCommands::enable(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
-    if (objc != 2) return usage(interp, 1, objv, "NAME");
+    if (objc != 2) return usage(interp, objv);
     return finish_within(interp, policy_,
                          [&rt = runtime_, name = text(objv[1])] { return rt.enable(name); });
 }
 
 int TclCommands::disable(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
-    if (objc != 2) return usage(interp, 1, objv, "NAME");
+    if (objc != 2) return usage(interp, objv);
     return finish_within(interp, policy_,
                          [&rt = runtime_, name = text(objv[1])] { return rt.disable(name); });
 }
@@ -381,7 +483,6 @@ int TclCommands::syn_upgrade(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]
 }
 
 int TclCommands::group(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[], int which) {
-    static const char* const args = "?-sequential|-concurrent? NAME LIBRARY ?NAME LIBRARY ...?";
     Mode mode = Mode::concurrent;
     int i = 1;
     for (; i < objc; ++i) {
@@ -400,7 +501,7 @@ int TclCommands::group(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[], int 
             break;
         }
     }
-    if (objc - i < 2 || (objc - i) % 2 != 0) return usage(interp, 1, objv, args);
+    if (objc - i < 2 || (objc - i) % 2 != 0) return usage(interp, objv);
     std::vector<Change> changes;
     for (; i < objc; i += 2) {
         Change c{text(objv[i]), text(objv[i + 1])};
@@ -417,7 +518,7 @@ int TclCommands::group(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[], int 
 }
 
 int TclCommands::set_timer(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
-    if (objc != 2) return usage(interp, 1, objv, "SECONDS");
+    if (objc != 2) return usage(interp, objv);
     double seconds = 0;
     if (Tcl_GetDoubleFromObj(nullptr, objv[1], &seconds) != TCL_OK || !std::isfinite(seconds) ||
         seconds > 1e9)
@@ -428,7 +529,7 @@ int TclCommands::set_timer(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) 
 }
 
 int TclCommands::modules(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
-    if (objc != 1) return usage(interp, 1, objv, "");
+    if (objc != 1) return usage(interp, objv);
     Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
     for (const auto& m : runtime_.modules()) Tcl_ListObjAppendElement(nullptr, list, str(m.name));
     Tcl_SetObjResult(interp, list);
@@ -436,7 +537,7 @@ int TclCommands::modules(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
 }
 
 int TclCommands::info(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
-    if (objc != 2) return usage(interp, 1, objv, "NAME");
+    if (objc != 2) return usage(interp, objv);
     const std::string name = text(objv[1]);
     auto m = runtime_.info(name);
     if (!m) return fail(interp, "no module is named '" + name + "'", "UNKNOWN_MODULE", name);
@@ -463,7 +564,7 @@ int TclCommands::info(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
 }
 
 int TclCommands::send(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
-    if (objc != 4) return usage(interp, 1, objv, "NAME TYPE PAYLOAD");
+    if (objc != 4) return usage(interp, objv);
     const std::string name = text(objv[1]);
     Tcl_WideInt type = 0;
     if (Tcl_GetWideIntFromObj(nullptr, objv[2], &type) != TCL_OK || type < 0 || type > 0xffffffffLL)
@@ -491,7 +592,7 @@ int TclCommands::send(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
 }
 
 int TclCommands::abandoned(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
-    if (objc != 1) return usage(interp, 1, objv, "");
+    if (objc != 1) return usage(interp, objv);
     Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
     for (const auto& a : runtime_.abandoned()) {
         Tcl_Obj* d = Tcl_NewDictObj();
@@ -507,7 +608,7 @@ int TclCommands::abandoned(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) 
 }
 
 int TclCommands::history(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
-    if (objc > 2) return usage(interp, 1, objv, "?COUNT?");
+    if (objc > 2) return usage(interp, objv);
     Tcl_WideInt count = 0;
     if (objc == 2 && (Tcl_GetWideIntFromObj(nullptr, objv[1], &count) != TCL_OK || count < 0))
         return fail(interp, "expected a non-negative count but got '" + text(objv[1]) + "'",
@@ -521,7 +622,7 @@ int TclCommands::history(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
 }
 
 int TclCommands::libraries(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
-    if (objc != 1) return usage(interp, 1, objv, "");
+    if (objc != 1) return usage(interp, objv);
     Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
     for (const auto& l : runtime_.libraries()) {
         Tcl_Obj* d = Tcl_NewDictObj();
@@ -538,7 +639,7 @@ int TclCommands::libraries(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) 
 }
 
 int TclCommands::events(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
-    if (objc != 1) return usage(interp, 1, objv, "");
+    if (objc != 1) return usage(interp, objv);
     Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
     for (const auto& tag : runtime_.events()) {
         Tcl_Obj* d = Tcl_NewDictObj();
@@ -555,7 +656,7 @@ int TclCommands::events(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
 }
 
 int TclCommands::module_path(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
-    if (objc > 2) return usage(interp, 1, objv, "?DIRS?");
+    if (objc > 2) return usage(interp, objv);
     if (objc == 2) {
         if (policy_.confined)
             return fail(interp, "the module path cannot be changed from here", "REFUSED");
@@ -586,12 +687,68 @@ int TclCommands::unknown(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
 
 int TclCommands::bad_subcommand(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     const std::string sub = objc > 1 ? text(objv[1]) : std::string();
-    return fail(interp,
-                "unknown subcommand '" + sub +
-                    "': must be one of disable, enable, events, history, info, libraries, load, "
-                    "module_path, modules, replace, send, set_timer, syn_load, syn_replace, "
-                    "syn_upgrade or unload",
+    return fail(interp, "unknown subcommand '" + sub + "': must be one of " + subcommands(),
                 "USAGE");
+}
+
+int TclCommands::bare(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    // Called as an enter trace: (command-string, "enter").
+    int words = 0;
+    if (objc < 2 || Tcl_ListObjLength(nullptr, objv[1], &words) != TCL_OK || words != 1)
+        return TCL_OK;
+    return fail(interp,
+                "wrong # args: should be \"nonstop SUBCOMMAND ?ARG ...?\" where SUBCOMMAND is " +
+                    subcommands() + " (\"nonstop help\" describes them)",
+                "USAGE");
+}
+
+int TclCommands::help(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc > 2) return usage(interp, objv);
+    std::string out;
+    if (objc == 1) {
+        out = "nonstop SUBCOMMAND ?ARG ...?  (\"nonstop help SUBCOMMAND\" for one in full)\n";
+        for (const auto& e : entries_)
+            out += "\n" + synopsis(e.usage, (std::string("nonstop ") + e.usage.name).c_str()) +
+                   "\n    " + e.usage.summary +
+                   (e.usage.thesis && policy_.thesis_spellings
+                        ? std::string(" (") + e.usage.thesis + ")"
+                        : std::string());
+        Tcl_SetObjResult(interp, str(out));
+        return TCL_OK;
+    }
+    const std::string wanted = text(objv[1]);
+    for (const auto& e : entries_) {
+        const Usage& u = e.usage;
+        if (wanted != u.name && (!u.thesis || wanted != u.thesis)) continue;
+        out = synopsis(u, (std::string("nonstop ") + u.name).c_str()) + "\n";
+        if (u.thesis)
+            out += synopsis(u, u.thesis) + (policy_.thesis_spellings
+                                                ? "  (thesis spelling)\n"
+                                                : "  (thesis spelling; not defined here)\n");
+        out += "    " + std::string(u.summary) + ".\n";
+        std::string_view details(u.details);
+        while (!details.empty()) {
+            const auto nl = details.find('\n');
+            out += "    " + std::string(details.substr(0, nl)) + "\n";
+            details.remove_prefix(nl == std::string_view::npos ? details.size() : nl + 1);
+        }
+        out.pop_back();
+        Tcl_SetObjResult(interp, str(out));
+        return TCL_OK;
+    }
+    std::vector<std::string> thesis;
+    for (const auto& e : entries_)
+        if (e.usage.thesis) thesis.emplace_back(e.usage.thesis);
+    return fail(interp,
+                "no help for '" + wanted + "': must be one of " + subcommands() +
+                    ", or a thesis spelling: " + one_of(std::move(thesis)),
+                "USAGE", wanted);
+}
+
+int TclCommands::format(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc != 2) return usage(interp, objv);
+    Tcl_SetObjResult(interp, str(ValueFormatter::render(objv[1])));
+    return TCL_OK;
 }
 
 }  // namespace nonstop

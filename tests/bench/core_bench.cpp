@@ -1,6 +1,13 @@
-// The framework's figures, each against its baseline measured in the same run (issue #6).
+// The framework's figures, each against its baseline measured in the same run (issues #6, #13).
 // Prints one table; a figure that misses its target is marked, not failed.
-//   core_bench [--quick] [--samples FILE]   FILE receives the blackout samples (ms), one a line
+//   core_bench [--quick] [--samples FILE] [--figures FILE] [--modules N]
+//     --samples  FILE receives the idle blackout samples (ms), one a line
+//     --figures  FILE receives "key<TAB>measured<TAB>baseline<TAB>unit" lines, the keys of
+//                scripts/bench --json (one round; scripts/bench aggregates the rounds)
+//     --modules  how many idle modules the many-modules figure loads (default 10000)
+//     --state-samples / --backlog-samples / --module-samples FILE
+//                "x median" lines for the plots: checkpoint KiB → ms, queued messages → ms,
+//                modules loaded → µs
 #include <nonstop/runtime.hpp>
 
 #include <ace/Condition_Thread_Mutex.h>
@@ -15,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -51,6 +59,21 @@ struct Row {
     std::string figure, measured, baseline, ratio, target, met;
 };
 std::vector<Row> rows;
+
+// Machine-readable figures for scripts/bench: ratio = measured / baseline.
+struct Figure {
+    std::string key;
+    double measured, baseline;
+    std::string unit;
+};
+std::vector<Figure> figures;
+double idle_blackout_median_us = 0, rtt_median_us = 0;  // for the Erlang side-by-side
+int many_modules_count = 10000;
+std::map<std::string, std::ostringstream> plot_data;  // "state", "backlog", "modules"
+
+void figure(std::string key, double measured, double baseline, std::string unit) {
+    figures.push_back({std::move(key), measured, baseline, std::move(unit)});
+}
 
 std::string fmt(const char* f, double a) {
     char b[128];
@@ -137,6 +160,7 @@ void throughput() {
         }
         const Stats o = stats(ours), b = stats(raw);
         const double ratio = o.median / b.median;
+        figure("throughput_ratio_" + std::to_string(producers) + "p", o.median, b.median, "msg/s");
         rows.push_back({"messages/s, " + std::to_string(producers) + " producer(s) → 1 module",
                         fmt("%.2fM ±%.2f", o.median / 1e6, (o.max - o.min) / 2e6),
                         fmt("%.2fM ±%.2f", b.median / 1e6, (b.max - b.min) / 2e6),
@@ -196,6 +220,8 @@ std::vector<double> raw_round_trips(long rounds) {
 void latency() {
     const long rounds = quick ? 5'000 : 50'000;
     const Stats o = stats(nonstop_round_trips(rounds)), b = stats(raw_round_trips(rounds));
+    figure("rtt_ratio", o.median, b.median, "us");
+    rtt_median_us = o.median;
     rows.push_back({"round trip through two proxies, median", fmt("%.1f µs", o.median),
                     fmt("%.1f µs", b.median), fmt("%.2f", o.median / b.median), "≤ 1.2",
                     o.median / b.median <= 1.2 ? "yes" : "NO"});
@@ -243,7 +269,7 @@ double wakeup_handoff_us() {
 // Replaces "m" `swaps` times between two versions; a message is injected as soon as the proxy
 // buffers, so every swap has a first buffered message. Returns the blackouts in ms.
 std::vector<double> blackouts(Runtime& rt, int swaps, std::uint64_t* lost = nullptr,
-                              int producers = 0, double rate = 0) {
+                              int producers = 0, double rate = 0, long backlog = 0) {
     std::mutex mutex;
     std::condition_variable cv;
     bool armed = false, stop = false;
@@ -293,6 +319,11 @@ std::vector<double> blackouts(Runtime& rt, int swaps, std::uint64_t* lost = null
         });
     std::vector<double> out;
     for (int i = 0; i < swaps; ++i) {
+        if (backlog > 0) {  // queued before the swap: the old version serves it first
+            const auto port = rt.port("m");
+            for (long b = 0; b < backlog; ++b) port->send(Message{1, 1, "backlog", {}});
+            sent += static_cast<std::uint64_t>(backlog);
+        }
         auto report = rt.replace("m", i % 2 ? "libbench_v1.so" : "libbench_v2.so");
         if (!report.ok()) {
             std::fprintf(stderr, "%s", report.to_string().c_str());
@@ -324,6 +355,21 @@ std::vector<double> blackouts(Runtime& rt, int swaps, std::uint64_t* lost = null
 
 std::vector<double> idle_samples;
 
+// Blackout against the messages already queued in the old version when the swap begins.
+void backlog() {
+    setenv("NONSTOP_BENCH_STATE_BYTES", "1024", 1);
+    for (long queued : {0L, 100L, 1000L, 10'000L, 100'000L}) {
+        if (quick && queued > 10'000) break;
+        Runtime rt(bench_config());
+        rt.load("m", "libbench_v1.so");
+        const Stats s = stats(blackouts(rt, quick ? 20 : 50, nullptr, 0, 0, queued));
+        plot_data["backlog"] << queued << ' ' << s.median << '\n';
+        rows.push_back({"blackout, " + std::to_string(queued) + " messages queued, median",
+                        fmt("%.3f ms", s.median), "", "", "", ""});
+    }
+    unsetenv("NONSTOP_BENCH_STATE_BYTES");
+}
+
 void blackout() {
     setenv("NONSTOP_BENCH_STATE_BYTES", "1024", 1);
     const double handoff = wakeup_handoff_us();
@@ -333,6 +379,9 @@ void blackout() {
         idle_samples = blackouts(rt, quick ? 200 : 1000);
     }
     const Stats s = stats(idle_samples);
+    figure("blackout_median_handoffs", s.median * 1000, handoff, "us");
+    figure("blackout_p99_handoffs", s.p99 * 1000, handoff, "us");
+    idle_blackout_median_us = s.median * 1000;
     rows.push_back({"blackout, idle, 1 KiB state, median", fmt("%.0f µs", s.median * 1000),
                     fmt("%.0f µs wake-up", handoff), fmt("%.1f", s.median * 1000 / handoff),
                     "≤ 200 µs", s.median * 1000 <= 200 ? "yes" : "NO"});
@@ -351,7 +400,8 @@ void blackout() {
 }
 
 void state_size() {
-    for (long size : {1L << 10, 1L << 20, 16L << 20, 64L << 20}) {
+    double one_kib_ms = 0;
+    for (long size : {1L << 10, 1L << 20, 16L << 20, 64L << 20, 256L << 20}) {
         if (quick && size > (16L << 20)) break;
         setenv("NONSTOP_BENCH_STATE_BYTES", std::to_string(size).c_str(), 1);
         Runtime rt(bench_config());
@@ -362,6 +412,9 @@ void state_size() {
         std::memcpy(b.data(), a.data(), a.size());
         const double copy_ms = since(t) * 1000;
         const double gbps = size / (s.median / 1000) / 1e9;
+        if (size == (1L << 10)) one_kib_ms = s.median;
+        plot_data["state"] << (size >> 10) << ' ' << s.median << '\n';
+        if (size == (256L << 20)) figure("state_256mib_blackout_ratio", s.median, one_kib_ms, "ms");
         rows.push_back({"blackout, state " + std::to_string(size >> 10) + " KiB, median",
                         fmt("%.2f ms", s.median), fmt("%.2f ms memcpy", copy_ms),
                         fmt("%.2f GB/s", gbps), "≥ 1 GB/s",
@@ -392,6 +445,7 @@ void load_cycle() {
     auto t = Clock::now();
     for (int i = 0; i < cycles; ++i) {
         void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+        if (!h || !dlsym(h, "nonstop_module_descriptor")) std::abort();
         dlclose(h);
     }
     const double bare_us = since(t) * 1e6 / cycles;
@@ -402,9 +456,10 @@ void load_cycle() {
         rt.unload("m");
     }
     const double ours_us = since(t) * 1e6 / cycles;
+    figure("load_cycle_ratio", ours_us, bare_us, "us");
     rows.push_back({"load + create + destroy + unload", fmt("%.0f µs", ours_us),
-                    fmt("%.0f µs dlopen/dlclose", bare_us), fmt("%.2f", ours_us / bare_us), "≤ 2",
-                    ours_us / bare_us <= 2 ? "yes" : "NO"});
+                    fmt("%.0f µs dlopen/dlsym/dlclose", bare_us), fmt("%.2f", ours_us / bare_us),
+                    "≤ 2", ours_us / bare_us <= 2 ? "yes" : "NO"});
     // What every module instance costs by design (its own ACE task thread), for comparison.
     t = Clock::now();
     for (int i = 0; i < cycles; ++i) std::thread([] {}).join();
@@ -425,19 +480,93 @@ void load_cycle() {
                     "< 1 MiB, unmapped", growth < 1024 && gone ? "yes" : "NO"});
 }
 
+// --- many modules ------------------------------------------------------------------------------
+
+struct SwapAndSend {
+    double blackout_median_us, send_rate;
+};
+
+// The idle blackout of "m" and the send rate into it while `idle` other modules sit loaded.
+SwapAndSend with_idle_modules(int idle, long& resident_growth_kib) {
+    Runtime rt(bench_config());
+    const long before = resident_kib();
+    for (int i = 0; i < idle; ++i) {
+        auto report = rt.load("idle" + std::to_string(i), "libbench_v1.so");
+        if (!report.ok()) {
+            std::fprintf(stderr, "loading idle module %d failed: %s\n", i, report.reason.c_str());
+            std::exit(1);
+        }
+    }
+    resident_growth_kib = resident_kib() - before;
+    rt.load("m", "libbench_v1.so");
+    const double blackout_us = stats(blackouts(rt, quick ? 100 : 300)).median * 1000;
+    const long total = quick ? 200'000 : 1'000'000;
+    const auto port = rt.port("m");
+    const auto handled = rt.info("m")->handled;
+    const auto start = Clock::now();
+    for (long i = 0; i < total; ++i) port->send(Message{1, 1, "p", {}});
+    wait_handled(rt, "m", handled + static_cast<std::uint64_t>(total));
+    const double rate = total / since(start);
+    rt.unload_all();
+    return {blackout_us, rate};
+}
+
+void many_modules() {
+    setenv("NONSTOP_BENCH_STATE_BYTES", "1024", 1);
+    const int count = quick ? std::min(many_modules_count, 1000) : many_modules_count;
+    long growth_one = 0, growth_many = 0;
+    const SwapAndSend one = with_idle_modules(0, growth_one);
+    plot_data["modules"] << 1 << ' ' << one.blackout_median_us << '\n';
+    for (int middle : {100, 1000}) {
+        if (middle >= count) break;
+        long growth = 0;
+        const SwapAndSend m = with_idle_modules(middle, growth);
+        plot_data["modules"] << middle + 1 << ' ' << m.blackout_median_us << '\n';
+    }
+    const SwapAndSend many = with_idle_modules(count, growth_many);
+    plot_data["modules"] << count + 1 << ' ' << many.blackout_median_us << '\n';
+    const std::string label = std::to_string(count) + " idle modules";
+    figure("modules_10k_blackout_ratio", many.blackout_median_us, one.blackout_median_us, "us");
+    figure("modules_10k_send_ratio", many.send_rate, one.send_rate, "msg/s");
+    figure("modules_10k_rss_kib", static_cast<double>(growth_many), 1, "KiB");
+    rows.push_back({"blackout, idle, beside " + label, fmt("%.0f µs", many.blackout_median_us),
+                    fmt("%.0f µs alone", one.blackout_median_us),
+                    fmt("%.2f", many.blackout_median_us / one.blackout_median_us), "≤ 1.5",
+                    many.blackout_median_us / one.blackout_median_us <= 1.5 ? "yes" : "NO"});
+    rows.push_back({"messages/s, 1 producer, beside " + label, fmt("%.2fM", many.send_rate / 1e6),
+                    fmt("%.2fM alone", one.send_rate / 1e6),
+                    fmt("%.2f", many.send_rate / one.send_rate), "≥ 0.9",
+                    many.send_rate / one.send_rate >= 0.9 ? "yes" : "NO"});
+    rows.push_back({"  resident memory of " + label, fmt("%.0f MiB", growth_many / 1024.0), "",
+                    fmt("%.0f KiB each", static_cast<double>(growth_many) / count), "", ""});
+    unsetenv("NONSTOP_BENCH_STATE_BYTES");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string samples_file;
+    std::string samples_file, figures_file;
+    std::map<std::string, std::string> plot_files;
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--quick") == 0) quick = true;
         if (std::strcmp(argv[i], "--samples") == 0 && i + 1 < argc) samples_file = argv[++i];
+        if (std::strcmp(argv[i], "--figures") == 0 && i + 1 < argc) figures_file = argv[++i];
+        if (std::strcmp(argv[i], "--state-samples") == 0 && i + 1 < argc)
+            plot_files["state"] = argv[++i];
+        if (std::strcmp(argv[i], "--backlog-samples") == 0 && i + 1 < argc)
+            plot_files["backlog"] = argv[++i];
+        if (std::strcmp(argv[i], "--module-samples") == 0 && i + 1 < argc)
+            plot_files["modules"] = argv[++i];
+        if (std::strcmp(argv[i], "--modules") == 0 && i + 1 < argc)
+            many_modules_count = std::max(1, std::atoi(argv[++i]));
     }
     throughput();
     latency();
     blackout();
     state_size();
+    backlog();
     load_cycle();
+    many_modules();
     std::printf("%-50s %-22s %-26s %-12s %-20s %s\n", "figure", "nonstop", "baseline (same run)",
                 "ratio", "target", "met");
     for (const auto& r : rows)
@@ -446,6 +575,14 @@ int main(int argc, char** argv) {
     if (!samples_file.empty()) {
         std::ofstream out(samples_file);
         for (double s : idle_samples) out << s << "\n";
+    }
+    for (const auto& [what, file] : plot_files) std::ofstream(file) << plot_data[what].str();
+    if (!figures_file.empty()) {
+        std::ofstream out(figures_file);
+        for (const auto& f : figures)
+            out << f.key << '\t' << f.measured << '\t' << f.baseline << '\t' << f.unit << '\n';
+        out << "idle_blackout_median_us\t" << idle_blackout_median_us << "\t1\tus\n";
+        out << "rtt_median_us\t" << rtt_median_us << "\t1\tus\n";
     }
     return 0;
 }

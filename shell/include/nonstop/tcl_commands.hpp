@@ -36,6 +36,18 @@ public:
     /// interpreter is deleted. Returns a Tcl status; on error the interpreter holds the reason.
     static int install(Tcl_Interp* interp, Runtime& runtime, Policy policy);
 
+    /// One subcommand as `nonstop help` describes it and a wrong number of arguments quotes it.
+    struct Usage {
+        const char* name;     ///< the ::nonstop subcommand
+        const char* thesis;   ///< its thesis spelling (a global command), or nullptr
+        const char* args;     ///< the arguments' synopsis, e.g. "?-force? NAME LIBRARY"
+        const char* summary;  ///< one line
+        const char* details;  ///< options, result and errors; lines separated by '\n'
+    };
+
+    /// Every subcommand, in the order `nonstop help` lists them (for completion in the shell).
+    static std::vector<Usage> usages();
+
     /// Makes Tcl's exit (the `exit` command, Tcl_Exit, end of Tcl_Main) unload every module of
     /// `runtime` first, once per process: after exit() the static destructors of libraries that
     /// modules use may already have run when a function-local static runtime is destroyed.
@@ -54,7 +66,15 @@ private:
     struct Binding {
         TclCommands* self;
         Handler handler;
+        const char* args;  // quoted by usage()
     };
+    /// A row of the one table of subcommands: what install() binds, `help` prints and usage()
+    /// quotes. Adding a subcommand is adding a row.
+    struct Entry {
+        Usage usage;
+        Handler handler;
+    };
+    static const Entry entries_[];
 
     TclCommands(Runtime& runtime, Policy policy) : runtime_(runtime), policy_(policy) {}
     static int dispatch(ClientData data, Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]);
@@ -77,17 +97,23 @@ private:
     int libraries(Tcl_Interp*, int, Tcl_Obj* const[]);
     int events(Tcl_Interp*, int, Tcl_Obj* const[]);
     int module_path(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int help(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int format(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int bare(Tcl_Interp*, int, Tcl_Obj* const[]);
     int unknown(Tcl_Interp*, int, Tcl_Obj* const[]);
     int bad_subcommand(Tcl_Interp*, int, Tcl_Obj* const[]);
 
     int group(Tcl_Interp*, int, Tcl_Obj* const[], int which);
+    /// The wrong-number-of-arguments error, quoting the running subcommand's synopsis.
+    int usage(Tcl_Interp*, Tcl_Obj* const objv[]) const;
     /// Refuses (as a Tcl error) a library the policy does not allow; TCL_OK otherwise.
     int check_library(Tcl_Interp*, const std::string& library);
-    void add(Tcl_Interp* interp, const std::string& name, Handler handler);
+    void add(Tcl_Interp* interp, const std::string& name, Handler handler, const char* args = "");
 
     Runtime& runtime_;
     Policy policy_;
     std::vector<std::unique_ptr<Binding>> bindings_;
+    const char* current_args_ = "";  // the synopsis of the subcommand being dispatched
 };
 
 }  // namespace nonstop
