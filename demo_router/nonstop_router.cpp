@@ -5,6 +5,7 @@
 #include <nonstop/issuer.hpp>
 #include <nonstop/remote_console.hpp>
 #include <nonstop/runtime.hpp>
+#include <nonstop/tcl_commands.hpp>
 
 #include <condition_variable>
 #include <csignal>
@@ -43,7 +44,10 @@ void usage(std::FILE* out) {
         "  --quiet                print neither lifecycle nor OSPF lines\n"
         "  --console PORT [--token-file FILE] remote console on 127.0.0.1:PORT (0: any port)\n"
         "  --state-dir DIR        keep the release in DIR (default $NONSTOP_STATE_DIR); a\n"
-        "                         restart comes back on the same modules and versions\n",
+        "                         restart comes back on the same modules and versions\n"
+        "  --console-address ADDR  listen on ADDR instead (other than 127.x: needs TLS)\n"
+        "  --tls-cert FILE --tls-key FILE  the console speaks TLS with this certificate and key\n"
+        "                         (PEM); every console command is logged on stdout\n",
         NONSTOP_ROUTER_DEFAULT_MODULE_DIR, kDefaultIpMonitorPort, kDefaultOspfMonitorPort,
         kDefaultVrrpMonitorPort, static_cast<long long>(kDefaultPeriod.count()));
 }
@@ -62,7 +66,7 @@ int main(int argc, char** argv) {
     Config config;
     std::string module_dir = NONSTOP_ROUTER_DEFAULT_MODULE_DIR;
     bool empty = false, quiet_mode = false;
-    std::string console_port, token_file;
+    std::string console_port, token_file, console_address = "127.0.0.1", tls_cert, tls_key;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         auto value = [&]() -> std::string {
@@ -92,6 +96,12 @@ int main(int argc, char** argv) {
             token_file = value();
         else if (arg == "--state-dir")
             config.state_dir = value();
+        else if (arg == "--console-address")
+            console_address = value();
+        else if (arg == "--tls-cert")
+            tls_cert = value();
+        else if (arg == "--tls-key")
+            tls_key = value();
         else if (arg == "--help" || arg == "-h") {
             usage(stdout);
             return 0;
@@ -157,10 +167,15 @@ int main(int argc, char** argv) {
             RemoteConsole::Options options;
             options.port = static_cast<std::uint16_t>(std::atoi(console_port.c_str()));
             options.token_file = token_file;
+            options.address = console_address;
+            options.tls_certificate_file = tls_cert;
+            options.tls_key_file = tls_key;
+            options.log = print_line;
             console = std::make_unique<RemoteConsole>(runtime, options);
             try {
                 console->start();
-                print_line("remote console on 127.0.0.1:" + std::to_string(console->port()) +
+                print_line(std::string("remote console on ") + console_address + ":" +
+                           std::to_string(console->port()) + (tls_cert.empty() ? "" : " (TLS)") +
                            ", token in " + console->token_file());
             } catch (const std::exception& e) {
                 std::fprintf(stderr, "nonstop-router: %s\n", e.what());
@@ -190,6 +205,9 @@ int main(int argc, char** argv) {
         }
         print_line("-----");
         if (console) console->stop();
+        // A console command that stopped waiting may have left a transaction running.
+        if (!TclCommands::wait_for_background(runtime.config().shutdown_timeout * 4))
+            std::fprintf(stderr, "nonstop-router: a console transaction is still running\n");
         {
             // Stopping is not a change of release: the restart comes back on these modules,
             // from these checkpoints.

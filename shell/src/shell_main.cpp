@@ -42,6 +42,8 @@ struct Arguments {
     std::optional<std::string> connect;
     std::optional<std::string> token_file;
     std::optional<std::string> state_dir;
+    std::optional<std::string> tls_ca;  // verify the console's certificate against this CA
+    bool tls = false, tls_insecure = false;
     bool lifecycle = false;  // print each module's lifecycle steps as the thesis's figures do
     std::vector<std::string> rest;  // batch file and its arguments
 };
@@ -49,8 +51,10 @@ struct Arguments {
 const char* const usage_text =
     "usage: nonstop-shell [--module-path DIRS] [--state-dir DIR] [--lifecycle]\n"
     "                     [batch-file [arg ...]]\n"
-    "       nonstop-shell --connect HOST:PORT [--token-file F] [batch-file]\n"
-    "       (the token comes from F or from NONSTOP_CONSOLE_TOKEN)\n";
+    "       nonstop-shell --connect HOST:PORT [--token-file F]\n"
+    "                     [--tls [--tls-ca FILE | --tls-insecure]] [batch-file]\n"
+    "       (the token comes from F or from NONSTOP_CONSOLE_TOKEN; --tls-ca verifies the\n"
+    "       console's certificate, and a host other than loopback needs it or --tls-insecure)\n";
 
 std::optional<Arguments> parse(int argc, char** argv) {
     Arguments a;
@@ -78,7 +82,13 @@ std::optional<Arguments> parse(int argc, char** argv) {
             return std::nullopt;
         } else if (arg == "--token-file")
             target = &a.token_file;
-        else if (arg == "--lifecycle") {
+        else if (arg == "--tls-ca")
+            target = &a.tls_ca;
+        else if (arg == "--tls" || arg == "--tls-insecure") {
+            a.tls = true;
+            a.tls_insecure = a.tls_insecure || arg == "--tls-insecure";
+            continue;
+        } else if (arg == "--lifecycle") {
             a.lifecycle = true;
             continue;
         } else if (arg == "--help" || arg == "-h") {
@@ -108,6 +118,11 @@ std::optional<Arguments> parse(int argc, char** argv) {
     }
     if (a.connect && a.lifecycle) {
         std::cerr << "nonstop-shell: --lifecycle shows this process's modules, not a host's\n";
+        return std::nullopt;
+    }
+    if (a.tls_ca) a.tls = true;
+    if (!a.connect && a.tls) {
+        std::cerr << "nonstop-shell: --tls needs --connect\n";
         return std::nullopt;
     }
     if (!a.connect && a.token_file) {
@@ -226,8 +241,17 @@ int open_console(const Arguments& a, nonstop::ConsoleClient& client) {
     const unsigned long port = std::strtoul(a.connect->c_str() + colon + 1, nullptr, 10);
     auto token = read_token(a);
     if (auto* status = std::get_if<int>(&token)) return *status;
+    const bool local = host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+    if (a.tls && !a.tls_ca && !a.tls_insecure && !local) {
+        std::cerr << "nonstop-shell: --tls to " << host << " needs --tls-ca FILE to verify the "
+                  << "console's certificate (or --tls-insecure to skip that)\n";
+        return 2;
+    }
     try {
-        client.connect(host, static_cast<std::uint16_t>(port));
+        if (a.tls)
+            client.connect_tls(host, static_cast<std::uint16_t>(port), {a.tls_ca.value_or("")});
+        else
+            client.connect(host, static_cast<std::uint16_t>(port));
         auto r = client.authenticate(std::get<std::string>(token));
         if (r.ok) return 0;
         std::cerr << "nonstop-shell: " << r.body << "\n";

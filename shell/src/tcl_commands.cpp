@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
 #include <exception>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <system_error>
+#include <thread>
 
 #include "nonstop/error.hpp"
 #include "nonstop/runtime.hpp"
@@ -107,6 +110,97 @@ std::string text(Tcl_Obj* o) {
     int n = 0;
     const char* s = Tcl_GetStringFromObj(o, &n);
     return std::string(s, static_cast<std::size_t>(n));
+}
+
+// Framework calls left running by a command that stopped waiting for them.
+struct Background {
+    std::mutex mutex;
+    std::condition_variable idle;
+    std::size_t running = 0;
+};
+Background& background() {
+    static auto* b = new Background;  // never destroyed: detached threads use it to the end
+    return *b;
+}
+
+/// Runs `call` on a thread of its own when the policy bounds waiting, and waits for it at most
+/// until the policy's deadline or a cancellation. TCL_OK with *out set, or a Tcl error.
+template <class T>
+int bounded(Tcl_Interp* interp, const TclCommands::Policy& policy, std::function<T()> call,
+            T& out) {
+    if (!policy.wait_until) {
+        out = call();
+        return TCL_OK;
+    }
+    // Shared with the thread, so that nothing dangles when the command (or its interpreter)
+    // is gone before the call returns.
+    struct State {
+        std::mutex mutex;
+        std::condition_variable done_changed;
+        bool done = false;
+        std::optional<T> result;
+        std::exception_ptr error;
+    };
+    auto state = std::make_shared<State>();
+    {
+        std::lock_guard lock(background().mutex);
+        ++background().running;
+    }
+    auto leave = [] {
+        std::lock_guard lock(background().mutex);
+        if (--background().running == 0) background().idle.notify_all();
+    };
+    std::thread worker;
+    try {
+        worker = std::thread([state, call = std::move(call), leave] {
+            std::optional<T> result;
+            std::exception_ptr error;
+            try {
+                result = call();
+            } catch (...) {
+                error = std::current_exception();
+            }
+            {
+                std::lock_guard lock(state->mutex);
+                state->result = std::move(result);
+                state->error = error;
+                state->done = true;
+            }
+            state->done_changed.notify_all();
+            leave();
+        });
+    } catch (...) {
+        leave();  // no thread: nothing runs in the background
+        throw;
+    }
+    worker.detach();
+    const auto deadline = policy.wait_until();
+    std::unique_lock lock(state->mutex);
+    for (;;) {
+        // Woken now and then to notice a cancellation (the console stopping).
+        const auto until =
+            std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(50));
+        if (state->done_changed.wait_until(lock, until, [&] { return state->done; })) break;
+        if (Tcl_Canceled(interp, 0) != TCL_OK || std::chrono::steady_clock::now() >= deadline) {
+            Tcl_ResetResult(interp);
+            return fail(interp,
+                        "the command stopped waiting at the session's time limit (or because the "
+                        "console stops); the framework goes on with it in the background and its "
+                        "report will be in 'nonstop history'",
+                        "TIMEOUT");
+        }
+    }
+    if (state->error) std::rethrow_exception(state->error);
+    out = std::move(*state->result);
+    return TCL_OK;
+}
+
+/// finish() for a transaction run within the policy's wait limit.
+int finish_within(Tcl_Interp* interp, const TclCommands::Policy& policy,
+                  std::function<TransactionReport()> call) {
+    TransactionReport report;
+    if (bounded(interp, policy, std::move(call), report) != TCL_OK) return TCL_ERROR;
+    return finish(interp, report);
 }
 
 fs::path canonical_or_empty(const fs::path& p) {
@@ -302,6 +396,11 @@ void TclCommands::unload_at_exit(Runtime& runtime) {
     });
 }
 
+bool TclCommands::wait_for_background(std::chrono::milliseconds limit) {
+    std::unique_lock lock(background().mutex);
+    return background().idle.wait_for(lock, limit, [] { return background().running == 0; });
+}
+
 void TclCommands::add(Tcl_Interp* interp, const std::string& name, Handler handler,
                       const char* args) {
     bindings_.push_back(std::make_unique<Binding>(Binding{this, handler, args}));
@@ -391,7 +490,9 @@ int TclCommands::load(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     if (objc != 3) return usage(interp, objv);
     const std::string library = text(args[2]);
     if (check_library(interp, library) != TCL_OK) return TCL_ERROR;
-    return finish(interp, runtime_.load(text(args[1]), library, options));
+    return finish_within(interp, policy_, [&rt = runtime_, name = text(args[1]), library, options] {
+        return rt.load(name, library, options);
+    });
 }
 
 namespace {
@@ -408,7 +509,9 @@ int TclCommands::unload(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     Tcl_Obj* const* args = objv;
     const bool force = take_force(objc, args);
     if (objc != 2) return usage(interp, objv);
-    return finish(interp, runtime_.unload(text(args[1]), force));
+    return finish_within(interp, policy_, [&rt = runtime_, name = text(args[1]), force] {
+        return rt.unload(name, force);
+    });
 }
 
 int TclCommands::replace(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
@@ -418,17 +521,21 @@ int TclCommands::replace(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     if (objc != 3) return usage(interp, objv);
     const std::string library = text(args[2]);
     if (check_library(interp, library) != TCL_OK) return TCL_ERROR;
-    return finish(interp, runtime_.replace(text(args[1]), library, options));
+    return finish_within(interp, policy_, [&rt = runtime_, name = text(args[1]), library, options] {
+        return rt.replace(name, library, options);
+    });
 }
 
 int TclCommands::enable(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     if (objc != 2) return usage(interp, objv);
-    return finish(interp, runtime_.enable(text(objv[1])));
+    return finish_within(interp, policy_,
+                         [&rt = runtime_, name = text(objv[1])] { return rt.enable(name); });
 }
 
 int TclCommands::disable(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     if (objc != 2) return usage(interp, objv);
-    return finish(interp, runtime_.disable(text(objv[1])));
+    return finish_within(interp, policy_,
+                         [&rt = runtime_, name = text(objv[1])] { return rt.disable(name); });
 }
 
 int TclCommands::syn_replace(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
@@ -476,11 +583,13 @@ int TclCommands::group(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[], int 
         if (check_library(interp, c.library) != TCL_OK) return TCL_ERROR;
         changes.push_back(std::move(c));
     }
-    switch (which) {
-        case 0: return finish(interp, runtime_.syn_replace(changes, mode, options));
-        case 1: return finish(interp, runtime_.syn_load(changes, mode, options));
-        default: return finish(interp, runtime_.syn_upgrade(changes, mode, options));
-    }
+    return finish_within(interp, policy_, [&rt = runtime_, changes, mode, which, options] {
+        switch (which) {
+            case 0: return rt.syn_replace(changes, mode, options);
+            case 1: return rt.syn_load(changes, mode, options);
+            default: return rt.syn_upgrade(changes, mode, options);
+        }
+    });
 }
 
 int TclCommands::set_timer(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
@@ -490,8 +599,8 @@ int TclCommands::set_timer(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) 
         seconds > 1e9)
         return fail(interp, "expected a number of seconds but got '" + text(objv[1]) + "'",
                     "USAGE");
-    return finish(interp,
-                  runtime_.set_timer(std::chrono::milliseconds(std::llround(seconds * 1000.0))));
+    const std::chrono::milliseconds limit(std::llround(seconds * 1000.0));
+    return finish_within(interp, policy_, [&rt = runtime_, limit] { return rt.set_timer(limit); });
 }
 
 int TclCommands::modules(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
@@ -543,7 +652,15 @@ int TclCommands::send(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     m.type = static_cast<std::uint32_t>(type);
     m.sender = "operator";
     m.payload = text(objv[3]);
-    if (!runtime_.send(name, std::move(m)))
+    bool accepted = false;
+    if (bounded<bool>(
+            interp, policy_,
+            [&rt = runtime_, name, m = std::move(m)]() mutable {
+                return rt.send(name, std::move(m));
+            },
+            accepted) != TCL_OK)
+        return TCL_ERROR;
+    if (!accepted)
         return fail(interp, "module '" + name + "' did not accept the message", "REFUSED", name);
     Tcl_ResetResult(interp);
     return TCL_OK;
