@@ -2,8 +2,10 @@
 // TIMER, OSPF and IP (transaction 1) unless told not to, prints the module lifecycle as the
 // thesis figures do, and runs until SIGINT or SIGTERM, then removes every module and exits 0.
 #include <unistd.h>
+#include <nonstop/issuer.hpp>
 #include <nonstop/remote_console.hpp>
 #include <nonstop/runtime.hpp>
+#include <nonstop/tcl_commands.hpp>
 
 #include <condition_variable>
 #include <csignal>
@@ -12,6 +14,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -39,7 +42,12 @@ void usage(std::FILE* out) {
         "  --period MS            TIMER's broadcast period (default %lld)\n"
         "  --empty                start with no module (for scripts/router-transactions.tcl)\n"
         "  --quiet                print neither lifecycle nor OSPF lines\n"
-        "  --console PORT [--token-file FILE] remote console on 127.0.0.1:PORT (0: any port)\n",
+        "  --console PORT [--token-file FILE] remote console on 127.0.0.1:PORT (0: any port)\n"
+        "  --state-dir DIR        keep the release in DIR (default $NONSTOP_STATE_DIR); a\n"
+        "                         restart comes back on the same modules and versions\n"
+        "  --console-address ADDR  listen on ADDR instead (other than 127.x: needs TLS)\n"
+        "  --tls-cert FILE --tls-key FILE  the console speaks TLS with this certificate and key\n"
+        "                         (PEM); every console command is logged on stdout\n",
         NONSTOP_ROUTER_DEFAULT_MODULE_DIR, kDefaultIpMonitorPort, kDefaultOspfMonitorPort,
         kDefaultVrrpMonitorPort, static_cast<long long>(kDefaultPeriod.count()));
 }
@@ -58,7 +66,7 @@ int main(int argc, char** argv) {
     Config config;
     std::string module_dir = NONSTOP_ROUTER_DEFAULT_MODULE_DIR;
     bool empty = false, quiet_mode = false;
-    std::string console_port, token_file;
+    std::string console_port, token_file, console_address = "127.0.0.1", tls_cert, tls_key;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         auto value = [&]() -> std::string {
@@ -86,6 +94,14 @@ int main(int argc, char** argv) {
             console_port = value();
         else if (arg == "--token-file")
             token_file = value();
+        else if (arg == "--state-dir")
+            config.state_dir = value();
+        else if (arg == "--console-address")
+            console_address = value();
+        else if (arg == "--tls-cert")
+            tls_cert = value();
+        else if (arg == "--tls-key")
+            tls_key = value();
         else if (arg == "--help" || arg == "-h") {
             usage(stdout);
             return 0;
@@ -97,6 +113,8 @@ int main(int argc, char** argv) {
     }
     if (quiet_mode) ::setenv(kQuietEnv, "1", 1);
     config.module_path.push_back(module_dir);
+    if (const char* dir = std::getenv("NONSTOP_STATE_DIR"); dir && config.state_dir.empty())
+        config.state_dir = dir;
 
     // Blocked before the runtime starts any thread, so only the waiter below receives them.
     sigset_t stop_signals;
@@ -118,20 +136,46 @@ int main(int argc, char** argv) {
 
     int status = 0;
     {
-        Runtime runtime(config);
+        std::optional<Runtime> holder;
+        try {
+            holder.emplace(config);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "nonstop-router: %s\n", e.what());
+            ::kill(::getpid(), SIGTERM);  // ends the waiter
+            waiter.join();
+            return 1;
+        }
+        Runtime& runtime = *holder;
         if (!quiet_mode)
             runtime.observe([](const LifecycleEvent& e) { print_line(LifecyclePrinter::line(e)); });
         print_line("Non-Stop Router");
+        // A stored release replaces the default start.
+        const auto restored = runtime.restore();
+        for (const auto& c : restored.crashes)
+            std::fprintf(stderr, "nonstop-router: the previous run died of %s in module '%s' %s\n",
+                         c.signal_name.c_str(), c.module.c_str(), c.version.c_str());
+        for (const auto& e : restored.errors)
+            std::fprintf(stderr, "nonstop-router: %s\n", e.c_str());
+        if (restored.restored > 0 || !restored.errors.empty()) {
+            empty = true;
+            print_line("restored " + std::to_string(restored.restored) + " module(s) from " +
+                       config.state_dir);
+        }
 
         std::unique_ptr<RemoteConsole> console;
         if (!console_port.empty()) {
             RemoteConsole::Options options;
             options.port = static_cast<std::uint16_t>(std::atoi(console_port.c_str()));
             options.token_file = token_file;
+            options.address = console_address;
+            options.tls_certificate_file = tls_cert;
+            options.tls_key_file = tls_key;
+            options.log = print_line;
             console = std::make_unique<RemoteConsole>(runtime, options);
             try {
                 console->start();
-                print_line("remote console on 127.0.0.1:" + std::to_string(console->port()) +
+                print_line(std::string("remote console on ") + console_address + ":" +
+                           std::to_string(console->port()) + (tls_cert.empty() ? "" : " (TLS)") +
                            ", token in " + console->token_file());
             } catch (const std::exception& e) {
                 std::fprintf(stderr, "nonstop-router: %s\n", e.what());
@@ -161,7 +205,16 @@ int main(int argc, char** argv) {
         }
         print_line("-----");
         if (console) console->stop();
-        RouterScenario::shut_down(runtime);
+        // A console command that stopped waiting may have left a transaction running.
+        if (!TclCommands::wait_for_background(runtime.config().shutdown_timeout * 4))
+            std::fprintf(stderr, "nonstop-router: a console transaction is still running\n");
+        {
+            // Stopping is not a change of release: the restart comes back on these modules,
+            // from these checkpoints.
+            IssuerScope issuer(kShutdownIssuer);
+            if (!config.state_dir.empty()) runtime.checkpoint();
+            RouterScenario::shut_down(runtime);
+        }
         print_line("Non-Stop Router stopped");
     }
     waiter.join();

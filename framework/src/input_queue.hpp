@@ -35,6 +35,9 @@ public:
     static constexpr ACE_Message_Block::ACE_Message_Type kTerminate = ACE_Message_Block::MB_STOP;
     static constexpr ACE_Message_Block::ACE_Message_Type kEnable = ACE_Message_Block::MB_USER + 1;
     static constexpr ACE_Message_Block::ACE_Message_Type kDisable = ACE_Message_Block::MB_USER + 2;
+    /// put_state() now, between two messages (a checkpoint the operator asked for).
+    static constexpr ACE_Message_Block::ACE_Message_Type kCheckpoint =
+        ACE_Message_Block::MB_USER + 3;
     static constexpr ACE_Message_Block::ACE_Message_Type kAudit = ACE_Message_Block::MB_USER + 4;
 
     /// Holds messages until their charges (payload plus unit(), see wrap) reach
@@ -55,7 +58,7 @@ public:
     /// Appends a data block, waiting for room until `deadline` (absolute; nullptr: forever,
     /// &ACE_Time_Value::zero: not at all). On full or closed the caller still owns the block.
     Put put(ACE_Message_Block* block, const ACE_Time_Value* deadline);
-    /// Puts a control block (enable/disable/audit) ahead of every waiting message.
+    /// Puts a control block (enable/disable/checkpoint/audit) ahead of every waiting message.
     void put_control_first(ACE_Message_Block::ACE_Message_Type type);
     /// Appends the termination message that ends this queue for its consumer.
     void put_terminate(std::uint64_t term);

@@ -145,6 +145,17 @@ void ModuleProxy::trace(Step step, const Task& task, std::uint64_t transaction) 
     if (host_.tracing()) host_.trace(transaction, name_, task->version(), step);
 }
 
+std::pair<State, std::string> ModuleProxy::checkpoint_now(std::chrono::milliseconds limit) {
+    Task task;
+    {
+        std::lock_guard lock(mutex_);
+        if (phase_ != Phase::serving || !current_)
+            throw Error("module '" + name_ + "' is in a transaction");
+        task = current_;
+    }
+    return {task->checkpoint_now(limit), task->version()};
+}
+
 ModuleInfo ModuleProxy::info() const {
     std::lock_guard lock(mutex_);
     ModuleInfo i;
@@ -166,6 +177,7 @@ ModuleInfo ModuleProxy::info() const {
         i.kind = current_->library().kind();
         i.version = current_->library().version();
         i.library = current_->library().path();
+        i.sha256 = current_->library().sha256();
         i.status = current_->status();
         if (i.in_transaction) i.queue_depth += current_->queue_depth();
         const char* in = "";

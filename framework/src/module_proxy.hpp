@@ -88,6 +88,10 @@ public:
     /// wait for its own quiescence.
     bool called_from_own_thread() const;
 
+    /// A checkpoint of the serving implementation, taken between two of its messages
+    /// (ModuleTask::checkpoint_now); throws Error. Returns its version too.
+    std::pair<State, std::string> checkpoint_now(std::chrono::milliseconds limit);
+
     /// Operator enable/disable (EnableModule/DisableModule), serving only; throws Error.
     void enable(std::uint64_t transaction);
     void disable(std::uint64_t transaction);

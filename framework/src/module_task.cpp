@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "crash_recorder.hpp"
 #include "nonstop/error.hpp"
 #include "version_repository.hpp"
 
@@ -184,6 +185,46 @@ void ModuleTask::audit() {
     std::lock_guard lock(mutex_);
     audit_ = std::move(result);
     audits_done_ = audits_asked_;
+    cv_.notify_all();
+}
+
+State ModuleTask::checkpoint_now(std::chrono::milliseconds limit) {
+    auto q = queue();
+    std::uint64_t ticket = 0;
+    {
+        std::lock_guard lock(mutex_);
+        if (!q || exited_ || abandoned() || !started_)
+            throw Error("module '" + name_ + "' is not serving");
+        ticket = ++live_asked_;
+    }
+    q->put_control_first(InputQueue::kCheckpoint);
+    std::unique_lock lock(mutex_);
+    if (!cv_.wait_for(lock, limit, [&] { return live_done_ >= ticket || exited_; }) ||
+        live_done_ < ticket)
+        throw Error("module '" + name_ + "' version " + version() +
+                    " did not take its checkpoint within " + seconds(limit) +
+                    " (busy in a handler, or in put_state())");
+    if (!live_state_)
+        throw Error("module '" + name_ + "' failed to checkpoint its state: " + live_error_);
+    State state = std::move(*live_state_);
+    live_state_.reset();
+    return state;
+}
+
+// In this thread, between two messages: answers every request made so far.
+void ModuleTask::checkpoint_live() {
+    std::uint64_t answers;
+    {
+        std::lock_guard lock(mutex_);
+        answers = live_asked_;
+        if (live_done_ >= answers) return;  // a late block of a request already answered
+    }
+    std::optional<State> state;
+    const std::string error = call_hook("put_state", [&] { state = module_->put_state(); });
+    std::lock_guard lock(mutex_);
+    live_done_ = answers;
+    live_state_ = std::move(state);
+    live_error_ = error;
     cv_.notify_all();
 }
 
@@ -466,6 +507,7 @@ void ModuleTask::end_service() {
 
 int ModuleTask::svc() {
     calling_task = this;
+    CrashRecorder::enter_module(name_, library_->version());
     // Marks the end of the thread however it ends, also by pthread_exit inside module code.
     struct ExitMark {
         ModuleTask& task;
@@ -481,6 +523,7 @@ int ModuleTask::svc() {
             task.initialized_ = true;
             task.queue_.reset();
             task.cv_.notify_all();
+            CrashRecorder::leave_module();
         }
     } mark{*this};
     initialize();
@@ -572,6 +615,10 @@ std::optional<std::uint64_t> ModuleTask::serve(InputQueue& queue) {
             case InputQueue::kAudit:
                 block->release();
                 audit();
+                break;
+            case InputQueue::kCheckpoint:
+                block->release();
+                checkpoint_live();
                 break;
             case InputQueue::kTerminate: {
                 const std::uint64_t term = InputQueue::term_of(block);

@@ -74,6 +74,11 @@ public:
     std::uint64_t request_audit(InputQueue& queue);
     /// The result of audit `number`; empty when it has not run by `deadline`.
     std::optional<AuditResult> wait_audit(std::uint64_t number, Clock::time_point deadline);
+    /// A checkpoint of the serving implementation: put_state() runs in its own thread between
+    /// two messages (ahead of those waiting). Throws Error when it threw, when the module is
+    /// not serving, or when it did not come back within `limit` (the module is then busy; the
+    /// late checkpoint is dropped).
+    State checkpoint_now(std::chrono::milliseconds limit);
     /// Parked at `term` after an aborted transaction: says so, and resumes at start().
     void hold(std::uint64_t transaction);
     /// Resumes the loop parked at `term`: serve `queue` next, active or passive.
@@ -169,6 +174,7 @@ private:
     Begin begin_service(const Decision& decision);
     bool restore(const Decision& decision);
     void checkpoint_at(std::uint64_t term);
+    void checkpoint_live();
     void audit();
     void end_service();
     void trace(Step step);
@@ -218,6 +224,10 @@ private:
     std::uint64_t audits_done_ = 0;
     AuditResult audit_;
     std::string checkpoint_error_;
+    std::uint64_t live_asked_ = 0;  // checkpoint_now() requests, and the latest answered
+    std::uint64_t live_done_ = 0;
+    std::optional<State> live_state_;
+    std::string live_error_;
     std::string start_error_;
     std::shared_ptr<InputQueue> queue_;
     bool started_ = false;

@@ -13,12 +13,14 @@
 #include <sstream>
 #include <thread>
 
+#include "crash_recorder.hpp"
 #include "event_manager.hpp"
 #include "graveyard.hpp"
 #include "health.hpp"
 #include "module_host.hpp"
 #include "module_proxy.hpp"
 #include "name_service.hpp"
+#include "release_store.hpp"
 #include "send_error.hpp"
 #include "timer_service.hpp"
 #include "upgrader.hpp"
@@ -30,13 +32,25 @@ using namespace detail;
 
 // The runtime's services and the ModuleHost they offer to module threads, contexts and proxies.
 // Members are declared in construction order: the upgrader uses all the others.
+namespace {
+// The store of a runtime with a state directory, and its crash black box.
+std::unique_ptr<ReleaseStore> open_store(const Config& config) {
+    if (config.state_dir.empty()) return nullptr;
+    auto store = std::make_unique<ReleaseStore>(config.state_dir);
+    CrashRecorder::install(config.state_dir);
+    return store;
+}
+}  // namespace
+
 struct Runtime::Services final : ModuleHost {
     explicit Services(Config c)
         : config(std::move(c)),
+          store(open_store(config)),
           events(names),
           libraries(config.module_path),
           timers([this](const std::string& name) { tick(name); }),
-          upgrader(UpgraderParts{names, events, libraries, timers, *this, graveyard, config}),
+          upgrader(UpgraderParts{names, events, libraries, timers, *this, graveyard, config,
+                                 store.get()}),
           health(names, events, upgrader, config),
           watchdog([this] { watch(); }) {}
 
@@ -98,6 +112,7 @@ struct Runtime::Services final : ModuleHost {
     }
 
     Config config;
+    std::unique_ptr<ReleaseStore> store;
     std::shared_mutex observers_mutex;
     std::map<std::uint64_t, std::function<void(const LifecycleEvent&)>> observers;
     std::map<std::uint64_t, std::function<void(const ReleaseTransition&)>> release_observers;
@@ -179,6 +194,8 @@ Config with_environment(Config config) {
         for (std::string dir; std::getline(in, dir, ':');)
             if (!dir.empty()) config.module_path.push_back(dir);
     }
+    if (const char* dir = std::getenv("NONSTOP_STATE_DIR"); dir && *dir && config.state_dir.empty())
+        config.state_dir = dir;
     return config;
 }
 }  // namespace
@@ -301,6 +318,31 @@ std::chrono::milliseconds Runtime::timer() const { return services_->upgrader.ti
 std::size_t Runtime::queued() const { return services_->upgrader.queued(); }
 std::vector<TransactionReport> Runtime::history(std::size_t count) const {
     return services_->upgrader.history(count);
+}
+
+RestoreReport Runtime::restore() {
+    return services_->upgrader.restore(services_->config.state_dir);
+}
+
+std::vector<SavedCheckpoint> Runtime::checkpoint(const std::string& name) {
+    return services_->upgrader.checkpoint(name);
+}
+
+std::vector<CrashRecord> Runtime::crashes() const {
+    return services_->store ? services_->store->crashes() : std::vector<CrashRecord>{};
+}
+
+VersionCatalogue Runtime::versions(const std::string& name) const {
+    VersionCatalogue out;
+    if (!name.empty()) {
+        if (auto proxy = services_->names.find(name)) out.kind = proxy->info().kind;
+        if (out.kind.empty() && services_->store) out.kind = services_->store->kind_of(name);
+        if (out.kind.empty())
+            throw Error("module '" + name + "' is unknown here and in the release store");
+        if (services_->store) out.history = services_->store->history_of(name);
+    }
+    out.libraries = services_->libraries.catalogue(out.kind);
+    return out;
 }
 
 bool Runtime::send(std::string_view to, Message m) {

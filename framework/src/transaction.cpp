@@ -23,6 +23,7 @@ struct Transaction::Target {
     bool swapped = false;     // the new version holds the module: it serves, or it goes back
     bool forced = false;      // the old version was stuck: abandoned, no checkpoint
     std::shared_ptr<const State> state;    // the old version's checkpoint, for the new one
+    bool seeded = false;                   // an addition started from a saved checkpoint
     std::string error;                     // why this target cannot commit
     std::unique_ptr<Preflight> preflight;  // the child kept for the state check
     std::shared_ptr<Library> staged;       // a late addition's library, vetted, not yet loaded
@@ -291,10 +292,20 @@ void Transaction::start(Target& t) {
         return;
     }
     if (t.addition) {
-        t.proxy->start(report_.id);
-        return;
+        const auto seed = seeds_.find(t.change.name);
+        if (seed == seeds_.end()) {
+            t.proxy->start(report_.id);
+            return;
+        }
+        t.seeded = true;
+        t.proxy->start(report_.id, false, seed->second);
+    } else {
+        t.proxy->start(report_.id, hold_, restore(t));
     }
-    t.proxy->start(report_.id, hold_, restore(t));
+    await_enabled(t);
+}
+
+void Transaction::await_enabled(Target& t) {
     const auto limit = parts_.config.state_timeout + parts_.config.enable_timeout;
     if (t.fresh->wait_enabled(limit)) return;
     if (auto refused = t.fresh->start_error(); !refused.empty()) throw Error(refused);
@@ -308,7 +319,14 @@ void Transaction::start(Target& t) {
 }
 
 void Transaction::serve(Target& t) {
-    if (t.addition) return;
+    if (t.addition) {
+        // A seeded addition that refused its checkpoint never took a message: out again.
+        if (!commit_ && t.seeded) {
+            parts_.names.remove(t.change.name);
+            dispose(t, std::exchange(t.fresh, nullptr));
+        }
+        return;
+    }
     if (!commit_) {
         if (!t.swapped) return;
         // Started but not to serve: the old version takes the module back, on the buffered

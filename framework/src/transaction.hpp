@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +26,8 @@ class NameService;
 class TimerService;
 class VersionRepository;
 
+class ReleaseStore;
+
 /// The services a transaction works on, all below the upgrader.
 struct UpgraderParts {
     NameService& names;
@@ -34,6 +37,7 @@ struct UpgraderParts {
     ModuleHost& host;
     Graveyard& graveyard;
     const Config& config;
+    ReleaseStore* store = nullptr;  // null without a state directory
 };
 
 /// True for the names the framework itself sends and publishes under ("upgrader", "host",
@@ -76,6 +80,12 @@ public:
         preflight_ = true;
         preflight_state_ = state;
     }
+    /// Additions start from these saved checkpoints (by module name) instead of an empty
+    /// state: a restart restoring its release. An addition whose get_state() refuses its
+    /// checkpoint is taken out again and the transaction aborts.
+    void seed(std::map<std::string, std::shared_ptr<const State>> states) {
+        seeds_ = std::move(states);
+    }
     /// Before run(): target `name` (validated) runs as `options` say.
     void options(const std::string& name, TargetOptions options);
     /// After a commit: what it takes to undo each replacement (the release).
@@ -99,6 +109,7 @@ private:
     void serve(Target& t);    // the new versions serve and the old ones end (or all go back)
     void measure(Target& t);  // the blackout, once the new version serves
     void dispose(Target& t, ModuleProxy::Task task);
+    void await_enabled(Target& t);
     void describe_transfer(Target& t, const ModuleProxy::Checkpoint& checkpoint);
     void remember(Target& t);
 
@@ -118,6 +129,7 @@ private:
     bool force_ = false;
     bool preflight_ = false;
     bool preflight_state_ = false;
+    std::map<std::string, std::shared_ptr<const State>> seeds_;
     std::chrono::milliseconds timeout_{0};
     bool commit_ = true;
     std::string reason_;

@@ -1,12 +1,15 @@
 #include "upgrader.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
 
+#include "crash_recorder.hpp"
 #include "event_manager.hpp"
 #include "graveyard.hpp"
 #include "name_service.hpp"
+#include "nonstop/issuer.hpp"
 #include "timer_service.hpp"
 #include "version_repository.hpp"
 
@@ -17,6 +20,7 @@ class Upgrader::Session {
 public:
     Session(Upgrader& upgrader, std::string command) : upgrader_(upgrader) {
         report.command = std::move(command);
+        report.issuer = current_issuer();
         report.started = std::chrono::system_clock::now();
         const auto asked = Clock::now();
         lock_ = std::unique_lock(upgrader.transaction_mutex_, std::try_to_lock);
@@ -36,6 +40,7 @@ public:
         report.reason = std::move(reason);
         report.duration = Clock::now() - begin_;
         upgrader_.announce(report, nonstop::to_string(outcome));
+        upgrader_.persist(report);
         return upgrader_.record(report);
     }
     TransactionReport report;
@@ -51,6 +56,71 @@ Upgrader::Upgrader(UpgraderParts parts)
       timeout_ms_(parts.config.quiescence_timeout.count()),
       probation_ms_(parts.config.probation.count()),
       ledger_(parts.config.history_size) {}
+
+// Under the transaction lock (from Session::done): the report, and for a committed command the
+// release it produced, in one write each. A store that fails is named on stderr; the command
+// has taken effect either way.
+void Upgrader::persist(const TransactionReport& report) {
+    if (parts_.store == nullptr) return;
+    try {
+        // Restarting the stored release and removing modules at shutdown change what runs, not
+        // the release to come back to.
+        if (!report.ok() || report.issuer == kRestoreIssuer || report.issuer == kShutdownIssuer) {
+            parts_.store->record_report(report);
+            return;
+        }
+        Release release;
+        release.quiescence_ms = timer().count();
+        const auto& c = parts_.config;
+        release.limits = "quiescence=" + std::to_string(release.quiescence_ms) +
+                         " initialize=" + std::to_string(c.initialize_timeout.count()) +
+                         " state=" + std::to_string(c.state_timeout.count()) +
+                         " enable=" + std::to_string(c.enable_timeout.count()) +
+                         " terminate=" + std::to_string(c.terminate_timeout.count()) +
+                         " shutdown=" + std::to_string(c.shutdown_timeout.count());
+        for (const auto& name : parts_.names.names())
+            if (auto proxy = parts_.names.find(name)) {
+                const ModuleInfo i = proxy->info();
+                release.modules.push_back(
+                    {i.name, i.library, i.sha256, i.kind, i.version, i.enabled});
+            }
+        const auto stored = parts_.store->record_provisional(report, release);
+        // Under probation (one provisional release at a time, as OTP's one temporary release)
+        // the store's provisional release is the latest snapshot; it becomes permanent when
+        // the probation ends clean and is discarded when it is rolled back.
+        if (report.probation.count() > 0)
+            stored_[report.id] = stored;
+        else if (!stored_.empty())
+            stored_.begin()->second = stored;
+        else
+            settle(stored);
+    } catch (const Error& e) {
+        std::cerr << "nonstop: transaction " << report.id << " was not recorded: " << e.what()
+                  << "\n";
+    }
+}
+
+// Probation 0: a committed transaction is permanent at once. This is the one call site that
+// probation (issue 12 item 1) replaces: make_permanent when the period ends clean,
+// discard_provisional when a rule rolls the transaction back.
+void Upgrader::settle(std::int64_t transaction) { parts_.store->make_permanent(transaction); }
+
+void Upgrader::store_transition(std::uint64_t transaction, ReleaseState to,
+                                const std::string& why) {
+    auto it = stored_.find(transaction);
+    if (it == stored_.end() || parts_.store == nullptr) return;
+    const std::int64_t stored = it->second;
+    stored_.erase(it);
+    try {
+        if (to == ReleaseState::permanent)
+            parts_.store->make_permanent(stored);
+        else
+            parts_.store->discard_provisional(stored, why);
+    } catch (const Error& e) {
+        std::cerr << "nonstop: transaction " << transaction << " was not recorded as "
+                  << to_string(to) << ": " << e.what() << "\n";
+    }
+}
 
 TransactionReport Upgrader::record(TransactionReport report) {
     std::lock_guard lock(history_mutex_);
@@ -177,6 +247,12 @@ void Upgrader::end_removed(Session& s, TargetReport& t, std::shared_ptr<ModulePr
 }
 
 void Upgrader::unload_all() {
+    if (parts_.store != nullptr && !parts_.names.names().empty()) {
+        for (const auto& c : checkpoint({}))
+            if (!c.error.empty())
+                std::cerr << "nonstop: shutdown: no checkpoint saved: " << c.error << "\n";
+    }
+    IssuerScope scope(kShutdownIssuer);
     for (const auto& name : parts_.names.names()) {
         // Shutdown cannot wait for ever: past the limit a module stuck in a handler is
         // abandoned; one that is only slow gets a second period to drain.
@@ -244,7 +320,8 @@ TransactionReport Upgrader::syn_upgrade(const std::vector<Change>& replacements,
 
 TransactionReport Upgrader::run(std::string command, const std::vector<Change>& replacements,
                                 const std::vector<Change>& additions, Mode mode,
-                                bool late_additions, const TransactionOptions& options) {
+                                bool late_additions, const TransactionOptions& options,
+                                Seeds seeds) {
     Session s(*this, std::move(command));
     parts_.graveyard.reap();
     s.report.mode = mode;
@@ -256,18 +333,18 @@ TransactionReport Upgrader::run(std::string command, const std::vector<Change>& 
     const bool preflight = options.preflight_state.value_or(false) ||
                            options.preflight.value_or(parts_.config.preflight);
     if (preflight) transaction.preflight(state);
+    if (!seeds.empty()) transaction.seed(std::move(seeds));
     try {
         transaction.validate(replacements, additions);
     } catch (const Error& e) {
         return s.done(Outcome::rejected, e.what());
     }
-    // One provisional release per module (OTP: one temporary release): a module under
-    // probation is accepted or rolled back before it changes again.
-    for (const auto& c : replacements)
-        if (auto pending = ledger_.provisional_of(c.name))
-            return s.done(Outcome::rejected,
-                          "module '" + c.name + "' is provisional (transaction " +
-                              std::to_string(pending->id) + "): accept or roll it back first");
+    // One provisional release at a time (OTP: one temporary release): it is accepted or
+    // rolled back before another replacement.
+    if (const auto pending = ledger_.provisional(); !pending.empty() && !replacements.empty())
+        return s.done(Outcome::rejected, "transaction " + std::to_string(pending.front().id) +
+                                             " (" + pending.front().command +
+                                             ") is provisional: accept or roll it back first");
     std::string reason = transaction.run(mode, late_additions, timer());
     if (!reason.empty()) return s.done(Outcome::aborted, std::move(reason));
     keep_release(s, transaction);
@@ -310,6 +387,7 @@ std::vector<std::uint64_t> Upgrader::accept(std::uint64_t transaction) {
         if (!before) continue;
         auto t = before->transition("accepted", "ended early by the operator");
         t.state = ReleaseState::permanent;
+        store_transition(release.id, ReleaseState::permanent, {});
         parts_.host.transition(t);
         accepted.push_back(release.id);
     }
@@ -332,6 +410,7 @@ void Upgrader::expire(std::uint64_t transaction) {
     auto t = release->transition(
         "expired", std::string("probation of ") + seconds + " s ended with no health rule tripped");
     t.state = ReleaseState::permanent;
+    store_transition(transaction, ReleaseState::permanent, {});
     parts_.host.transition(t);
 }
 
@@ -432,6 +511,10 @@ TransactionReport Upgrader::rollback(const RollbackRequest& request) {
         auto t = before->transition(request.rule, request.evidence);
         t.state = ReleaseState::rolled_back;
         t.rollback = s.report.id;
+        store_transition(release->id, ReleaseState::rolled_back,
+                         "rolled back by transaction " + std::to_string(s.report.id) + " (" +
+                             request.rule + (request.evidence.empty() ? "" : ": ") +
+                             request.evidence + ")");
         parts_.host.transition(t);
     }
     return s.done(Outcome::committed);
@@ -456,6 +539,114 @@ TransactionReport Upgrader::restart(const std::string& name) {
     transaction.options(name, std::move(options));
     std::string reason = transaction.run(Mode::concurrent, false, timer());
     return s.done(reason.empty() ? Outcome::committed : Outcome::aborted, std::move(reason));
+}
+
+std::vector<SavedCheckpoint> Upgrader::checkpoint(const std::string& name) {
+    std::lock_guard lock(transaction_mutex_);  // no swap while put_state() runs
+    std::vector<std::string> names = parts_.names.names();
+    if (!name.empty()) {
+        if (!parts_.names.find(name)) throw Error("no module is named '" + name + "'");
+        names = {name};
+    }
+    std::vector<SavedCheckpoint> out;
+    for (const auto& n : names) {
+        auto proxy = parts_.names.find(n);
+        if (!proxy) continue;
+        SavedCheckpoint c;
+        c.module = n;
+        c.taken = std::chrono::system_clock::now();
+        try {
+            if (proxy->called_from_own_thread())
+                throw Error("module '" + n + "' cannot checkpoint itself from its own thread");
+            auto [state, version] = proxy->checkpoint_now(parts_.config.state_timeout);
+            c.schema = state.schema;
+            c.bytes = std::move(state.bytes);
+            c.version = std::move(version);
+        } catch (const Error& e) {
+            c.error = e.what();
+        }
+        out.push_back(std::move(c));
+    }
+    if (parts_.store != nullptr) {
+        parts_.store->save_checkpoints(out);
+        for (auto& c : out) c.saved = c.error.empty();
+    }
+    return out;
+}
+
+// The process ended while a transaction was provisional: the release to come back to is the
+// permanent one. Crash records of modules that transaction changed say why. This is the one
+// place that decides what an interrupted probation means (issue 12 item 5).
+std::string Upgrader::discard_interrupted(RestoreReport& out, const std::string& state_dir) {
+    auto records = CrashRecorder::read(state_dir);
+    const auto pending = parts_.store->provisional();
+    std::vector<std::string> changed;
+    if (pending) changed = parts_.store->changed_by(pending->first);
+    for (auto& r : records)
+        if (std::find(changed.begin(), changed.end(), r.module) != changed.end())
+            r.provisional_transaction = pending->first;
+    out.crashes = parts_.store->import_crashes(records);
+    CrashRecorder::clear(state_dir);
+    if (!pending) return {};
+    std::string why = "the process ended while transaction " + std::to_string(pending->first) +
+                      " was provisional";
+    for (const auto& r : out.crashes)
+        if (r.provisional_transaction == pending->first) {
+            why = "module '" + r.module + "' version " + r.version + " died of " + r.signal_name +
+                  " while transaction " + std::to_string(pending->first) + " was provisional";
+            break;
+        }
+    parts_.store->discard_provisional(pending->first, why);
+    return why;
+}
+
+RestoreReport Upgrader::restore(const std::string& state_dir) {
+    RestoreReport out;
+    if (parts_.store == nullptr) return out;
+    IssuerScope scope(kRestoreIssuer);
+    out.discarded = discard_interrupted(out, state_dir);
+    const auto release = parts_.store->permanent();
+    if (!release) return out;
+    if (release->quiescence_ms > 0) timeout_ms_ = release->quiescence_ms;
+    const auto saved = parts_.store->checkpoints();
+    for (const auto& m : release->modules) restore_module(m, saved, out);
+    return out;
+}
+
+void Upgrader::restore_module(const ReleaseModule& m,
+                              const std::map<std::string, SavedCheckpoint>& saved,
+                              RestoreReport& out) {
+    const std::string not_restored =
+        "module '" + m.name + "' version " + m.version + " was not restored: ";
+    if (parts_.names.find(m.name)) {
+        out.errors.push_back(not_restored + "a module of that name already runs");
+        return;
+    }
+    try {
+        const std::string digest = parts_.libraries.digest(m.library);
+        if (digest != m.sha256) {
+            out.errors.push_back(not_restored + "its library '" + m.library +
+                                 "' has changed since it was committed (SHA-256 " +
+                                 digest.substr(0, 12) + "..., expected " + m.sha256.substr(0, 12) +
+                                 "...)");
+            return;
+        }
+    } catch (const Error& e) {
+        out.errors.push_back(not_restored + e.what());
+        return;
+    }
+    Seeds seeds;
+    if (auto c = saved.find(m.name); c != saved.end())
+        seeds[m.name] = std::make_shared<const State>(State{c->second.schema, c->second.bytes});
+    auto report = run("restore " + m.name + " " + m.library, {}, {{m.name, m.library}},
+                      Mode::concurrent, false, TransactionOptions{}, std::move(seeds));
+    out.transactions.push_back(report);
+    if (!report.ok()) {
+        out.errors.push_back(not_restored + report.reason);
+        return;
+    }
+    ++out.restored;
+    if (!m.enabled) out.transactions.push_back(toggle(m.name, false));
 }
 
 }  // namespace nonstop::detail

@@ -7,14 +7,18 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "nonstop/change.hpp"
+#include "nonstop/store_records.hpp"
 #include "nonstop/transaction_options.hpp"
 #include "nonstop/transaction_report.hpp"
 #include "release_ledger.hpp"
+#include "release_store.hpp"
 #include "transaction.hpp"
 
 namespace nonstop::detail {
@@ -81,11 +85,29 @@ public:
     /// stderr (used at shutdown).
     void unload_all();
 
+    /// Checkpoints of the serving modules (or of `name` only; throws Error when unknown),
+    /// each taken in the module's own thread between two messages, saved to the release
+    /// store in one write when there is one. No transaction runs meanwhile.
+    std::vector<SavedCheckpoint> checkpoint(const std::string& name);
+    /// At start: imports the previous run's crash records, discards a provisional transaction
+    /// (the process died during its probation), and restarts the permanent release from the
+    /// store: each module from its library, its digest verified, with its saved checkpoint and
+    /// its enabled state. A module that cannot restart is an error for it alone.
+    RestoreReport restore(const std::string& state_dir);
+
 private:
     class Session;
+    using Seeds = std::map<std::string, std::shared_ptr<const State>>;
     TransactionReport run(std::string command, const std::vector<Change>& replacements,
                           const std::vector<Change>& additions, Mode mode, bool late_additions,
-                          const TransactionOptions& options);
+                          const TransactionOptions& options, Seeds seeds = {});
+    void persist(const TransactionReport& report);
+    void settle(std::int64_t transaction);
+    /// The store follows a release that leaves probation (permanent, or rolled back).
+    void store_transition(std::uint64_t transaction, ReleaseState to, const std::string& why);
+    std::string discard_interrupted(RestoreReport& out, const std::string& state_dir);
+    void restore_module(const ReleaseModule& m, const std::map<std::string, SavedCheckpoint>& saved,
+                        RestoreReport& out);
     TransactionReport toggle(const std::string& name, bool enable);
     TransactionReport remove(const std::string& name, std::chrono::milliseconds limit, bool force);
     bool force_removal(Session& s, TargetReport& t, std::shared_ptr<ModuleProxy> proxy);
@@ -105,6 +127,7 @@ private:
     std::atomic<std::uint64_t> next_id_{1};
     std::atomic<long long> probation_ms_;
     ReleaseLedger ledger_;
+    std::map<std::uint64_t, std::int64_t> stored_;  // provisional: runtime id → store id
     std::atomic<std::size_t> queued_{0};
     mutable std::mutex history_mutex_;
     std::deque<TransactionReport> history_;

@@ -8,11 +8,13 @@
 #include <unistd.h>
 
 #define BOOST_DLL_USE_STD_FS
+#include <algorithm>
 #include <boost/dll/shared_library.hpp>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <tuple>
 
 #include "nonstop/error.hpp"
 
@@ -328,6 +330,55 @@ std::vector<LibraryInfo> VersionRepository::list() const {
             out.push_back({lib->path(), lib->mapped_path(), lib->kind(), lib->version(),
                            weak.use_count() - 1, lib->sha256()});
     }
+    return out;
+}
+
+namespace {
+// The kind and version a ModuleMarker declares, found in the file's bytes; false if none.
+bool read_marker(const std::string& content, std::string& kind, std::string& version) {
+    const std::string prefix(kModuleMarkerPrefix, sizeof kModuleMarkerPrefix);  // with its NUL
+    const auto at = content.find(prefix);
+    if (at == std::string::npos) return false;
+    const auto kind_at = at + prefix.size();
+    const auto kind_end = content.find('\0', kind_at);
+    if (kind_end == std::string::npos) return false;
+    const auto version_end = content.find('\0', kind_end + 1);
+    if (version_end == std::string::npos) return false;
+    kind = content.substr(kind_at, kind_end - kind_at);
+    version = content.substr(kind_end + 1, version_end - kind_end - 1);
+    return true;
+}
+}  // namespace
+
+std::string VersionRepository::digest(const std::string& path) const {
+    return sha256_hex(read_content(path));
+}
+
+std::vector<CatalogueEntry> VersionRepository::catalogue(const std::string& kind) const {
+    std::vector<CatalogueEntry> out;
+    std::error_code ec;
+    for (const auto& dir : module_path()) {
+        for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+            const std::string name = it->path().filename().string();
+            if (name.find(".so") == std::string::npos || !it->is_regular_file(ec)) continue;
+            CatalogueEntry e;
+            std::string content;
+            try {
+                e.path = fs::canonical(it->path()).string();
+                content = read_content(e.path);
+            } catch (const std::exception&) {
+                continue;  // unreadable: not listed
+            }
+            if (!elf_problem(content).empty() || !read_marker(content, e.kind, e.version)) continue;
+            if (!kind.empty() && e.kind != kind) continue;
+            e.sha256 = sha256_hex(content);
+            if (std::none_of(out.begin(), out.end(), [&](auto& o) { return o.path == e.path; }))
+                out.push_back(std::move(e));
+        }
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+        return std::tie(a.kind, a.version, a.path) < std::tie(b.kind, b.version, b.path);
+    });
     return out;
 }
 

@@ -11,6 +11,7 @@
 
 #include "nonstop/library_info.hpp"
 #include "nonstop/module.hpp"
+#include "nonstop/store_records.hpp"
 
 namespace nonstop::detail {
 
@@ -88,6 +89,13 @@ public:
     static std::shared_ptr<Library> load_in_place(const std::string& copy, const std::string& path);
     /// Every library currently loaded.
     std::vector<LibraryInfo> list() const;
+    /// SHA-256 of the library file at `path` as it is now (read, never loaded); throws Error
+    /// naming the file when it is missing or unreadable.
+    std::string digest(const std::string& path) const;
+    /// Every module library in the module path, read from its file (never loaded, so none of
+    /// its code runs): kind and version from its ModuleMarker, and its SHA-256. Only `kind`
+    /// unless empty; sorted by kind, version and path.
+    std::vector<CatalogueEntry> catalogue(const std::string& kind) const;
     void set_module_path(std::vector<std::string> module_path);
     std::vector<std::string> module_path() const;
 

@@ -4,20 +4,48 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
 #include <cerrno>
 #include <cstring>
 #include <sstream>
 
+#include "channel.hpp"
 #include "nonstop/error.hpp"
 
 namespace nonstop {
 
-ConsoleClient::~ConsoleClient() { close(); }
+ConsoleClient::ConsoleClient() = default;
+
+ConsoleClient::~ConsoleClient() {
+    close();
+    SSL_CTX_free(tls_);
+}
 
 void ConsoleClient::close() {
+    channel_.reset();
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
     buffer_.clear();
+}
+
+void ConsoleClient::connect_tls(const std::string& host, std::uint16_t port,
+                                const TlsOptions& tls) {
+    SSL_CTX_free(tls_);
+    tls_ = SSL_CTX_new(TLS_client_method());
+    if (!tls_) throw Error("cannot set up TLS: " + Channel::openssl_error());
+    SSL_CTX_set_min_proto_version(tls_, TLS1_2_VERSION);
+    if (!tls.ca_file.empty()) {
+        if (SSL_CTX_load_verify_locations(tls_, tls.ca_file.c_str(), nullptr) != 1)
+            throw Error("cannot read the certificate authority file '" + tls.ca_file +
+                        "': " + Channel::openssl_error());
+        SSL_CTX_set_verify(tls_, SSL_VERIFY_PEER, nullptr);
+    }
+    connect(host, port);
+    std::string why;
+    if (!channel_->connect_tls(tls_, host, Channel::never, why)) {
+        close();
+        throw Error("cannot speak TLS with " + host + ":" + std::to_string(port) + ": " + why);
+    }
 }
 
 void ConsoleClient::connect(const std::string& host, std::uint16_t port) {
@@ -43,28 +71,20 @@ void ConsoleClient::connect(const std::string& host, std::uint16_t port) {
     ::freeaddrinfo(found);
     if (fd_ < 0)
         throw Error("cannot connect to " + host + ":" + service + ": " + std::strerror(err));
+    channel_ = std::make_unique<Channel>(fd_);
 }
 
 void ConsoleClient::send_raw(const std::string& bytes) {
     if (fd_ < 0) throw Error("the console is not connected");
-    std::size_t sent = 0;
-    while (sent < bytes.size()) {
-        ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) throw Error("the console closed the connection");
-        sent += static_cast<std::size_t>(n);
-    }
+    if (!channel_->write_all(bytes)) throw Error("the console closed the connection");
 }
 
 bool ConsoleClient::fill() {
     char chunk[4096];
-    for (;;) {
-        ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return false;
-        buffer_.append(chunk, static_cast<std::size_t>(n));
-        return true;
-    }
+    const long n = channel_->read(chunk, sizeof chunk, Channel::never);
+    if (n <= 0) return false;
+    buffer_.append(chunk, static_cast<std::size_t>(n));
+    return true;
 }
 
 ConsoleClient::Reply ConsoleClient::read_reply() {

@@ -2,6 +2,10 @@
 // runtime, in whatever interpreter loads the extension.
 #include <tcl.h>
 
+#include <cstdio>
+#include <mutex>
+
+#include "nonstop/error.hpp"
 #include "nonstop/runtime.hpp"
 #include "nonstop/tcl_commands.hpp"
 
@@ -14,7 +18,21 @@ int init(Tcl_Interp* interp, bool safe) {
     nonstop::TclCommands::Policy policy;
     // A safe interpreter is by definition untrusted: it gets the console's restrictions.
     policy.confined = safe;
-    auto& runtime = nonstop::Runtime::instance();
+    nonstop::Runtime* instance = nullptr;
+    try {
+        instance = &nonstop::Runtime::instance();
+    } catch (const nonstop::Error& e) {
+        Tcl_SetObjResult(interp, Tcl_NewStringObj(e.what(), -1));
+        return TCL_ERROR;
+    }
+    auto& runtime = *instance;
+    // With NONSTOP_STATE_DIR, the first interpreter to load the package restarts the stored
+    // release (as nonstop-shell does), before any command could overwrite it.
+    static std::once_flag restored;
+    std::call_once(restored, [&runtime] {
+        for (const auto& e : runtime.restore().errors)
+            std::fprintf(stderr, "nonstop: %s\n", e.c_str());
+    });
     if (nonstop::TclCommands::install(interp, runtime, policy) != TCL_OK) return TCL_ERROR;
     nonstop::TclCommands::unload_at_exit(runtime);
     return Tcl_PkgProvide(interp, "nonstop", NONSTOP_PACKAGE_VERSION);

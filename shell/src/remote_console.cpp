@@ -8,23 +8,35 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+#include <signal.h>
 #include <tcl.h>
 #include <algorithm>
 #include <cerrno>
+#include <cstdarg>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <limits>
 #include <random>
 #include <utility>
 
+#include "channel.hpp"
+#include "memory_budget.hpp"
 #include "nonstop/error.hpp"
+#include "nonstop/issuer.hpp"
 #include "nonstop/tcl_commands.hpp"
 
 namespace nonstop {
 
 struct RemoteConsole::Client {
     int fd = -1;
-    std::string peer;  // the address it connects from
+    std::string peer;                  // the address it connects from
+    std::string peer_port;             // address:port, for the log
+    std::unique_ptr<Channel> channel;  // made and used by the client's thread only
+    // The running command's deadline (steady clock ticks), for framework calls it waits for.
+    std::atomic<std::chrono::steady_clock::rep> deadline{0};
     std::atomic<bool> authenticated{false};
     bool evicted = false;  // guarded by RemoteConsole::mutex_
     std::thread thread;
@@ -33,6 +45,14 @@ struct RemoteConsole::Client {
 };
 
 namespace {
+
+std::uint16_t port_of(const sockaddr_storage& address) {
+    if (address.ss_family == AF_INET)
+        return ntohs(reinterpret_cast<const sockaddr_in&>(address).sin_port);
+    if (address.ss_family == AF_INET6)
+        return ntohs(reinterpret_cast<const sockaddr_in6&>(address).sin6_port);
+    return 0;
+}
 
 std::string peer_of(const sockaddr_storage& address) {
     char text[INET6_ADDRSTRLEN] = "";
@@ -60,14 +80,20 @@ bool equal_constant_time(const std::string& a, const std::string& b) {
     return diff == 0 && !b.empty();
 }
 
-void send_all(int fd, const std::string& bytes) {
-    std::size_t sent = 0;
-    while (sent < bytes.size()) {
-        ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return;  // the peer went away; the read side notices and ends the session
-        sent += static_cast<std::size_t>(n);
+std::string status_line(bool ok, std::size_t length, std::string errorcode) {
+    std::string head = ok ? "ok " : "error ";
+    head += std::to_string(length);
+    if (!ok) {
+        for (char& c : errorcode)
+            if (c == '\n' || c == '\r') c = ' ';
+        head += " " + errorcode;
     }
+    return head + "\n";
+}
+
+// A failed write means the peer went away; the read side notices and ends the session.
+void reply(Channel& channel, bool ok, const std::string& body, std::string errorcode = {}) {
+    channel.write_all(status_line(ok, body.size(), std::move(errorcode)) + body + "\n");
 }
 
 void reply(int fd, bool ok, const std::string& body, std::string errorcode = {}) {
@@ -78,14 +104,86 @@ void reply(int fd, bool ok, const std::string& body, std::string errorcode = {})
             if (c == '\n' || c == '\r') c = ' ';
         head += " " + errorcode;
     }
-    send_all(fd, head + "\n" + body + "\n");
+    const std::string bytes = head + "\n" + body + "\n";
+    [[maybe_unused]] auto n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/// Now in UTC, ISO 8601 with milliseconds.
+std::string utc_now() {
+    const auto now = std::chrono::system_clock::now();
+    const std::time_t t = std::chrono::system_clock::to_time_t(now);
+    std::tm tm{};
+    ::gmtime_r(&t, &tm);
+    char text[96];
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
+        1000;
+    std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                  static_cast<int>(ms));
+    return text;
+}
+
+/// A command as one quoted line for the log: at most 200 bytes, control characters escaped.
+std::string quoted(const std::string& command) {
+    constexpr std::size_t limit = 200;
+    std::string out = "\"";
+    for (std::size_t i = 0; i < command.size() && i < limit; ++i) {
+        const unsigned char c = static_cast<unsigned char>(command[i]);
+        if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\r') {
+            out += "\\r";
+        } else if (c == '\t') {
+            out += "\\t";
+        } else if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c < 0x20 || c == 0x7f) {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "\\x%02x", c);
+            out += hex;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    out += '"';
+    if (command.size() > limit) out += "...(" + std::to_string(command.size()) + " bytes)";
+    return out;
+}
+
+bool loopback(const std::string& address) { return address.rfind("127.", 0) == 0; }
+
+// Set in a session's thread: what to do when Tcl panics there.
+thread_local std::function<void(const std::string&)>* session_panic = nullptr;
+
+// Tcl panics (and aborts the process) where it cannot go on: a value past 2 GiB (`$a$a$a...`
+// of large values, which no command wrapper sees), an allocation that fails. In a console
+// session that ends only the session: its thread exits (its interpreter and values are left
+// allocated), the host and every other session go on. Elsewhere Tcl's behaviour is kept.
+void panic_in_session(const char* format, ...) {
+    char message[512];
+    va_list args;
+    va_start(args, format);
+    std::vsnprintf(message, sizeof message, format, args);
+    va_end(args);
+    if (!session_panic) {
+        std::fprintf(stderr, "%s\n", message);
+        std::fflush(stderr);
+        std::abort();
+    }
+    (*session_panic)(message);
+    ::pthread_exit(nullptr);
 }
 
 void init_tcl_once() {
     static std::once_flag once;
     // A host that never used Tcl has not initialised its subsystems. Tcl 8.6 initialises them
     // idempotently and leaves an executable name set earlier alone when given NULL.
-    std::call_once(once, [] { Tcl_FindExecutable(nullptr); });
+    std::call_once(once, [] {
+        Tcl_FindExecutable(nullptr);
+        Tcl_SetPanicProc(&panic_in_session);
+    });
 }
 
 }  // namespace
@@ -97,6 +195,37 @@ RemoteConsole::RemoteConsole(Runtime& runtime, Options options)
 
 RemoteConsole::~RemoteConsole() { stop(); }
 
+void RemoteConsole::set_up_tls() {
+    const bool certificate = !options_.tls_certificate_file.empty(),
+               key = !options_.tls_key_file.empty();
+    if (!certificate && !key) {
+        if (!loopback(options_.address))
+            throw Error("the console may listen on " + options_.address +
+                        ", which is not a loopback address, only with TLS (a certificate and a "
+                        "key file)");
+        return;
+    }
+    if (!certificate || !key) throw Error("TLS needs both a certificate file and a key file");
+    tls_ = SSL_CTX_new(TLS_server_method());
+    if (!tls_) throw Error("cannot set up TLS: " + Channel::openssl_error());
+    SSL_CTX_set_min_proto_version(tls_, TLS1_2_VERSION);
+    std::string why;
+    if (SSL_CTX_use_certificate_chain_file(tls_, options_.tls_certificate_file.c_str()) != 1)
+        why = "cannot use the certificate file '" + options_.tls_certificate_file +
+              "': " + Channel::openssl_error();
+    else if (SSL_CTX_use_PrivateKey_file(tls_, options_.tls_key_file.c_str(), SSL_FILETYPE_PEM) !=
+             1)
+        why =
+            "cannot use the key file '" + options_.tls_key_file + "': " + Channel::openssl_error();
+    else if (SSL_CTX_check_private_key(tls_) != 1)
+        why = "the key file '" + options_.tls_key_file + "' does not match the certificate";
+    if (!why.empty()) {
+        SSL_CTX_free(tls_);
+        tls_ = nullptr;
+        throw Error(why);
+    }
+}
+
 void RemoteConsole::start() {
     if (acceptor_.joinable()) throw Error("the console is already running");
     init_tcl_once();
@@ -105,16 +234,19 @@ void RemoteConsole::start() {
     addr.sin_port = htons(options_.port);
     if (inet_pton(AF_INET, options_.address.c_str(), &addr.sin_addr) != 1)
         throw Error("'" + options_.address + "' is not an IPv4 address");
+    set_up_tls();
     listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (listen_fd_ < 0) throw Error(std::string("cannot create a socket: ") + std::strerror(errno));
-    int one = 1;
-    ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     auto fail = [this](const std::string& what) {
         const int err = errno;
-        ::close(listen_fd_);
+        if (listen_fd_ >= 0) ::close(listen_fd_);
         listen_fd_ = -1;
+        SSL_CTX_free(tls_);
+        tls_ = nullptr;
         throw Error(what + ": " + std::strerror(err));
     };
+    if (listen_fd_ < 0) fail("cannot create a socket");
+    int one = 1;
+    ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
         fail("cannot bind " + options_.address + ":" + std::to_string(options_.port));
     if (::listen(listen_fd_, 16) != 0) fail("cannot listen");
@@ -137,11 +269,11 @@ void RemoteConsole::start() {
         int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0) {
             const int err = errno;
-            ::close(listen_fd_);
             ::close(wake_[0]);
             ::close(wake_[1]);
-            listen_fd_ = wake_[0] = wake_[1] = -1;
-            throw Error("cannot write the token file '" + path + "': " + std::strerror(err));
+            wake_[0] = wake_[1] = -1;
+            errno = err;
+            fail("cannot write the token file '" + path + "'");
         }
         ::fchmod(fd, 0600);
         const std::string line = token_ + "\n";
@@ -163,6 +295,7 @@ void RemoteConsole::stop() {
     [[maybe_unused]] auto n = ::write(wake_[1], "x", 1);
     acceptor_.join();
     {
+        // A command waiting for the framework notices the cancellation within 50 ms.
         std::lock_guard lock(mutex_);
         for (auto& c : clients_) {
             ::shutdown(c->fd, SHUT_RDWR);
@@ -174,9 +307,23 @@ void RemoteConsole::stop() {
     ::close(wake_[0]);
     ::close(wake_[1]);
     listen_fd_ = wake_[0] = wake_[1] = -1;
+    SSL_CTX_free(tls_);
+    tls_ = nullptr;
     if (!token_file_.empty()) ::unlink(token_file_.c_str());
 }
 
+void RemoteConsole::log(const Client& client, const std::string& what) {
+    const std::string line = utc_now() + " console " + client.peer_port + " " + what;
+    if (options_.log) {
+        try {
+            options_.log(line);
+        } catch (...) {
+            // The host's logger failing must not end a session.
+        }
+    } else {
+        std::fprintf(stderr, "%s\n", line.c_str());
+    }
+}
 void RemoteConsole::reap(bool all) {
     std::list<std::unique_ptr<Client>> finished;
     {
@@ -231,29 +378,51 @@ void RemoteConsole::accept_loop() {
             --held;
         }
         if (held >= options_.max_clients) {
-            reply(fd, false, "too many console connections", "NONSTOP BUSY");
+            // Under TLS nothing can be said before the handshake: the connection just closes.
+            if (!tls_) reply(fd, false, "too many console connections", "NONSTOP BUSY");
             ::close(fd);
             continue;
         }
         auto client = std::make_unique<Client>();
         client->fd = fd;
         client->peer = peer_of(address);
+        client->peer_port =
+            (address.ss_family == AF_INET6 ? "[" + client->peer + "]" : client->peer) + ":" +
+            std::to_string(port_of(address));
         Client& c = *client;
         clients_.push_back(std::move(client));
         c.thread = std::thread([this, &c] {
+            // Sessions write to sockets that clients may close: never with SIGPIPE.
+            sigset_t pipe;
+            sigemptyset(&pipe);
+            sigaddset(&pipe, SIGPIPE);
+            pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+            // Also when the thread exits from a Tcl panic (see panic_in_session).
+            struct Done {
+                RemoteConsole* console;
+                Client& client;
+                ~Done() {
+                    {
+                        std::lock_guard lock(console->mutex_);
+                        client.interp = nullptr;
+                    }
+                    client.done = true;
+                }
+            } done{this, c};
+            IssuerScope issuer("console " + c.peer);
             serve(c);
-            c.done = true;
         });
     }
 }
 
-namespace {
-/// Evaluates one complete command within the session's time limit and replies with its result.
-/// False when the interpreter can take no further work (time-limited or cancelled).
-bool evaluate(int fd, Tcl_Interp* interp, const std::string& command, std::chrono::seconds limit) {
+// Evaluates one complete command within the session's time limit, replies with its result and
+// logs it. False when the interpreter can take no further work (time-limited or cancelled).
+bool RemoteConsole::evaluate(Client& client, Tcl_Interp* interp, const std::string& command) {
+    const auto began = std::chrono::steady_clock::now();
+    client.deadline = (began + options_.command_time_limit).time_since_epoch().count();
     Tcl_Time deadline;
     Tcl_GetTime(&deadline);
-    deadline.sec += static_cast<long>(limit.count());
+    deadline.sec += static_cast<long>(options_.command_time_limit.count());
     Tcl_LimitSetTime(interp, &deadline);
     Tcl_LimitTypeSet(interp, TCL_LIMIT_TIME);
     const int code =
@@ -261,8 +430,9 @@ bool evaluate(int fd, Tcl_Interp* interp, const std::string& command, std::chron
     const bool limited = Tcl_LimitExceeded(interp) != 0;
     Tcl_LimitTypeReset(interp, TCL_LIMIT_TIME);
     const std::string result = Tcl_GetStringResult(interp);
+    std::string outcome = "ok";
     if (code == TCL_OK) {
-        reply(fd, true, result);
+        reply(*client.channel, true, result);
     } else if (code == TCL_ERROR) {
         Tcl_Obj* options = Tcl_GetReturnOptions(interp, code);
         Tcl_IncrRefCount(options);
@@ -273,23 +443,36 @@ bool evaluate(int fd, Tcl_Interp* interp, const std::string& command, std::chron
         const std::string errorcode = ec ? Tcl_GetString(ec) : "NONE";
         Tcl_DecrRefCount(key);
         Tcl_DecrRefCount(options);
-        reply(fd, false, result, errorcode);
+        reply(*client.channel, false, result, errorcode);
+        outcome = "error {" + errorcode.substr(0, 200) + "}";
     } else {
-        reply(fd, false, "the command ended with break, continue or return outside a procedure",
+        reply(*client.channel, false,
+              "the command ended with break, continue or return outside a procedure",
               "NONSTOP USAGE");
+        outcome = "error {NONSTOP USAGE}";
     }
+    for (char& c : outcome)
+        if (c == '\n' || c == '\r') c = ' ';
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count();
+    char took[32];
+    std::snprintf(took, sizeof took, "%.1fms", ms);
+    const std::string text = !command.empty() && command.back() == '\n'
+                                 ? command.substr(0, command.size() - 1)
+                                 : command;
+    log(client, "command " + quoted(text) + " " + outcome + " " + took);
     // A cancelled or time-limited interpreter refuses further work; a fresh start is simpler
     // than resetting every limit flag, and only this client's state is lost.
     const bool usable = !limited && Tcl_Canceled(interp, 0) == TCL_OK;
     Tcl_ResetResult(interp);
     return usable;
 }
-}  // namespace
 
 // Reads the next line into `line`; false when the client is gone, sent too long a line, or
 // has not sent one by `deadline`.
-bool RemoteConsole::read_line(int fd, std::string& input, std::string& line, bool incomplete,
-                              std::chrono::steady_clock::time_point deadline) {
+bool RemoteConsole::read_line(Client& client, std::string& input, std::string& line,
+                              bool incomplete, std::chrono::steady_clock::time_point deadline) {
+    Channel& channel = *client.channel;
     char chunk[4096];
     for (;;) {
         if (const auto newline = input.find('\n'); newline != std::string::npos) {
@@ -299,28 +482,21 @@ bool RemoteConsole::read_line(int fd, std::string& input, std::string& line, boo
             return true;
         }
         if (input.size() > options_.max_command) {
-            reply(fd, false,
+            reply(channel, false,
                   "the line is longer than " + std::to_string(options_.max_command) + " bytes",
                   "NONSTOP TOO_LONG");
             return false;
         }
         if (stopping_) return false;
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        pollfd p{fd, POLLIN, 0};
-        const int ready = ::poll(&p, 1,
-                                 static_cast<int>(std::clamp<long long>(
-                                     left.count(), 0, std::numeric_limits<int>::max())));
-        if (ready < 0 && errno == EINTR) continue;
-        if (ready == 0) {
-            reply(fd, false, "no token within the time limit", "NONSTOP AUTH");
+        const long n = channel.read(chunk, sizeof chunk, deadline);
+        if (n == Channel::timed_out) {
+            reply(channel, false, "no token within the time limit", "NONSTOP AUTH");
+            log(client, "authentication failed: no token within the time limit");
             return false;
         }
-        const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
-        if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
             if (incomplete)
-                reply(fd, false, "the input ended inside an incomplete command",
+                reply(channel, false, "the input ended inside an incomplete command",
                       "NONSTOP INCOMPLETE");
             return false;
         }
@@ -336,7 +512,8 @@ bool RemoteConsole::authenticate(Client& client, const std::string& line) {
             failures_.erase(client.peer);
         }
         client.authenticated = true;
-        reply(client.fd, true, "authenticated");
+        reply(*client.channel, true, "authenticated");
+        log(client, "authenticated");
         return true;
     }
     unsigned failures;
@@ -344,32 +521,70 @@ bool RemoteConsole::authenticate(Client& client, const std::string& line) {
         std::lock_guard lock(mutex_);
         failures = failures_[client.peer]++;
     }
+    log(client, "authentication failed: wrong token (failure " + std::to_string(failures + 1) +
+                    " from this address)");
     const auto delay = std::min<std::chrono::milliseconds>(
         options_.failed_token_delay * (1LL << std::min(failures, 16u)), std::chrono::seconds(5));
     std::unique_lock lock(mutex_);
     stop_changed_.wait_for(lock, delay, [&] { return stopping_.load(); });
     lock.unlock();
-    reply(client.fd, false, "wrong token", "NONSTOP AUTH");
+    reply(*client.channel, false, "wrong token", "NONSTOP AUTH");
     return false;
 }
 
-void RemoteConsole::serve(Client& client) {
-    const int fd = client.fd;
-    // The interpreter is created, used and deleted in this thread only (Tcl's rule).
+namespace {
+/// The session's interpreter: safe, memory-bounded, with the confined ::nonstop commands whose
+/// framework calls stop being waited for at the running command's deadline.
+Tcl_Interp* session_interp(Runtime& runtime, const RemoteConsole::Options& options,
+                           const std::atomic<std::chrono::steady_clock::rep>& deadline) {
     Tcl_Interp* interp = Tcl_CreateInterp();
     Tcl_MakeSafe(interp);
+    MemoryBudget::install(interp, options.max_value_bytes, options.memory_budget);
     TclCommands::Policy policy;
     policy.thesis_spellings = true;
     policy.confined = true;
-    TclCommands::install(interp, runtime_, policy);
+    // A little before the command's own limit, so that the command can still answer (past
+    // its limit Tcl cancels the whole session).
+    policy.wait_until = [&deadline] {
+        return std::chrono::steady_clock::time_point(
+                   std::chrono::steady_clock::duration(deadline.load())) -
+               std::chrono::milliseconds(100);
+    };
+    TclCommands::install(interp, runtime, policy);
+    return interp;
+}
+}  // namespace
+
+void RemoteConsole::serve(Client& client) {
+    const auto auth_deadline = std::chrono::steady_clock::now() + options_.auth_time_limit;
+    client.channel = std::make_unique<Channel>(client.fd);
+    log(client, std::string("connected") + (tls_ ? " (TLS)" : ""));
+    if (tls_) {
+        std::string why;
+        if (!client.channel->accept_tls(tls_, auth_deadline, why)) {
+            log(client, "closed: " + why);
+            ::shutdown(client.fd, SHUT_RDWR);
+            return;
+        }
+    }
+    std::function<void(const std::string&)> on_panic = [this, &client](const std::string& why) {
+        reply(*client.channel, false,
+              "the command made Tcl give up (" + why + "); this session ends, the host goes on",
+              "NONSTOP PANIC");
+        log(client, "closed: Tcl panicked: " + why);
+        client.channel->close_write();
+        ::shutdown(client.fd, SHUT_RDWR);
+    };
+    session_panic = &on_panic;
+    // The interpreter is created, used and deleted in this thread only (Tcl's rule).
+    Tcl_Interp* interp = session_interp(runtime_, options_, client.deadline);
     {
         std::lock_guard lock(mutex_);
         client.interp = interp;
     }
     std::string input, pending, line;
-    const auto auth_deadline = std::chrono::steady_clock::now() + options_.auth_time_limit;
     const auto no_deadline = std::chrono::steady_clock::time_point::max();
-    while (!stopping_ && read_line(fd, input, line, client.authenticated && !pending.empty(),
+    while (!stopping_ && read_line(client, input, line, client.authenticated && !pending.empty(),
                                    client.authenticated ? no_deadline : auth_deadline)) {
         if (!client.authenticated) {
             if (!authenticate(client, line)) break;
@@ -377,27 +592,28 @@ void RemoteConsole::serve(Client& client) {
         }
         if (line.find('\0') != std::string::npos) {
             pending.clear();
-            reply(fd, false, "the command contains a NUL byte", "NONSTOP GARBAGE");
+            reply(*client.channel, false, "the command contains a NUL byte", "NONSTOP GARBAGE");
             continue;
         }
         pending += line + '\n';
         if (pending.size() > options_.max_command) {
-            reply(fd, false,
+            reply(*client.channel, false,
                   "the command is longer than " + std::to_string(options_.max_command) + " bytes",
                   "NONSTOP TOO_LONG");
             break;
         }
         if (!Tcl_CommandComplete(pending.c_str())) continue;
-        const bool usable =
-            evaluate(fd, interp, std::exchange(pending, {}), options_.command_time_limit);
-        if (!usable) break;
+        if (!evaluate(client, interp, std::exchange(pending, {}))) break;
     }
     {
         std::lock_guard lock(mutex_);
         client.interp = nullptr;
     }
     Tcl_DeleteInterp(interp);
-    ::shutdown(fd, SHUT_RDWR);
+    session_panic = nullptr;
+    client.channel->close_write();
+    ::shutdown(client.fd, SHUT_RDWR);
+    log(client, "closed");
     Tcl_FinalizeThread();
 }
 

@@ -25,6 +25,7 @@
 
 #include "nonstop/console_client.hpp"
 #include "nonstop/error.hpp"
+#include "nonstop/issuer.hpp"
 #include "nonstop/lifecycle_printer.hpp"
 #include "nonstop/runtime.hpp"
 #include "nonstop/tcl_commands.hpp"
@@ -40,14 +41,20 @@ struct Arguments {
     std::optional<std::string> module_path;
     std::optional<std::string> connect;
     std::optional<std::string> token_file;
+    std::optional<std::string> state_dir;
+    std::optional<std::string> tls_ca;  // verify the console's certificate against this CA
+    bool tls = false, tls_insecure = false;
     bool lifecycle = false;  // print each module's lifecycle steps as the thesis's figures do
     std::vector<std::string> rest;  // batch file and its arguments
 };
 
 const char* const usage_text =
-    "usage: nonstop-shell [--module-path DIRS] [--lifecycle] [batch-file [arg ...]]\n"
-    "       nonstop-shell --connect HOST:PORT [--token-file F] [batch-file]\n"
-    "       (the token comes from F or from NONSTOP_CONSOLE_TOKEN)\n";
+    "usage: nonstop-shell [--module-path DIRS] [--state-dir DIR] [--lifecycle]\n"
+    "                     [batch-file [arg ...]]\n"
+    "       nonstop-shell --connect HOST:PORT [--token-file F]\n"
+    "                     [--tls [--tls-ca FILE | --tls-insecure]] [batch-file]\n"
+    "       (the token comes from F or from NONSTOP_CONSOLE_TOKEN; --tls-ca verifies the\n"
+    "       console's certificate, and a host other than loopback needs it or --tls-insecure)\n";
 
 std::optional<Arguments> parse(int argc, char** argv) {
     Arguments a;
@@ -66,6 +73,8 @@ std::optional<Arguments> parse(int argc, char** argv) {
             target = &a.module_path;
         else if (arg == "--connect")
             target = &a.connect;
+        else if (arg == "--state-dir")
+            target = &a.state_dir;
         else if (arg == "--token") {
             std::cerr << "nonstop-shell: --token would show the token to every user of this "
                          "machine (in the process list); use --token-file or "
@@ -73,7 +82,13 @@ std::optional<Arguments> parse(int argc, char** argv) {
             return std::nullopt;
         } else if (arg == "--token-file")
             target = &a.token_file;
-        else if (arg == "--lifecycle") {
+        else if (arg == "--tls-ca")
+            target = &a.tls_ca;
+        else if (arg == "--tls" || arg == "--tls-insecure") {
+            a.tls = true;
+            a.tls_insecure = a.tls_insecure || arg == "--tls-insecure";
+            continue;
+        } else if (arg == "--lifecycle") {
             a.lifecycle = true;
             continue;
         } else if (arg == "--help" || arg == "-h") {
@@ -97,8 +112,17 @@ std::optional<Arguments> parse(int argc, char** argv) {
         std::cerr << "nonstop-shell: --module-path is the host's business with --connect\n";
         return std::nullopt;
     }
+    if (a.connect && a.state_dir) {
+        std::cerr << "nonstop-shell: --state-dir is the host's business with --connect\n";
+        return std::nullopt;
+    }
     if (a.connect && a.lifecycle) {
         std::cerr << "nonstop-shell: --lifecycle shows this process's modules, not a host's\n";
+        return std::nullopt;
+    }
+    if (a.tls_ca) a.tls = true;
+    if (!a.connect && a.tls) {
+        std::cerr << "nonstop-shell: --tls needs --connect\n";
         return std::nullopt;
     }
     if (!a.connect && a.token_file) {
@@ -217,8 +241,17 @@ int open_console(const Arguments& a, nonstop::ConsoleClient& client) {
     const unsigned long port = std::strtoul(a.connect->c_str() + colon + 1, nullptr, 10);
     auto token = read_token(a);
     if (auto* status = std::get_if<int>(&token)) return *status;
+    const bool local = host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+    if (a.tls && !a.tls_ca && !a.tls_insecure && !local) {
+        std::cerr << "nonstop-shell: --tls to " << host << " needs --tls-ca FILE to verify the "
+                  << "console's certificate (or --tls-insecure to skip that)\n";
+        return 2;
+    }
     try {
-        client.connect(host, static_cast<std::uint16_t>(port));
+        if (a.tls)
+            client.connect_tls(host, static_cast<std::uint16_t>(port), {a.tls_ca.value_or("")});
+        else
+            client.connect(host, static_cast<std::uint16_t>(port));
         auto r = client.authenticate(std::get<std::string>(token));
         if (r.ok) return 0;
         std::cerr << "nonstop-shell: " << r.body << "\n";
@@ -299,6 +332,16 @@ int run_remote(const Arguments& a) {
 // and a signal may end the shell in the middle of one.
 termios initial_terminal{};
 bool restore_terminal = false;
+/// What a restart from the state directory could not bring back, and the crashes of the
+/// previous run, on stderr (a batch's own output stays as it was).
+void report_restore(const nonstop::RestoreReport& r) {
+    for (const auto& c : r.crashes)
+        std::cerr << "nonstop-shell: the previous run died of " << c.signal_name << " in module '"
+                  << c.module << "' version " << c.version << " (see nonstop crashes)\n";
+    if (!r.discarded.empty())
+        std::cerr << "nonstop-shell: back on the permanent release: " << r.discarded << "\n";
+    for (const auto& e : r.errors) std::cerr << "nonstop-shell: " << e << "\n";
+}
 
 /// SIGINT or SIGTERM: every module is removed (within the runtime's shutdown limit, stuck ones
 /// abandoned and named) and the shell exits 0.
@@ -331,7 +374,17 @@ int main(int argc, char** argv) {
 
     // --module-path wins, then NONSTOP_MODULE_PATH (read by the runtime), then the directory
     // the shell was started in, made absolute so that a `cd` in a batch does not move it.
-    auto& runtime = nonstop::Runtime::instance();
+    // --state-dir wins over NONSTOP_STATE_DIR, which the runtime reads.
+    if (args->state_dir) ::setenv("NONSTOP_STATE_DIR", args->state_dir->c_str(), 1);
+    nonstop::Runtime* instance = nullptr;
+    try {
+        instance = &nonstop::Runtime::instance();
+    } catch (const nonstop::Error& e) {
+        std::cerr << "nonstop-shell: " << e.what() << "\n";
+        return 1;
+    }
+    auto& runtime = *instance;
+    nonstop::IssuerScope issuer("local shell");
     restore_terminal = ::isatty(0) && tcgetattr(0, &initial_terminal) == 0;
     stop_on(stop_signals, runtime);
     if (args->module_path) {
@@ -347,6 +400,7 @@ int main(int argc, char** argv) {
         });
     }
     nonstop::TclCommands::unload_at_exit(runtime);
+    report_restore(runtime.restore());
     if (!args->rest.empty()) return run_batch(argv[0], args->rest);
     if (::isatty(0)) {
         Tcl_Interp* interp = Tcl_CreateInterp();

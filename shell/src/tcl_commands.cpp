@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
 #include <exception>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <system_error>
+#include <thread>
 
 #include "nonstop/error.hpp"
 #include "nonstop/runtime.hpp"
@@ -58,6 +61,7 @@ Tcl_Obj* report_dict(const TransactionReport& r) {
     Tcl_Obj* d = Tcl_NewDictObj();
     put(d, "id", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(r.id)));
     put(d, "command", str(r.command));
+    put(d, "issuer", str(r.issuer));
     put(d, "mode", Tcl_NewStringObj(r.mode ? to_string(*r.mode) : "", -1));
     put(d, "outcome", Tcl_NewStringObj(to_string(r.outcome), -1));
     put(d, "reason", str(r.reason));
@@ -112,6 +116,97 @@ std::string text(Tcl_Obj* o) {
     int n = 0;
     const char* s = Tcl_GetStringFromObj(o, &n);
     return std::string(s, static_cast<std::size_t>(n));
+}
+
+// Framework calls left running by a command that stopped waiting for them.
+struct Background {
+    std::mutex mutex;
+    std::condition_variable idle;
+    std::size_t running = 0;
+};
+Background& background() {
+    static auto* b = new Background;  // never destroyed: detached threads use it to the end
+    return *b;
+}
+
+/// Runs `call` on a thread of its own when the policy bounds waiting, and waits for it at most
+/// until the policy's deadline or a cancellation. TCL_OK with *out set, or a Tcl error.
+template <class T>
+int bounded(Tcl_Interp* interp, const TclCommands::Policy& policy, std::function<T()> call,
+            T& out) {
+    if (!policy.wait_until) {
+        out = call();
+        return TCL_OK;
+    }
+    // Shared with the thread, so that nothing dangles when the command (or its interpreter)
+    // is gone before the call returns.
+    struct State {
+        std::mutex mutex;
+        std::condition_variable done_changed;
+        bool done = false;
+        std::optional<T> result;
+        std::exception_ptr error;
+    };
+    auto state = std::make_shared<State>();
+    {
+        std::lock_guard lock(background().mutex);
+        ++background().running;
+    }
+    auto leave = [] {
+        std::lock_guard lock(background().mutex);
+        if (--background().running == 0) background().idle.notify_all();
+    };
+    std::thread worker;
+    try {
+        worker = std::thread([state, call = std::move(call), leave] {
+            std::optional<T> result;
+            std::exception_ptr error;
+            try {
+                result = call();
+            } catch (...) {
+                error = std::current_exception();
+            }
+            {
+                std::lock_guard lock(state->mutex);
+                state->result = std::move(result);
+                state->error = error;
+                state->done = true;
+            }
+            state->done_changed.notify_all();
+            leave();
+        });
+    } catch (...) {
+        leave();  // no thread: nothing runs in the background
+        throw;
+    }
+    worker.detach();
+    const auto deadline = policy.wait_until();
+    std::unique_lock lock(state->mutex);
+    for (;;) {
+        // Woken now and then to notice a cancellation (the console stopping).
+        const auto until =
+            std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(50));
+        if (state->done_changed.wait_until(lock, until, [&] { return state->done; })) break;
+        if (Tcl_Canceled(interp, 0) != TCL_OK || std::chrono::steady_clock::now() >= deadline) {
+            Tcl_ResetResult(interp);
+            return fail(interp,
+                        "the command stopped waiting at the session's time limit (or because the "
+                        "console stops); the framework goes on with it in the background and its "
+                        "report will be in 'nonstop history'",
+                        "TIMEOUT");
+        }
+    }
+    if (state->error) std::rethrow_exception(state->error);
+    out = std::move(*state->result);
+    return TCL_OK;
+}
+
+/// finish() for a transaction run within the policy's wait limit.
+int finish_within(Tcl_Interp* interp, const TclCommands::Policy& policy,
+                  std::function<TransactionReport()> call) {
+    TransactionReport report;
+    if (bounded(interp, policy, std::move(call), report) != TCL_OK) return TCL_ERROR;
+    return finish(interp, report);
 }
 
 fs::path canonical_or_empty(const fs::path& p) {
@@ -229,6 +324,22 @@ const TclCommands::Entry TclCommands::entries_[] = {
       "returns the directories searched for libraries, after setting them to DIRS if given",
       "DIRS is a Tcl list of directories. The remote console cannot change it."},
      &TclCommands::module_path},
+    {{"checkpoint", nullptr, "?NAME?",
+      "saves module NAME's checkpoint (every module's without NAME) in the release store",
+      "put_state() runs in the module's own thread between two messages; the module keeps\n"
+      "serving. Returns a list of dicts (name version schema bytes saved error); saved is 0\n"
+      "without a state directory. A restart starts each module from its last checkpoint."},
+     &TclCommands::checkpoint},
+    {{"crashes", nullptr, "", "lists the fatal signals recorded by the crash black box",
+      "Returns a list of dicts (id time_ms pid module version signal provisional_transaction\n"
+      "backtrace), oldest first; empty without a state directory."},
+     &TclCommands::crashes},
+    {{"versions", nullptr, "?NAME?",
+      "lists the libraries of module NAME's kind in the module path and NAME's version history",
+      "Libraries are read as files, never loaded. Returns a dict: kind, libraries (a list of\n"
+      "dicts kind version sha256 path) and history (a list of dicts transaction time_ms\n"
+      "issuer action old_version new_version library sha256, from the release store)."},
+     &TclCommands::versions},
     {{"help", nullptr, "?SUBCOMMAND?", "describes every subcommand, or one in full",
       "SUBCOMMAND may also be a thesis spelling such as Replace.\n"
       "Returns the text; an unknown SUBCOMMAND is an error {NONSTOP USAGE}."},
@@ -308,6 +419,11 @@ void TclCommands::unload_at_exit(Runtime& runtime) {
         Tcl_CreateExitHandler([](ClientData data) { static_cast<Runtime*>(data)->unload_all(); },
                               &runtime);
     });
+}
+
+bool TclCommands::wait_for_background(std::chrono::milliseconds limit) {
+    std::unique_lock lock(background().mutex);
+    return background().idle.wait_for(lock, limit, [] { return background().running == 0; });
 }
 
 void TclCommands::add(Tcl_Interp* interp, const std::string& name, Handler handler,
@@ -399,7 +515,9 @@ int TclCommands::load(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     if (objc != 3) return usage(interp, objv);
     const std::string library = text(args[2]);
     if (check_library(interp, library) != TCL_OK) return TCL_ERROR;
-    return finish(interp, runtime_.load(text(args[1]), library, options));
+    return finish_within(interp, policy_, [&rt = runtime_, name = text(args[1]), library, options] {
+        return rt.load(name, library, options);
+    });
 }
 
 namespace {
@@ -416,7 +534,9 @@ int TclCommands::unload(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     Tcl_Obj* const* args = objv;
     const bool force = take_force(objc, args);
     if (objc != 2) return usage(interp, objv);
-    return finish(interp, runtime_.unload(text(args[1]), force));
+    return finish_within(interp, policy_, [&rt = runtime_, name = text(args[1]), force] {
+        return rt.unload(name, force);
+    });
 }
 
 int TclCommands::replace(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
@@ -426,17 +546,21 @@ int TclCommands::replace(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     if (objc != 3) return usage(interp, objv);
     const std::string library = text(args[2]);
     if (check_library(interp, library) != TCL_OK) return TCL_ERROR;
-    return finish(interp, runtime_.replace(text(args[1]), library, options));
+    return finish_within(interp, policy_, [&rt = runtime_, name = text(args[1]), library, options] {
+        return rt.replace(name, library, options);
+    });
 }
 
 int TclCommands::enable(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     if (objc != 2) return usage(interp, objv);
-    return finish(interp, runtime_.enable(text(objv[1])));
+    return finish_within(interp, policy_,
+                         [&rt = runtime_, name = text(objv[1])] { return rt.enable(name); });
 }
 
 int TclCommands::disable(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     if (objc != 2) return usage(interp, objv);
-    return finish(interp, runtime_.disable(text(objv[1])));
+    return finish_within(interp, policy_,
+                         [&rt = runtime_, name = text(objv[1])] { return rt.disable(name); });
 }
 
 int TclCommands::syn_replace(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
@@ -484,11 +608,13 @@ int TclCommands::group(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[], int 
         if (check_library(interp, c.library) != TCL_OK) return TCL_ERROR;
         changes.push_back(std::move(c));
     }
-    switch (which) {
-        case 0: return finish(interp, runtime_.syn_replace(changes, mode, options));
-        case 1: return finish(interp, runtime_.syn_load(changes, mode, options));
-        default: return finish(interp, runtime_.syn_upgrade(changes, mode, options));
-    }
+    return finish_within(interp, policy_, [&rt = runtime_, changes, mode, which, options] {
+        switch (which) {
+            case 0: return rt.syn_replace(changes, mode, options);
+            case 1: return rt.syn_load(changes, mode, options);
+            default: return rt.syn_upgrade(changes, mode, options);
+        }
+    });
 }
 
 int TclCommands::set_timer(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
@@ -498,8 +624,8 @@ int TclCommands::set_timer(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) 
         seconds > 1e9)
         return fail(interp, "expected a number of seconds but got '" + text(objv[1]) + "'",
                     "USAGE");
-    return finish(interp,
-                  runtime_.set_timer(std::chrono::milliseconds(std::llround(seconds * 1000.0))));
+    const std::chrono::milliseconds limit(std::llround(seconds * 1000.0));
+    return finish_within(interp, policy_, [&rt = runtime_, limit] { return rt.set_timer(limit); });
 }
 
 int TclCommands::probation(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
@@ -628,7 +754,15 @@ int TclCommands::send(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     m.type = static_cast<std::uint32_t>(type);
     m.sender = "operator";
     m.payload = text(objv[3]);
-    if (!runtime_.send(name, std::move(m)))
+    bool accepted = false;
+    if (bounded<bool>(
+            interp, policy_,
+            [&rt = runtime_, name, m = std::move(m)]() mutable {
+                return rt.send(name, std::move(m));
+            },
+            accepted) != TCL_OK)
+        return TCL_ERROR;
+    if (!accepted)
         return fail(interp, "module '" + name + "' did not accept the message", "REFUSED", name);
     Tcl_ResetResult(interp);
     return TCL_OK;
@@ -715,6 +849,87 @@ int TclCommands::module_path(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]
     Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
     for (const auto& d : runtime_.module_path()) Tcl_ListObjAppendElement(nullptr, list, str(d));
     Tcl_SetObjResult(interp, list);
+    return TCL_OK;
+}
+
+namespace {
+Tcl_Obj* unix_ms(std::chrono::system_clock::time_point t) {
+    return Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count()));
+}
+}  // namespace
+
+int TclCommands::checkpoint(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc > 2) return usage(interp, objv);
+    const auto taken = runtime_.checkpoint(objc == 2 ? text(objv[1]) : std::string());
+    if (objc == 2 && !taken.empty() && !taken[0].error.empty())
+        return fail(interp, taken[0].error, "CHECKPOINT", taken[0].module);
+    Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
+    for (const auto& c : taken) {
+        Tcl_Obj* d = Tcl_NewDictObj();
+        put(d, "name", str(c.module));
+        put(d, "version", str(c.version));
+        put(d, "schema", Tcl_NewWideIntObj(c.schema));
+        put(d, "bytes",
+            Tcl_NewByteArrayObj(reinterpret_cast<const unsigned char*>(c.bytes.data()),
+                                static_cast<int>(c.bytes.size())));
+        put(d, "saved", Tcl_NewBooleanObj(c.saved));
+        put(d, "error", str(c.error));
+        Tcl_ListObjAppendElement(nullptr, list, d);
+    }
+    Tcl_SetObjResult(interp, list);
+    return TCL_OK;
+}
+
+int TclCommands::crashes(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc != 1) return usage(interp, objv);
+    Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
+    for (const auto& c : runtime_.crashes()) {
+        Tcl_Obj* d = Tcl_NewDictObj();
+        put(d, "id", Tcl_NewWideIntObj(c.id));
+        put(d, "time_ms", unix_ms(c.time));
+        put(d, "pid", Tcl_NewWideIntObj(c.pid));
+        put(d, "module", str(c.module));
+        put(d, "version", str(c.version));
+        put(d, "signal", str(c.signal_name));
+        put(d, "provisional_transaction", Tcl_NewWideIntObj(c.provisional_transaction));
+        put(d, "backtrace", str(c.backtrace));
+        Tcl_ListObjAppendElement(nullptr, list, d);
+    }
+    Tcl_SetObjResult(interp, list);
+    return TCL_OK;
+}
+
+int TclCommands::versions(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
+    if (objc > 2) return usage(interp, objv);
+    const auto catalogue = runtime_.versions(objc == 2 ? text(objv[1]) : std::string());
+    Tcl_Obj* libraries = Tcl_NewListObj(0, nullptr);
+    for (const auto& e : catalogue.libraries) {
+        Tcl_Obj* d = Tcl_NewDictObj();
+        put(d, "kind", str(e.kind));
+        put(d, "version", str(e.version));
+        put(d, "sha256", str(e.sha256));
+        put(d, "path", str(e.path));
+        Tcl_ListObjAppendElement(nullptr, libraries, d);
+    }
+    Tcl_Obj* history = Tcl_NewListObj(0, nullptr);
+    for (const auto& h : catalogue.history) {
+        Tcl_Obj* d = Tcl_NewDictObj();
+        put(d, "transaction", Tcl_NewWideIntObj(h.transaction));
+        put(d, "time_ms", unix_ms(h.time));
+        put(d, "issuer", str(h.issuer));
+        put(d, "action", str(h.action));
+        put(d, "old_version", str(h.old_version));
+        put(d, "new_version", str(h.new_version));
+        put(d, "library", str(h.library));
+        put(d, "sha256", str(h.sha256));
+        Tcl_ListObjAppendElement(nullptr, history, d);
+    }
+    Tcl_Obj* d = Tcl_NewDictObj();
+    put(d, "kind", str(catalogue.kind));
+    put(d, "libraries", libraries);
+    put(d, "history", history);
+    Tcl_SetObjResult(interp, d);
     return TCL_OK;
 }
 

@@ -26,5 +26,9 @@ inline constexpr std::uint32_t kThrow = 20;
 inline constexpr std::uint32_t kExitThread = 21;
 /// hanging: the handler never returns (sleeps for ever).
 inline constexpr std::uint32_t kHangForever = 22;
+/// crashing: the handler writes through a null pointer (SIGSEGV).
+inline constexpr std::uint32_t kCrash = 30;
+/// crashing: the handler calls abort() (SIGABRT).
+inline constexpr std::uint32_t kAbort = 31;
 
 }  // namespace nonstop::test::messages

@@ -56,6 +56,10 @@ struct Config {
     /// The preflight program; empty: $NONSTOP_PREFLIGHT, else nonstop-preflight next to
     /// libnonstop or in its installed libexec directory.
     std::string preflight_program;
+    /// Where the release store keeps its database (nonstop.db) and the crash black box
+    /// (crash.log); made with mode 0700 if missing. Empty: no store, nothing survives the
+    /// process. Runtime::instance() takes NONSTOP_STATE_DIR when this is empty.
+    std::string state_dir;
 
     // --- Probation and audits (docs/architecture.md, "Probation, audits, rollback").
 

@@ -132,12 +132,39 @@ constexpr std::uint32_t abi_version() {
            static_cast<std::uint32_t>(sizeof(std::string));
 }
 
+/// The bytes NONSTOP_MODULE places in the section ".nonstop_module" of a module library:
+/// "nonstop-module\0KIND\0VERSION\0". The framework reads them from the file to learn a
+/// library's kind and version without loading it (running none of its code).
+template <std::size_t N>
+struct ModuleMarker {
+    char bytes[N];
+};
+
+inline constexpr char kModuleMarkerPrefix[] = "nonstop-module";
+
+constexpr std::size_t module_marker_size(const char* kind, const char* version) {
+    return sizeof kModuleMarkerPrefix + std::char_traits<char>::length(kind) + 1 +
+           std::char_traits<char>::length(version) + 1;
+}
+
+template <std::size_t N>
+constexpr ModuleMarker<N> make_module_marker(const char* kind, const char* version) {
+    ModuleMarker<N> m{};
+    std::size_t at = 0;
+    for (const char* part : {static_cast<const char*>(kModuleMarkerPrefix), kind, version}) {
+        for (const char* c = part; *c != '\0'; ++c) m.bytes[at++] = *c;
+        m.bytes[at++] = '\0';
+    }
+    return m;
+}
+
 }  // namespace nonstop
 
 #define NONSTOP_EXPORT __attribute__((visibility("default")))
 
 /// In exactly one source file of a module library: exports the factory (thesis 4.6.1) and the
-/// framework ABI version the library was built against.
+/// framework ABI version the library was built against, and marks the file with its kind and
+/// version (ModuleMarker) for catalogues that must not load it.
 #define NONSTOP_MODULE(CLASS, KIND, VERSION)                                                   \
     extern "C" NONSTOP_EXPORT std::uint32_t nonstop_module_abi() {                             \
         return ::nonstop::abi_version();                                                       \
@@ -147,4 +174,9 @@ constexpr std::uint32_t abi_version() {
             KIND, VERSION, []() -> ::nonstop::Module* { return new CLASS(); },                 \
             [](::nonstop::Module* m) { delete m; }};                                           \
         return &descriptor;                                                                    \
+    }                                                                                          \
+    namespace {                                                                                \
+    [[gnu::used, gnu::section(".nonstop_module")]] constexpr auto nonstop_module_marker =      \
+        ::nonstop::make_module_marker<::nonstop::module_marker_size(KIND, VERSION)>(KIND,      \
+                                                                                    VERSION);  \
     }

@@ -28,6 +28,7 @@ struct ModuleInfo {
     std::string kind;
     std::string version;
     std::string library;
+    std::string sha256;  // of the library content the current version was loaded from
     ModuleStatus status = ModuleStatus::stopped;
     bool enabled = false;
     bool in_transaction = false;

@@ -23,6 +23,7 @@
 #include "nonstop/module_info.hpp"
 #include "nonstop/port.hpp"
 #include "nonstop/release_transition.hpp"
+#include "nonstop/store_records.hpp"
 #include "nonstop/transaction_options.hpp"
 #include "nonstop/transaction_report.hpp"
 
@@ -125,8 +126,26 @@ public:
     std::uint64_t observe_releases(std::function<void(const ReleaseTransition&)> observer);
 
     /// Removes every module, each after it has served its queue (the destructor does too; a
-    /// host calls it where it must stop its modules earlier, e.g. in an exit handler).
+    /// host calls it where it must stop its modules earlier, e.g. in an exit handler). With a
+    /// state directory, each module's checkpoint is saved first.
     void unload_all();
+
+    // --- The release store (Config::state_dir; without one these keep nothing).
+
+    /// Restarts the permanent release kept in the state directory: the same modules, versions
+    /// and enabled state, each from its last saved checkpoint, its library's SHA-256 verified
+    /// (a module that cannot restart is an error for it alone). Imports the crash records of
+    /// the previous run, and discards a transaction that was still provisional. A host calls
+    /// it once, after its observers and module path are set and before it loads modules.
+    RestoreReport restore();
+    /// Takes a checkpoint of every serving module (or of `name`; Error when unknown): put_state
+    /// runs in the module's own thread between two messages; saved to the store if any.
+    std::vector<SavedCheckpoint> checkpoint(const std::string& name = {});
+    /// Crash records (fatal signals in modules' threads), oldest first.
+    std::vector<CrashRecord> crashes() const;
+    /// The module libraries in the module path, read without loading them: of `name`'s kind
+    /// (and its version history from the store), or of every kind when `name` is empty.
+    VersionCatalogue versions(const std::string& name = {}) const;
 
     // --- Messages from host code.
 

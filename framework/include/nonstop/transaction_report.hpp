@@ -77,6 +77,7 @@ struct TargetReport {
 struct TransactionReport {
     std::uint64_t id = 0;
     std::string command;       // as the operator would type it
+    std::string issuer;        // who issued it: current_issuer() of the calling thread
     std::optional<Mode> mode;  // for transactions that replace or load
     Outcome outcome = Outcome::rejected;
     std::string reason;  // one sentence; empty when committed

@@ -3,9 +3,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
+struct ssl_ctx_st;
+
 namespace nonstop {
+
+class Channel;
 
 class ConsoleClient {
 public:
@@ -15,7 +20,14 @@ public:
         std::string body;       // the result, or the error message
     };
 
-    ConsoleClient() = default;
+    struct TlsOptions {
+        /// PEM file of the certificate authority (or the console's self-signed certificate) that
+        /// the console's certificate must chain to, naming the host connected to. Empty: the
+        /// certificate is not verified (the traffic is encrypted, the console not identified).
+        std::string ca_file;
+    };
+
+    ConsoleClient();
     /// Closes the connection.
     ~ConsoleClient();
     ConsoleClient(const ConsoleClient&) = delete;
@@ -23,6 +35,9 @@ public:
 
     /// Connects to host:port; throws nonstop::Error with a one-sentence reason.
     void connect(const std::string& host, std::uint16_t port);
+    /// Connects to host:port and speaks TLS; throws nonstop::Error with a one-sentence reason
+    /// (also when the certificate is not trusted).
+    void connect_tls(const std::string& host, std::uint16_t port, const TlsOptions& tls);
     /// Sends the token and returns the server's verdict.
     Reply authenticate(const std::string& token);
     /// Sends one complete command (a trailing newline is added) and waits for its reply;
@@ -41,6 +56,8 @@ public:
 private:
     bool fill();
     int fd_ = -1;
+    std::unique_ptr<Channel> channel_;
+    ssl_ctx_st* tls_ = nullptr;
     std::string buffer_;
 };
 

@@ -17,11 +17,19 @@
 //      is dropped. End of input inside an incomplete command is answered with
 //      {NONSTOP INCOMPLETE} before closing.
 // Commands run in a safe Tcl interpreter (Tcl_MakeSafe: no exec, open, file, source, load,
-// socket, cd, exit...) holding the ::nonstop ensemble and the thesis spellings, confined: a
-// library must lie in a directory of the module path and the module path is read-only. Each
-// connection gets its own interpreter in its own thread; a command that runs longer than
-// Options::command_time_limit (Tcl evaluation, not a transaction waiting for quiescence) is
-// cancelled.
+// socket, cd, exit, interp...) holding the ::nonstop ensemble and the thesis spellings, confined:
+// a library must lie in a directory of the module path and the module path is read-only. Each
+// connection gets its own interpreter in its own thread. A command that runs longer than
+// Options::command_time_limit is cancelled (and the connection closed); a framework call it
+// waits for (a transaction, a send into a full queue) stops being waited for at that limit with
+// {NONSTOP TIMEOUT} and goes on in the background, its report in `nonstop history`. Values are
+// kept within Options::max_value_bytes and the session's variables within
+// Options::memory_budget ({NONSTOP MEMORY}), so that no command can make Tcl abort the host.
+//
+// Transport: plain TCP on loopback; any other address needs TLS (Options::tls_certificate_file
+// and tls_key_file, PEM), under which the whole protocol runs, the handshake bounded by
+// auth_time_limit. Every connection, authentication, command (with its outcome and duration)
+// and close is logged through Options::log.
 #pragma once
 
 #include <atomic>
@@ -29,12 +37,16 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+
+struct ssl_ctx_st;
+struct Tcl_Interp;
 
 namespace nonstop {
 
@@ -62,6 +74,17 @@ public:
         /// the same peer address (from this, up to 5 s); a right one resets it.
         std::chrono::milliseconds failed_token_delay{100};
         std::chrono::seconds command_time_limit{60};
+        /// The largest value (string, list...) one command may build.
+        std::size_t max_value_bytes = std::size_t{64} << 20;
+        /// The most that one session's variables (global, namespace, locals) may hold together.
+        std::size_t memory_budget = std::size_t{256} << 20;
+        /// PEM files of the console's certificate (chain) and private key. Both set: every
+        /// connection speaks TLS. Required for an address other than loopback.
+        std::string tls_certificate_file;
+        std::string tls_key_file;
+        /// Receives one line per event (UTC time, peer address:port, what happened); empty:
+        /// the lines go to stderr. Called from the console's threads, one line at a time.
+        std::function<void(const std::string& line)> log;
     };
 
     explicit RemoteConsole(Runtime& runtime);
@@ -72,10 +95,13 @@ public:
     RemoteConsole& operator=(const RemoteConsole&) = delete;
 
     /// Binds, writes the token file if needed and starts the acceptor thread; throws
-    /// nonstop::Error with a one-sentence reason.
+    /// nonstop::Error with a one-sentence reason (also for an address other than loopback
+    /// without TLS, and for a certificate or key that cannot be used).
     void start();
     /// Closes the listening socket and every connection, cancels running scripts, joins every
-    /// thread and removes a generated token file. Idempotent.
+    /// thread and removes a generated token file; returns promptly even while a command waits
+    /// inside the framework (that call goes on in the background: a host destroys its Runtime
+    /// after TclCommands::wait_for_background()). Idempotent.
     void stop();
     /// The bound port (valid after start()).
     std::uint16_t port() const { return port_; }
@@ -88,16 +114,20 @@ private:
     struct Client;
     void accept_loop();
     void serve(Client& client);
-    bool read_line(int fd, std::string& input, std::string& line, bool incomplete,
+    bool read_line(Client& client, std::string& input, std::string& line, bool incomplete,
                    std::chrono::steady_clock::time_point deadline);
     bool authenticate(Client& client, const std::string& line);
+    bool evaluate(Client& client, Tcl_Interp* interp, const std::string& command);
     void reap(bool all);
+    void log(const Client& client, const std::string& what);
+    void set_up_tls();
 
     Runtime& runtime_;
     Options options_;
     std::string token_, token_file_;
     std::uint16_t port_ = 0;
     int listen_fd_ = -1;
+    ssl_ctx_st* tls_ = nullptr;  // set when the console speaks TLS
     int wake_[2] = {-1, -1};
     std::atomic<bool> stopping_{false};
     std::thread acceptor_;

@@ -3,6 +3,8 @@
 // Errors an operator can cause become Tcl errors whose -errorcode begins with NONSTOP.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +25,12 @@ public:
         /// For untrusted operators (the remote console): a library must lie in a directory of
         /// the module path, and the module path cannot be changed.
         bool confined = false;
+        /// When set, a framework call that can wait (a transaction, a send into a full queue)
+        /// runs on a thread of its own and the command stops waiting at the time this returns,
+        /// or when the interpreter's evaluation is cancelled (Tcl_CancelEval): an error
+        /// {NONSTOP TIMEOUT} says the call goes on in the background (its report will be in
+        /// `nonstop history`). Unset (the local shell): the command waits as long as the call.
+        std::function<std::chrono::steady_clock::time_point()> wait_until;
     };
 
     /// Creates the commands in `interp`; they live (and this object with them) until the
@@ -45,6 +53,11 @@ public:
     /// `runtime` first, once per process: after exit() the static destructors of libraries that
     /// modules use may already have run when a function-local static runtime is destroyed.
     static void unload_at_exit(Runtime& runtime);
+
+    /// Waits until no framework call left to the background by a command that stopped waiting
+    /// (Policy::wait_until) is running, at most `limit`; true when none is. A host calls it
+    /// before it destroys the Runtime those calls use.
+    static bool wait_for_background(std::chrono::milliseconds limit);
 
     TclCommands(const TclCommands&) = delete;
     TclCommands& operator=(const TclCommands&) = delete;
@@ -91,6 +104,9 @@ private:
     int help(Tcl_Interp*, int, Tcl_Obj* const[]);
     int format(Tcl_Interp*, int, Tcl_Obj* const[]);
     int bare(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int checkpoint(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int crashes(Tcl_Interp*, int, Tcl_Obj* const[]);
+    int versions(Tcl_Interp*, int, Tcl_Obj* const[]);
     int unknown(Tcl_Interp*, int, Tcl_Obj* const[]);
     int bad_subcommand(Tcl_Interp*, int, Tcl_Obj* const[]);
 
