@@ -58,6 +58,8 @@ public:
     /// abandoned, the new version starts from an empty state and serves every message the old
     /// one had not.
     void force() { force_ = true; }
+    /// An outside party decides too: asked once every target voted yes (empty: commit).
+    void agree(std::function<std::string()> agree) { agree_ = std::move(agree); }
 
 private:
     struct Target;
@@ -88,6 +90,7 @@ private:
     bool late_additions_ = false;
     bool hold_ = false;  // a group: new versions wait after enable() until all have enabled
     bool force_ = false;
+    std::function<std::string()> agree_;
     std::chrono::milliseconds timeout_{0};
     bool commit_ = true;
     std::string reason_;

@@ -209,8 +209,10 @@ std::string describe(const char* verb, const std::vector<Change>& changes, Mode 
 }
 }  // namespace
 
-TransactionReport Upgrader::syn_replace(const std::vector<Change>& changes, Mode mode) {
-    return run(describe("syn_replace", changes, mode), changes, {}, mode, false);
+TransactionReport Upgrader::syn_replace(const std::vector<Change>& changes, Mode mode,
+                                        std::function<std::string()> agree) {
+    return run(describe("syn_replace", changes, mode), changes, {}, mode, false, false,
+               std::move(agree));
 }
 
 TransactionReport Upgrader::syn_load(const std::vector<Change>& changes, Mode mode) {
@@ -233,13 +235,15 @@ TransactionReport Upgrader::syn_upgrade(const std::vector<Change>& replacements,
 
 TransactionReport Upgrader::run(std::string command, const std::vector<Change>& replacements,
                                 const std::vector<Change>& additions, Mode mode,
-                                bool late_additions, bool force) {
+                                bool late_additions, bool force,
+                                std::function<std::string()> agree) {
     Session s(*this, std::move(command));
     parts_.graveyard.reap();
     s.report.mode = mode;
     Transaction transaction(parts_, s.report,
                             [this, &s](const char* state) { announce(s.report, state); });
     if (force) transaction.force();
+    if (agree) transaction.agree(std::move(agree));
     try {
         transaction.validate(replacements, additions);
     } catch (const Error& e) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -27,7 +28,8 @@ public:
                               bool force = false);
     TransactionReport enable(const std::string& name);
     TransactionReport disable(const std::string& name);
-    TransactionReport syn_replace(const std::vector<Change>& changes, Mode mode);
+    TransactionReport syn_replace(const std::vector<Change>& changes, Mode mode,
+                                  std::function<std::string()> agree = {});
     TransactionReport syn_load(const std::vector<Change>& changes, Mode mode);
     TransactionReport syn_upgrade(const std::vector<Change>& changes, Mode mode);
     TransactionReport syn_upgrade(const std::vector<Change>& replacements,
@@ -50,7 +52,7 @@ private:
     class Session;
     TransactionReport run(std::string command, const std::vector<Change>& replacements,
                           const std::vector<Change>& additions, Mode mode, bool late_additions,
-                          bool force = false);
+                          bool force = false, std::function<std::string()> agree = {});
     TransactionReport toggle(const std::string& name, bool enable);
     TransactionReport remove(const std::string& name, std::chrono::milliseconds limit, bool force);
     bool force_removal(Session& s, TargetReport& t, std::shared_ptr<ModuleProxy> proxy);

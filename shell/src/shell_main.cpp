@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -27,6 +28,10 @@
 #include "nonstop/lifecycle_printer.hpp"
 #include "nonstop/runtime.hpp"
 #include "nonstop/tcl_commands.hpp"
+#ifdef NONSTOP_WITH_FLEET
+#include "nonstop/fleet/fleet.hpp"
+#include "nonstop/fleet_commands.hpp"
+#endif
 
 #ifndef NONSTOP_PACKAGE_VERSION
 #error NONSTOP_PACKAGE_VERSION must be defined
@@ -39,13 +44,19 @@ struct Arguments {
     std::optional<std::string> connect;
     std::optional<std::string> token_file;
     bool lifecycle = false;  // print each module's lifecycle steps as the thesis's figures do
+    std::optional<std::string> zookeeper;  // join a fleet (issue 14)
+    std::optional<std::string> cluster;
+    std::optional<std::string> member;
+    bool coordinator = false;       // in the fleet without being a member
     std::vector<std::string> rest;  // batch file and its arguments
 };
 
 const char* const usage_text =
     "usage: nonstop-shell [--module-path DIRS] [--lifecycle] [batch-file [arg ...]]\n"
     "       nonstop-shell --connect HOST:PORT [--token-file F] [batch-file]\n"
-    "       (the token comes from F or from NONSTOP_CONSOLE_TOKEN)\n";
+    "       (the token comes from F or from NONSTOP_CONSOLE_TOKEN)\n"
+    "       fleet: --zookeeper HOST:PORT[/chroot] --cluster NAME [--member ID | --coordinator]\n"
+    "       (a member by default, its id HOSTNAME-PID; --coordinator hosts nothing)\n";
 
 std::optional<Arguments> parse(int argc, char** argv) {
     Arguments a;
@@ -71,7 +82,16 @@ std::optional<Arguments> parse(int argc, char** argv) {
             return std::nullopt;
         } else if (arg == "--token-file")
             target = &a.token_file;
-        else if (arg == "--lifecycle") {
+        else if (arg == "--zookeeper")
+            target = &a.zookeeper;
+        else if (arg == "--cluster")
+            target = &a.cluster;
+        else if (arg == "--member")
+            target = &a.member;
+        else if (arg == "--coordinator") {
+            a.coordinator = true;
+            continue;
+        } else if (arg == "--lifecycle") {
             a.lifecycle = true;
             continue;
         } else if (arg == "--help" || arg == "-h") {
@@ -97,6 +117,13 @@ std::optional<Arguments> parse(int argc, char** argv) {
     }
     if (a.connect && a.lifecycle) {
         std::cerr << "nonstop-shell: --lifecycle shows this process's modules, not a host's\n";
+        return std::nullopt;
+    }
+    if (a.zookeeper.has_value() != a.cluster.has_value() ||
+        ((a.member || a.coordinator) && !a.zookeeper) || (a.member && a.coordinator) ||
+        (a.zookeeper && a.connect)) {
+        std::cerr << "nonstop-shell: a fleet needs --zookeeper and --cluster (and no --connect); "
+                     "--member and --coordinator exclude each other\n";
         return std::nullopt;
     }
     if (!a.connect && a.token_file) {
@@ -129,11 +156,18 @@ std::string failing_command(const std::string& error_info) {
                                                      : error_info.substr(start, end - start);
 }
 
+#ifdef NONSTOP_WITH_FLEET
+std::unique_ptr<nonstop::Fleet> fleet;  // set by --zookeeper: this process in its fleet
+#endif
+
 int install(Tcl_Interp* interp) {
     nonstop::TclCommands::Policy policy;
     policy.thesis_spellings = true;
     if (nonstop::TclCommands::install(interp, nonstop::Runtime::instance(), policy) != TCL_OK)
         return TCL_ERROR;
+#ifdef NONSTOP_WITH_FLEET
+    if (fleet && nonstop::FleetCommands::install(interp, *fleet, true) != TCL_OK) return TCL_ERROR;
+#endif
     return Tcl_PkgProvide(interp, "nonstop", NONSTOP_PACKAGE_VERSION);
 }
 
@@ -296,10 +330,19 @@ void stop_on(sigset_t signals, nonstop::Runtime& runtime) {
         int signal = 0;
         if (sigwait(&signals, &signal) != 0) return;
         std::cerr << "nonstop-shell: " << strsignal(signal) << ": removing every module\n";
+#ifdef NONSTOP_WITH_FLEET
+        fleet.reset();  // leaves the fleet at once rather than when the session times out
+#endif
         runtime.unload_all();
         std::cout << std::flush;
         std::_Exit(0);
     }).detach();
+}
+
+std::string host_name() {
+    char name[256] = {};
+    ::gethostname(name, sizeof name - 1);
+    return name;
 }
 
 }  // namespace
@@ -334,6 +377,27 @@ int main(int argc, char** argv) {
         });
     }
     nonstop::TclCommands::unload_at_exit(runtime);
+    if (args->zookeeper) {
+#ifdef NONSTOP_WITH_FLEET
+        nonstop::FleetConfig config;
+        config.zookeeper = *args->zookeeper;
+        config.cluster = *args->cluster;
+        if (!args->coordinator)
+            config.member =
+                args->member ? *args->member : host_name() + "-" + std::to_string(::getpid());
+        try {
+            fleet = std::make_unique<nonstop::Fleet>(config, &runtime);
+        } catch (const nonstop::Error& e) {
+            std::cerr << "nonstop-shell: " << e.what() << "\n";
+            return 1;
+        }
+        // Tcl runs exit handlers newest first: the member leaves before its modules unload.
+        Tcl_CreateExitHandler([](ClientData) { fleet.reset(); }, nullptr);
+#else
+        std::cerr << "nonstop-shell: built without ZooKeeper's client: no fleet\n";
+        return 2;
+#endif
+    }
     if (!args->rest.empty()) return run_batch(argv[0], args->rest);
     char* interactive_argv[] = {argv[0], nullptr};
     Tcl_Main(1, interactive_argv, app_init);
