@@ -334,6 +334,10 @@ void FleetMember::apply_decided(const std::string& plan, const Record& spec, Rec
     const auto decision = Record::parse(*session_.get(paths_.plan(plan) + "/decision"));
     std::vector<std::string> names;
     const auto changes = changes_of(spec, nullptr, &names);
+    // A host that just started may not have loaded its modules yet: their loading wakes this
+    // worker again (the runtime's observer).
+    for (const auto& n : names)
+        if (!runtime_.info(n)) return;
     if (decision.get("decision") != "commit") {
         write(plan, mine.set("state", "aborted").set("reason", "the fleet decided to abort"));
         return;
