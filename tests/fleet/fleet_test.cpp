@@ -293,3 +293,28 @@ TEST_F(FleetRestartTest, ZooKeeperRestartedWhileIdleMembersAreBackAndServePlans)
 
 }  // namespace
 }  // namespace nonstop::test
+
+namespace nonstop::test {
+namespace {
+
+// A member paused past its session timeout (a frozen host, a partition) loses its session: the
+// server removes its node. When it runs again its client learns the session expired, opens a
+// new one and registers again.
+TEST_F(FleetTest, MemberWhoseSessionExpiredRegistersAgain) {
+    start_members(2);
+    auto& m1 = *members_["m1"];
+    m1.signal(SIGSTOP);
+    EXPECT_TRUE(eventually([&] { return version("m1").empty(); }));
+    m1.signal(SIGCONT);
+    EXPECT_TRUE(eventually([&] {
+        for (const auto& m : fleet_->members())
+            if (m.id == "m1") return m.sessions == 2 && !m.modules.empty();
+        return false;
+    }));
+    const auto r = fleet_->replace("counter", lib(2), 2, std::chrono::milliseconds(0));
+    EXPECT_EQ(r.state, "done") << r.to_string();
+    EXPECT_EQ(version("m1"), "2");
+}
+
+}  // namespace
+}  // namespace nonstop::test
