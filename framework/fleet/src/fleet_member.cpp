@@ -50,7 +50,7 @@ FleetMember::~FleetMember() {
     stop_ = true;
     session_.poke();
     if (worker_.joinable()) worker_.join();
-    for (auto& v : voters_) v.join();
+    for (auto& [plan, voter] : voters_) voter.join();
     try {
         session_.remove(paths_.member(config_.member));
     } catch (const Error&) {
@@ -222,13 +222,25 @@ void FleetMember::serve_rolling(const std::string& plan, const Record& spec, Rec
 void FleetMember::serve_atomic(const std::string& plan, const Record& spec, const Record& mine) {
     {
         std::lock_guard lock(voting_mutex_);
-        if (voting_.count(plan)) return;  // this process holds it: its voter writes the outcome
+        // This process voted on it: its voter writes the outcome, once (a slot read before the
+        // voter wrote it may still say "prepare").
+        if (voting_.count(plan) || voted_.count(plan)) return;
     }
     const auto state = mine.get("state");
     if (state == "prepare") {
         std::lock_guard lock(voting_mutex_);
+        // Voters that ended (their plan left voting_) are joined here rather than kept.
+        for (auto it = voters_.begin(); it != voters_.end();) {
+            if (voting_.count(it->first)) {
+                ++it;
+                continue;
+            }
+            it->second.join();
+            it = voters_.erase(it);
+        }
         voting_.insert(plan);
-        voters_.emplace_back([this, plan, spec] { prepare_and_vote(plan, spec); });
+        voted_.insert(plan);
+        voters_.emplace(plan, std::thread([this, plan, spec] { prepare_and_vote(plan, spec); }));
     } else if (state == "yes") {
         // Voted yes in an earlier life of this member: the decision, once written, is applied.
         if (session_.exists(paths_.plan(plan) + "/decision", true)) apply_decided(plan, spec, mine);
@@ -307,6 +319,7 @@ void FleetMember::prepare_and_vote(const std::string& plan, Record spec) {
                     if (fault_ == "exit-after-decision") std::_Exit(9);
                     return {};
                 }
+                if (stop_) return "member '" + config_.member + "' is leaving the fleet";
                 if (session_.expired() || session_.sessions() != sessions)
                     return "this member's ZooKeeper session ended before the fleet's decision";
                 if (std::chrono::steady_clock::now() >= limit)

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -53,7 +54,8 @@ private:
     std::set<std::string> finished_;  // plans with nothing left for this member (worker only)
     std::mutex voting_mutex_;
     std::set<std::string> voting_;  // atomic plans this process is preparing or holding
-    std::vector<std::thread> voters_;
+    std::set<std::string> voted_;   // atomic plans this process has voted on
+    std::map<std::string, std::thread> voters_;  // one per atomic plan while it votes
     std::thread worker_;
 };
 
