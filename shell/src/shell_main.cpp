@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -158,6 +159,12 @@ std::string failing_command(const std::string& error_info) {
 
 #ifdef NONSTOP_WITH_FLEET
 std::unique_ptr<nonstop::Fleet> fleet;  // set by --zookeeper: this process in its fleet
+std::mutex fleet_mutex;                 // main sets it; the signal thread or exit resets it
+
+void leave_fleet() {
+    std::lock_guard lock(fleet_mutex);
+    fleet.reset();
+}
 #endif
 
 int install(Tcl_Interp* interp) {
@@ -166,7 +173,13 @@ int install(Tcl_Interp* interp) {
     if (nonstop::TclCommands::install(interp, nonstop::Runtime::instance(), policy) != TCL_OK)
         return TCL_ERROR;
 #ifdef NONSTOP_WITH_FLEET
-    if (fleet && nonstop::FleetCommands::install(interp, *fleet, true) != TCL_OK) return TCL_ERROR;
+    nonstop::Fleet* joined = nullptr;
+    {
+        std::lock_guard lock(fleet_mutex);
+        joined = fleet.get();
+    }
+    if (joined && nonstop::FleetCommands::install(interp, *joined, true) != TCL_OK)
+        return TCL_ERROR;
 #endif
     return Tcl_PkgProvide(interp, "nonstop", NONSTOP_PACKAGE_VERSION);
 }
@@ -331,7 +344,7 @@ void stop_on(sigset_t signals, nonstop::Runtime& runtime) {
         if (sigwait(&signals, &signal) != 0) return;
         std::cerr << "nonstop-shell: " << strsignal(signal) << ": removing every module\n";
 #ifdef NONSTOP_WITH_FLEET
-        fleet.reset();  // leaves the fleet at once rather than when the session times out
+        leave_fleet();  // leaves the fleet at once rather than when the session times out
 #endif
         runtime.unload_all();
         std::cout << std::flush;
@@ -386,13 +399,15 @@ int main(int argc, char** argv) {
             config.member =
                 args->member ? *args->member : host_name() + "-" + std::to_string(::getpid());
         try {
-            fleet = std::make_unique<nonstop::Fleet>(config, &runtime);
+            auto joined = std::make_unique<nonstop::Fleet>(config, &runtime);
+            std::lock_guard lock(fleet_mutex);
+            fleet = std::move(joined);
         } catch (const nonstop::Error& e) {
             std::cerr << "nonstop-shell: " << e.what() << "\n";
             return 1;
         }
         // Tcl runs exit handlers newest first: the member leaves before its modules unload.
-        Tcl_CreateExitHandler([](ClientData) { fleet.reset(); }, nullptr);
+        Tcl_CreateExitHandler([](ClientData) { leave_fleet(); }, nullptr);
 #else
         std::cerr << "nonstop-shell: built without ZooKeeper's client: no fleet\n";
         return 2;

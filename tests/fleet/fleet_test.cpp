@@ -318,3 +318,42 @@ TEST_F(FleetTest, MemberWhoseSessionExpiredRegistersAgain) {
 
 }  // namespace
 }  // namespace nonstop::test
+
+namespace nonstop::test {
+namespace {
+
+// What an operator can get wrong is refused with one sentence naming what and why, and the
+// members keep their version.
+TEST_F(FleetTest, OperatorErrorsAreRefusedWithAReason) {
+    start_members(1);
+    auto shell = coordinator(
+        "foreach cmd {{nonstop fleet bogus} {nonstop fleet replace counter /nonexistent.so}\n"
+        "             {nonstop fleet replace ghost " +
+            lib(2) +
+            "}\n"
+            "             {nonstop fleet replace counter " +
+            lib(2) +
+            " -batch 0}\n"
+            "             {nonstop fleet resume plan-9999999999}} {\n"
+            "    catch $cmd message\n"
+            "    puts \"[lrange $::errorCode 0 2]: $message\"\n"
+            "}\n",
+        "errors");
+    EXPECT_EQ(shell->wait(), 0) << shell->output();
+    const auto out = shell->output();
+    EXPECT_NE(out.find("NONSTOP FLEET USAGE: unknown fleet subcommand 'bogus'"), std::string::npos)
+        << out;
+    EXPECT_NE(out.find("NONSTOP FLEET ERROR: there is no library '/nonexistent.so'"),
+              std::string::npos)
+        << out;
+    EXPECT_NE(out.find("no member of cluster '" + cluster_ + "' runs a module named 'ghost'"),
+              std::string::npos)
+        << out;
+    EXPECT_NE(out.find("-batch needs a number of members, at least 1"), std::string::npos) << out;
+    EXPECT_NE(out.find("there is no plan 'plan-9999999999'"), std::string::npos) << out;
+    EXPECT_EQ(version("m1"), "1");
+    EXPECT_TRUE(fleet_->history().empty());
+}
+
+}  // namespace
+}  // namespace nonstop::test
