@@ -153,9 +153,11 @@ void FleetMember::serve_plans() {
     }
 }
 
+// The member's node first: whoever sees the slot's outcome finds the member's versions
+// already current.
 void FleetMember::write(const std::string& plan, const Record& mine) {
+    session_.set(paths_.member(config_.member), describe());
     session_.set(paths_.slot(plan, config_.member), mine.text());
-    dirty_ = true;
 }
 
 std::string FleetMember::versions(const std::vector<std::string>& names) const {
@@ -200,7 +202,17 @@ void FleetMember::serve_rolling(const std::string& plan, const Record& spec, Rec
                                                "', the plan says " + spec.get("sha256")));
             return;
         }
-        const auto report = runtime_.replace(name, library);
+        auto report = runtime_.replace(name, library);
+        if (report.ok() && !report.targets.empty() &&
+            report.targets.front().sha256 != spec.get("sha256")) {
+            // The file changed between the check and the load: what runs is not what the plan
+            // names, so it goes back at once.
+            runtime_.replace(name, info->library);
+            report.outcome = Outcome::aborted;
+            report.reason = "the library '" + library + "' changed while member '" +
+                            config_.member + "' loaded it (SHA-256 " +
+                            report.targets.front().sha256 + ")";
+        }
         mine.set("after", versions({name})).set("at", std::to_string(now_ms()));
         if (report.ok()) {
             mine.set("state", "done");
