@@ -78,18 +78,21 @@ std::string FleetCoordinator::resolve(const std::string& library) const {
 
 std::string FleetCoordinator::create_plan(const Record& spec,
                                           const std::vector<std::string>& members) {
-    session_.ensure(paths_.plans);
+    if (!ensured_) session_.ensure(paths_.plans);
+    ensured_ = true;
     std::string created;
     session_.create(paths_.plans + "/plan-", spec.text(), ZOO_SEQUENCE, &created);
     const std::string id = created.substr(created.rfind('/') + 1);
-    session_.create(paths_.plan(id) + "/m", "");
+    // The slots in one operation: a member sees all of them or none.
+    std::vector<std::pair<std::string, std::string>> nodes{{paths_.plan(id) + "/m", ""}};
     int order = 0;
     for (const auto& m : members) {
         Record slot;
         slot.set("state", spec.get("kind") == "rolling" ? "pending" : "prepare")
             .set("order", std::to_string(order++));
-        session_.create(paths_.slot(id, m), slot.text());
+        nodes.emplace_back(paths_.slot(id, m), slot.text());
     }
+    session_.create_all(nodes);
     return id;
 }
 
@@ -183,8 +186,12 @@ PlanReport FleetCoordinator::drive(const std::string& id) {
 
 FleetCoordinator::Slots FleetCoordinator::slots(const std::string& id, bool watch) {
     Slots out;
-    for (const auto& m : session_.children(paths_.plan(id) + "/m", watch))
-        if (auto text = session_.get(paths_.slot(id, m), watch)) out[m] = Record::parse(*text);
+    const auto names = session_.children(paths_.plan(id) + "/m", watch);
+    std::vector<std::string> paths;
+    for (const auto& m : names) paths.push_back(paths_.slot(id, m));
+    const auto texts = session_.get_many(paths, watch);
+    for (std::size_t i = 0; i < names.size(); ++i)
+        if (texts[i]) out[names[i]] = Record::parse(*texts[i]);
     return out;
 }
 

@@ -59,6 +59,7 @@ private:
     const FleetConfig& config_;
     Runtime* runtime_;
     FleetPaths paths_;
+    bool ensured_ = false;  // the plans' parent node exists
 };
 
 }  // namespace nonstop

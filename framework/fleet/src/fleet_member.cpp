@@ -315,8 +315,9 @@ void FleetMember::prepare_and_vote(const std::string& plan, Record spec) {
     auto agree = [&]() -> std::string {
         voted = true;
         try {
+            // The slot only: the vote is on the critical path, the member's node changes later.
             Record yes = mine;
-            write(plan, yes.set("state", "yes"));
+            session_.set(slot, yes.set("state", "yes").text());
             const auto limit = std::chrono::steady_clock::now() + config_.vote_timeout;
             for (;;) {
                 const auto seen = session_.generation();

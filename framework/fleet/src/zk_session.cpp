@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 
 #include "nonstop/error.hpp"
 
@@ -188,6 +189,80 @@ bool ZkSession::create(const std::string& path, const std::string& data, int fla
     if (rc == ZNODEEXISTS) return false;
     if (created) *created = buffer.c_str();
     return true;
+}
+
+void ZkSession::create_all(const std::vector<std::pair<std::string, std::string>>& nodes) {
+    std::vector<zoo_op_t> ops(nodes.size());
+    std::vector<zoo_op_result_t> results(nodes.size());
+    for (std::size_t i = 0; i < nodes.size(); ++i)
+        zoo_create_op_init(&ops[i], nodes[i].first.c_str(), nodes[i].second.data(),
+                           static_cast<int>(nodes[i].second.size()), &ZOO_OPEN_ACL_UNSAFE, 0,
+                           nullptr, 0);
+    call("create", nodes.empty() ? std::string() : nodes.front().first,
+         [&](zhandle_t* zh) {
+             return zoo_multi(zh, static_cast<int>(ops.size()), ops.data(), results.data());
+         },
+         {});
+}
+
+namespace {
+
+// One pipelined read: the completions fill it on the client's completion thread.
+struct Reads {
+    std::mutex mutex;
+    std::condition_variable done;
+    std::size_t left = 0;
+    bool failed = false;
+    std::vector<std::optional<std::string>> out;
+};
+
+struct Read {
+    std::shared_ptr<Reads> reads;
+    std::size_t index;
+};
+
+void read_done(int rc, const char* value, int length, const Stat*, const void* data) {
+    std::unique_ptr<Read> read(static_cast<Read*>(const_cast<void*>(data)));
+    auto& r = *read->reads;
+    std::lock_guard lock(r.mutex);
+    if (rc == ZOK)
+        r.out[read->index] = std::string(value ? value : "", value && length > 0 ? length : 0);
+    else if (rc != ZNONODE)
+        r.failed = true;
+    if (--r.left == 0) r.done.notify_all();
+}
+
+}  // namespace
+
+std::vector<std::optional<std::string>> ZkSession::get_many(const std::vector<std::string>& paths,
+                                                            bool watch) {
+    auto reads = std::make_shared<Reads>();
+    reads->out.resize(paths.size());
+    reads->left = paths.size();
+    {
+        std::shared_lock lock(handle_mutex_);
+        for (std::size_t i = 0; i < paths.size(); ++i) {
+            auto* read = new Read{reads, i};
+            const int rc = zh_ ? zoo_aget(zh_, paths[i].c_str(), watch ? 1 : 0, read_done, read)
+                               : ZINVALIDSTATE;
+            if (rc != ZOK) {  // not submitted: no completion will come
+                delete read;
+                std::lock_guard r(reads->mutex);
+                reads->failed = true;
+                --reads->left;
+            }
+        }
+    }
+    bool complete;
+    {
+        std::unique_lock lock(reads->mutex);
+        complete = reads->done.wait_for(lock, connect_timeout_, [&] { return reads->left == 0; });
+        if (complete && !reads->failed) return reads->out;
+    }
+    // Disconnected meanwhile: one at a time, each waiting for the connection within the limit.
+    std::vector<std::optional<std::string>> out;
+    for (const auto& p : paths) out.push_back(get(p, watch));
+    return out;
 }
 
 void ZkSession::ensure(const std::string& path) {

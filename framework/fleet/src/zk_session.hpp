@@ -36,6 +36,11 @@ public:
     /// the created path in `created`.
     bool create(const std::string& path, const std::string& data, int flags = 0,
                 std::string* created = nullptr);
+    /// Creates persistent nodes in one atomic operation (ZooKeeper's multi): all or none.
+    void create_all(const std::vector<std::pair<std::string, std::string>>& nodes);
+    /// Reads several nodes in one round trip (pipelined); empty for a node that does not exist.
+    std::vector<std::optional<std::string>> get_many(const std::vector<std::string>& paths,
+                                                     bool watch = false);
     /// Creates the persistent node and its parents where missing.
     void ensure(const std::string& path);
     /// The children's names; empty if there is no node.
