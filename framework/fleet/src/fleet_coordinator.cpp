@@ -233,14 +233,13 @@ void FleetCoordinator::drive_rolling(const std::string& id) {
     }
 }
 
-// One look at a running rolling plan; true once it is done. At most `batch` members upgrade at
-// once; the next batch starts once the last one has been on probation, healthy, long enough.
-bool FleetCoordinator::rolling_step(const std::string& id, Record& spec, Slots& s,
-                                    const std::set<std::string>& members) {
+// The members upgrading or upgraded so far: one that left or overran its step fails. Counts
+// those still upgrading and the time the latest finished; returns the first failure.
+std::string FleetCoordinator::in_flight(const std::string& id, Slots& s,
+                                        const std::set<std::string>& members, int& busy,
+                                        std::int64_t& last_done) {
     const auto now = now_ms();
     std::string failure;
-    int busy = 0;
-    std::int64_t last_done = 0;
     for (auto& [m, slot] : s) {
         const auto state = slot.get("state");
         if (in(state, {"work", "upgrading"})) {
@@ -264,13 +263,24 @@ bool FleetCoordinator::rolling_step(const std::string& id, Record& spec, Slots& 
         if (slot.get("state") == "failed" && failure.empty())
             failure = "member '" + m + "' failed: " + slot.get("reason");
     }
+    return failure;
+}
+
+// One look at a running rolling plan; true once it is done. At most `batch` members upgrade at
+// once; the next batch starts once the last one has been on probation, healthy, long enough.
+bool FleetCoordinator::rolling_step(const std::string& id, Record& spec, Slots& s,
+                                    const std::set<std::string>& members) {
+    const auto now = now_ms();
+    int busy = 0;
+    std::int64_t last_done = 0;
+    const auto failure = in_flight(id, s, members, busy, last_done);
     if (!failure.empty()) {
         set_state(id, spec, "rolling-back", failure);
         return false;
     }
     if (busy > 0) return false;
     // Probation of the members already upgraded: healthy, and long enough.
-    for (const auto& info : this->members())
+    for (const auto& info : last_done > 0 ? this->members() : std::vector<MemberInfo>())
         if (s.count(info.id) && s[info.id].get("state") == "done" && info.health != "ok") {
             put(id, info.id,
                 s[info.id]

@@ -43,6 +43,8 @@ private:
     void release(const std::string& id);
     PlanReport drive(const std::string& id);
     void drive_rolling(const std::string& id);
+    std::string in_flight(const std::string& id, Slots& slots, const std::set<std::string>& alive,
+                          int& busy, std::int64_t& last_done);
     bool rolling_step(const std::string& id, Record& spec, Slots& slots,
                       const std::set<std::string>& alive);
     bool rollback_step(const std::string& id, Slots& slots, const std::set<std::string>& alive);

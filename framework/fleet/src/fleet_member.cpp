@@ -275,22 +275,10 @@ std::vector<Change> changes_of(const Record& spec, std::vector<std::string>* dig
 
 }  // namespace
 
-void FleetMember::prepare_and_vote(const std::string& plan, Record spec) {
-    std::vector<std::string> digests, names;
-    const auto changes = changes_of(spec, &digests, &names);
-    Record mine;
-    mine.set("before", versions(names));
-    const auto slot = paths_.slot(plan, config_.member);
-    auto finish = [&] {
-        try {
-            write(plan, mine);
-        } catch (const Error& e) {
-            std::fprintf(stderr, "nonstop fleet: %s\n", e.what());
-        }
-        std::lock_guard lock(voting_mutex_);
-        voting_.erase(plan);
-        session_.poke();
-    };
+// Why this member cannot vote yes before preparing anything: a library whose content is not
+// the plan's, or the tests' fault injection; empty if it can.
+std::string FleetMember::refusal(const std::vector<Change>& changes,
+                                 const std::vector<std::string>& digests) const {
     for (std::size_t i = 0; i < changes.size(); ++i) {
         std::string digest;
         try {
@@ -298,62 +286,80 @@ void FleetMember::prepare_and_vote(const std::string& plan, Record spec) {
         } catch (const Error& e) {
             digest = e.what();
         }
-        if (digest != digests[i]) {
-            mine.set("state", "no")
-                .set("reason", "the library '" + changes[i].library + "' on member '" +
-                                   config_.member + "' does not have the plan's SHA-256");
-            return finish();
+        if (digest != digests[i])
+            return "the library '" + changes[i].library + "' on member '" + config_.member +
+                   "' does not have the plan's SHA-256";
+    }
+    if (fault_ == "vote-no") return "member '" + config_.member + "' was told to vote no";
+    return {};
+}
+
+// The agreement's wait, once this member voted yes: the decision, or why there is none (the
+// session ended, the member leaves, the vote timeout). Empty: commit.
+std::string FleetMember::await_decision(const std::string& plan, std::uint64_t sessions) {
+    const auto limit = std::chrono::steady_clock::now() + config_.vote_timeout;
+    const auto decision_path = paths_.plan(plan) + "/decision";
+    for (;;) {
+        const auto seen = session_.generation();
+        // exists() sets a watch on a node not created yet; get() would not.
+        auto d = session_.exists(decision_path, true) ? session_.get(decision_path) : std::nullopt;
+        if (d) {
+            const auto decision = Record::parse(*d);
+            if (decision.get("decision") != "commit")
+                return "the fleet decided to abort: " + decision.get("reason");
+            if (fault_ == "exit-after-decision") std::_Exit(9);
+            return {};
         }
+        if (stop_) return "member '" + config_.member + "' is leaving the fleet";
+        if (session_.expired() || session_.sessions() != sessions)
+            return "this member's ZooKeeper session ended before the fleet's decision";
+        if (std::chrono::steady_clock::now() >= limit)
+            return "no fleet decision came within " + std::to_string(config_.vote_timeout.count()) +
+                   " ms";
+        session_.wait_change(seen, std::chrono::milliseconds(100));
     }
-    if (fault_ == "vote-no") {
-        mine.set("state", "no")
-            .set("reason", "member '" + config_.member + "' was told to vote no");
-        return finish();
-    }
+}
+
+void FleetMember::prepare_and_vote(const std::string& plan, Record spec) {
+    std::vector<std::string> digests, names;
+    const auto changes = changes_of(spec, &digests, &names);
+    Record mine;
+    mine.set("before", versions(names));
     bool voted = false;
-    const auto sessions = session_.sessions();
-    auto agree = [&]() -> std::string {
-        voted = true;
-        try {
-            // The slot only: the vote is on the critical path, the member's node changes later.
-            Record yes = mine;
-            session_.set(slot, yes.set("state", "yes").text());
-            const auto limit = std::chrono::steady_clock::now() + config_.vote_timeout;
-            for (;;) {
-                const auto seen = session_.generation();
-                // exists() sets a watch on a node not created yet; get() would not.
-                const auto decision_path = paths_.plan(plan) + "/decision";
-                auto d = session_.exists(decision_path, true) ? session_.get(decision_path)
-                                                              : std::nullopt;
-                if (d) {
-                    const auto decision = Record::parse(*d);
-                    if (decision.get("decision") != "commit")
-                        return "the fleet decided to abort: " + decision.get("reason");
-                    if (fault_ == "exit-after-decision") std::_Exit(9);
-                    return {};
-                }
-                if (stop_) return "member '" + config_.member + "' is leaving the fleet";
-                if (session_.expired() || session_.sessions() != sessions)
-                    return "this member's ZooKeeper session ended before the fleet's decision";
-                if (std::chrono::steady_clock::now() >= limit)
-                    return "no fleet decision came within " +
-                           std::to_string(config_.vote_timeout.count()) + " ms";
-                session_.wait_change(seen, std::chrono::milliseconds(100));
-            }
-        } catch (const Error& e) {
-            return std::string("the fleet's decision could not be read: ") + e.what();
-        }
-    };
-    const auto report = runtime_.syn_replace(changes, Mode::concurrent, agree);
-    mine.set("after", versions(names));
-    if (report.ok()) {
-        std::chrono::nanoseconds blackout{0};
-        for (const auto& t : report.targets) blackout = std::max(blackout, t.blackout);
-        mine.set("state", "committed").set("blackout_ms", ms_text(blackout));
+    if (auto no = refusal(changes, digests); !no.empty()) {
+        mine.set("state", "no").set("reason", no);
     } else {
-        mine.set("state", voted ? "aborted" : "no").set("reason", report.reason);
+        const auto sessions = session_.sessions();
+        auto agree = [&]() -> std::string {
+            voted = true;
+            try {
+                // The slot only: the vote is on the critical path, the member's node changes
+                // later.
+                Record yes = mine;
+                session_.set(paths_.slot(plan, config_.member), yes.set("state", "yes").text());
+                return await_decision(plan, sessions);
+            } catch (const Error& e) {
+                return std::string("the fleet's decision could not be read: ") + e.what();
+            }
+        };
+        const auto report = runtime_.syn_replace(changes, Mode::concurrent, agree);
+        mine.set("after", versions(names));
+        if (report.ok()) {
+            std::chrono::nanoseconds blackout{0};
+            for (const auto& t : report.targets) blackout = std::max(blackout, t.blackout);
+            mine.set("state", "committed").set("blackout_ms", ms_text(blackout));
+        } else {
+            mine.set("state", voted ? "aborted" : "no").set("reason", report.reason);
+        }
     }
-    finish();
+    try {
+        write(plan, mine);
+    } catch (const Error& e) {
+        std::fprintf(stderr, "nonstop fleet: %s\n", e.what());
+    }
+    std::lock_guard lock(voting_mutex_);
+    voting_.erase(plan);
+    session_.poke();
 }
 
 void FleetMember::apply_decided(const std::string& plan, const Record& spec, Record mine) {

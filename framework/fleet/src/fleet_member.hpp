@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "nonstop/change.hpp"
 #include "nonstop/fleet/fleet_config.hpp"
 #include "record.hpp"
 
@@ -38,6 +39,9 @@ private:
     void serve_rolling(const std::string& plan, const Record& spec, Record mine);
     void serve_atomic(const std::string& plan, const Record& spec, const Record& mine);
     void prepare_and_vote(const std::string& plan, Record spec);
+    std::string refusal(const std::vector<Change>& changes,
+                        const std::vector<std::string>& digests) const;
+    std::string await_decision(const std::string& plan, std::uint64_t sessions);
     void apply_decided(const std::string& plan, const Record& spec, Record mine);
     std::string versions(const std::vector<std::string>& names) const;
     void write(const std::string& plan, const Record& mine);
