@@ -19,6 +19,9 @@
 #include <thread>
 
 #include "nonstop/lifecycle_printer.hpp"
+#ifdef NONSTOP_WITH_FLEET
+#include "nonstop/fleet/fleet.hpp"
+#endif
 #include "router_protocol.hpp"
 #include "router_scenario.hpp"
 
@@ -47,7 +50,9 @@ void usage(std::FILE* out) {
         "                         restart comes back on the same modules and versions\n"
         "  --console-address ADDR  listen on ADDR instead (other than 127.x: needs TLS)\n"
         "  --tls-cert FILE --tls-key FILE  the console speaks TLS with this certificate and key\n"
-        "                         (PEM); every console command is logged on stdout\n",
+        "                         (PEM); every console command is logged on stdout\n"
+        "  --zookeeper HOST:PORT[/chroot] --cluster NAME [--member ID]\n"
+        "                         join a fleet as member ID (default HOSTNAME-PID)\n",
         NONSTOP_ROUTER_DEFAULT_MODULE_DIR, kDefaultIpMonitorPort, kDefaultOspfMonitorPort,
         kDefaultVrrpMonitorPort, static_cast<long long>(kDefaultPeriod.count()));
 }
@@ -67,6 +72,7 @@ int main(int argc, char** argv) {
     std::string module_dir = NONSTOP_ROUTER_DEFAULT_MODULE_DIR;
     bool empty = false, quiet_mode = false;
     std::string console_port, token_file, console_address = "127.0.0.1", tls_cert, tls_key;
+    std::string zookeeper, cluster, member;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         auto value = [&]() -> std::string {
@@ -102,6 +108,12 @@ int main(int argc, char** argv) {
             tls_cert = value();
         else if (arg == "--tls-key")
             tls_key = value();
+        else if (arg == "--zookeeper")
+            zookeeper = value();
+        else if (arg == "--cluster")
+            cluster = value();
+        else if (arg == "--member")
+            member = value();
         else if (arg == "--help" || arg == "-h") {
             usage(stdout);
             return 0;
@@ -111,6 +123,16 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
+    if (zookeeper.empty() != cluster.empty() || (!member.empty() && zookeeper.empty())) {
+        std::fprintf(stderr, "nonstop-router: a fleet needs --zookeeper and --cluster\n");
+        return 2;
+    }
+#ifndef NONSTOP_WITH_FLEET
+    if (!zookeeper.empty()) {
+        std::fprintf(stderr, "nonstop-router: built without ZooKeeper's client: no fleet\n");
+        return 2;
+    }
+#endif
     if (quiet_mode) ::setenv(kQuietEnv, "1", 1);
     config.module_path.push_back(module_dir);
     if (const char* dir = std::getenv("NONSTOP_STATE_DIR"); dir && config.state_dir.empty())
@@ -199,10 +221,34 @@ int main(int argc, char** argv) {
             }
         }
 
+#ifdef NONSTOP_WITH_FLEET
+        // A member once its modules run; it leaves the fleet before they are removed.
+        std::unique_ptr<Fleet> fleet;
+        if (!zookeeper.empty() && status == 0) {
+            FleetConfig fc;
+            fc.zookeeper = zookeeper;
+            fc.cluster = cluster;
+            char host[256] = {};
+            ::gethostname(host, sizeof host - 1);
+            fc.member =
+                member.empty() ? std::string(host) + "-" + std::to_string(::getpid()) : member;
+            try {
+                fleet = std::make_unique<Fleet>(fc, &runtime);
+                print_line("member " + fc.member + " of fleet " + cluster);
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "nonstop-router: %s\n", e.what());
+                status = 1;
+                ::kill(::getpid(), SIGTERM);
+            }
+        }
+#endif
         {
             std::unique_lock lock(stop_mutex);
             stop_changed.wait(lock, [&] { return stop; });
         }
+#ifdef NONSTOP_WITH_FLEET
+        fleet.reset();
+#endif
         print_line("-----");
         if (console) console->stop();
         // A console command that stopped waiting may have left a transaction running.

@@ -1,9 +1,12 @@
-// The IP module of the non-stop router (thesis 5.1.2), built as versions 1-3 (ROUTER_VERSION):
+// The IP module of the non-stop router (thesis 5.1.2), built as versions 1-4 (ROUTER_VERSION):
 // broadcasts ICMP packets and relays consecutive numbers to OSPF; version 3 speaks the
-// timestamped message protocol of figure 5.8.
+// timestamped message protocol of figure 5.8. Version 4 is a faulty release for the demo's
+// probation step: every other broadcast fails (it throws before relaying anything, so the
+// relay numbers stay consecutive) until a health rule rolls it back.
 #include <nonstop/module.hpp>
 
 #include <chrono>
+#include <stdexcept>
 #include <thread>
 #include <utility>
 
@@ -28,6 +31,8 @@ public:
             if (!active()) drain_slowly();
             return;
         }
+        if (ROUTER_VERSION == 4 && m.type == kBroadcast && ++broadcasts_ % 2 == 0)
+            throw std::runtime_error("IP 4: routing table corrupt");
         RelaySource::handle(m);
     }
 
@@ -50,6 +55,7 @@ private:
     }
 
     std::chrono::milliseconds slow_drain_{0};
+    long broadcasts_ = 0;
 };
 
 }  // namespace

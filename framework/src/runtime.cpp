@@ -255,6 +255,10 @@ TransactionReport Runtime::disable(const std::string& name) {
 TransactionReport Runtime::syn_replace(const std::vector<Change>& changes, Mode mode) {
     return services_->upgrader.syn_replace(changes, mode);
 }
+TransactionReport Runtime::syn_replace(const std::vector<Change>& changes, Mode mode,
+                                       Agreement agree) {
+    return services_->upgrader.syn_replace(changes, mode, TransactionOptions{}, std::move(agree));
+}
 TransactionReport Runtime::syn_load(const std::vector<Change>& changes, Mode mode) {
     return services_->upgrader.syn_load(changes, mode);
 }

@@ -398,6 +398,16 @@ void Transaction::decide(Phase phase) {
         reason_ = first_error();
         commit_ = reason_.empty();
     }
+    if (phase == Phase::vote && commit_ && agree_) {
+        // Every target is quiescent and buffering: the outside party's vote (a fleet's
+        // two-phase commit) is the last one.
+        try {
+            reason_ = agree_();
+        } catch (const std::exception& e) {
+            reason_ = std::string("the outside agreement failed: ") + e.what();
+        }
+        commit_ = reason_.empty();
+    }
     // The upgrader's states of figure 4.13, for whoever follows transactions live. The commit
     // is announced once every new version has restored its state and enabled itself.
     switch (phase) {

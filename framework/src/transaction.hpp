@@ -86,6 +86,8 @@ public:
     void seed(std::map<std::string, std::shared_ptr<const State>> states) {
         seeds_ = std::move(states);
     }
+    /// An outside party decides too: asked once every target voted yes (empty: commit).
+    void agree(std::function<std::string()> agree) { agree_ = std::move(agree); }
     /// Before run(): target `name` (validated) runs as `options` say.
     void options(const std::string& name, TargetOptions options);
     /// After a commit: what it takes to undo each replacement (the release).
@@ -130,6 +132,7 @@ private:
     bool preflight_ = false;
     bool preflight_state_ = false;
     std::map<std::string, std::shared_ptr<const State>> seeds_;
+    std::function<std::string()> agree_;
     std::chrono::milliseconds timeout_{0};
     bool commit_ = true;
     std::string reason_;

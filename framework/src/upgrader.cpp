@@ -292,8 +292,10 @@ std::string describe(const char* verb, const std::vector<Change>& changes, Mode 
 }  // namespace
 
 TransactionReport Upgrader::syn_replace(const std::vector<Change>& changes, Mode mode,
-                                        const TransactionOptions& options) {
-    return run(describe("syn_replace", changes, mode), changes, {}, mode, false, options);
+                                        const TransactionOptions& options,
+                                        std::function<std::string()> agree) {
+    return run(describe("syn_replace", changes, mode), changes, {}, mode, false, options, {},
+               std::move(agree));
 }
 
 TransactionReport Upgrader::syn_load(const std::vector<Change>& changes, Mode mode,
@@ -320,8 +322,8 @@ TransactionReport Upgrader::syn_upgrade(const std::vector<Change>& replacements,
 
 TransactionReport Upgrader::run(std::string command, const std::vector<Change>& replacements,
                                 const std::vector<Change>& additions, Mode mode,
-                                bool late_additions, const TransactionOptions& options,
-                                Seeds seeds) {
+                                bool late_additions, const TransactionOptions& options, Seeds seeds,
+                                std::function<std::string()> agree) {
     Session s(*this, std::move(command));
     parts_.graveyard.reap();
     s.report.mode = mode;
@@ -334,6 +336,7 @@ TransactionReport Upgrader::run(std::string command, const std::vector<Change>& 
                            options.preflight.value_or(parts_.config.preflight);
     if (preflight) transaction.preflight(state);
     if (!seeds.empty()) transaction.seed(std::move(seeds));
+    if (agree) transaction.agree(std::move(agree));
     try {
         transaction.validate(replacements, additions);
     } catch (const Error& e) {

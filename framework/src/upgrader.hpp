@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -46,7 +47,8 @@ public:
     TransactionReport enable(const std::string& name);
     TransactionReport disable(const std::string& name);
     TransactionReport syn_replace(const std::vector<Change>& changes, Mode mode,
-                                  const TransactionOptions& options = {});
+                                  const TransactionOptions& options = {},
+                                  std::function<std::string()> agree = {});
     TransactionReport syn_load(const std::vector<Change>& changes, Mode mode,
                                const TransactionOptions& options = {});
     TransactionReport syn_upgrade(const std::vector<Change>& changes, Mode mode,
@@ -100,7 +102,8 @@ private:
     using Seeds = std::map<std::string, std::shared_ptr<const State>>;
     TransactionReport run(std::string command, const std::vector<Change>& replacements,
                           const std::vector<Change>& additions, Mode mode, bool late_additions,
-                          const TransactionOptions& options, Seeds seeds = {});
+                          const TransactionOptions& options, Seeds seeds = {},
+                          std::function<std::string()> agree = {});
     void persist(const TransactionReport& report);
     void settle(std::int64_t transaction);
     /// The store follows a release that leaves probation (permanent, or rolled back).

@@ -13,6 +13,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -30,6 +32,10 @@
 #include "nonstop/runtime.hpp"
 #include "nonstop/tcl_commands.hpp"
 #include "repl.hpp"
+#ifdef NONSTOP_WITH_FLEET
+#include "nonstop/fleet/fleet.hpp"
+#include "nonstop/fleet_commands.hpp"
+#endif
 
 #ifndef NONSTOP_PACKAGE_VERSION
 #error NONSTOP_PACKAGE_VERSION must be defined
@@ -45,16 +51,22 @@ struct Arguments {
     std::optional<std::string> tls_ca;  // verify the console's certificate against this CA
     bool tls = false, tls_insecure = false;
     bool lifecycle = false;  // print each module's lifecycle steps as the thesis's figures do
+    std::optional<std::string> zookeeper;  // join a fleet (issue 14)
+    std::optional<std::string> cluster;
+    std::optional<std::string> member;
+    bool coordinator = false;       // in the fleet without being a member
     std::vector<std::string> rest;  // batch file and its arguments
 };
 
 const char* const usage_text =
     "usage: nonstop-shell [--module-path DIRS] [--state-dir DIR] [--lifecycle]\n"
-    "                     [batch-file [arg ...]]\n"
+    "                     [fleet options] [batch-file [arg ...]]\n"
     "       nonstop-shell --connect HOST:PORT [--token-file F]\n"
     "                     [--tls [--tls-ca FILE | --tls-insecure]] [batch-file]\n"
     "       (the token comes from F or from NONSTOP_CONSOLE_TOKEN; --tls-ca verifies the\n"
-    "       console's certificate, and a host other than loopback needs it or --tls-insecure)\n";
+    "       console's certificate, and a host other than loopback needs it or --tls-insecure)\n"
+    "       fleet: --zookeeper HOST:PORT[/chroot] --cluster NAME [--member ID | --coordinator]\n"
+    "       (a member by default, its id HOSTNAME-PID; --coordinator hosts nothing)\n";
 
 std::optional<Arguments> parse(int argc, char** argv) {
     Arguments a;
@@ -87,6 +99,15 @@ std::optional<Arguments> parse(int argc, char** argv) {
         else if (arg == "--tls" || arg == "--tls-insecure") {
             a.tls = true;
             a.tls_insecure = a.tls_insecure || arg == "--tls-insecure";
+            continue;
+        } else if (arg == "--zookeeper")
+            target = &a.zookeeper;
+        else if (arg == "--cluster")
+            target = &a.cluster;
+        else if (arg == "--member")
+            target = &a.member;
+        else if (arg == "--coordinator") {
+            a.coordinator = true;
             continue;
         } else if (arg == "--lifecycle") {
             a.lifecycle = true;
@@ -125,6 +146,13 @@ std::optional<Arguments> parse(int argc, char** argv) {
         std::cerr << "nonstop-shell: --tls needs --connect\n";
         return std::nullopt;
     }
+    if (a.zookeeper.has_value() != a.cluster.has_value() ||
+        ((a.member || a.coordinator) && !a.zookeeper) || (a.member && a.coordinator) ||
+        (a.zookeeper && a.connect)) {
+        std::cerr << "nonstop-shell: a fleet needs --zookeeper and --cluster (and no --connect); "
+                     "--member and --coordinator exclude each other\n";
+        return std::nullopt;
+    }
     if (!a.connect && a.token_file) {
         std::cerr << "nonstop-shell: --token-file needs --connect\n";
         return std::nullopt;
@@ -155,11 +183,30 @@ std::string failing_command(const std::string& error_info) {
                                                      : error_info.substr(start, end - start);
 }
 
+#ifdef NONSTOP_WITH_FLEET
+std::unique_ptr<nonstop::Fleet> fleet;  // set by --zookeeper: this process in its fleet
+std::mutex fleet_mutex;                 // main sets it; the signal thread or exit resets it
+
+void leave_fleet() {
+    std::lock_guard lock(fleet_mutex);
+    fleet.reset();
+}
+#endif
+
 int install(Tcl_Interp* interp) {
     nonstop::TclCommands::Policy policy;
     policy.thesis_spellings = true;
     if (nonstop::TclCommands::install(interp, nonstop::Runtime::instance(), policy) != TCL_OK)
         return TCL_ERROR;
+#ifdef NONSTOP_WITH_FLEET
+    nonstop::Fleet* joined = nullptr;
+    {
+        std::lock_guard lock(fleet_mutex);
+        joined = fleet.get();
+    }
+    if (joined && nonstop::FleetCommands::install(interp, *joined, true) != TCL_OK)
+        return TCL_ERROR;
+#endif
     return Tcl_PkgProvide(interp, "nonstop", NONSTOP_PACKAGE_VERSION);
 }
 
@@ -350,11 +397,20 @@ void stop_on(sigset_t signals, nonstop::Runtime& runtime) {
         int signal = 0;
         if (sigwait(&signals, &signal) != 0) return;
         std::cerr << "nonstop-shell: " << strsignal(signal) << ": removing every module\n";
+#ifdef NONSTOP_WITH_FLEET
+        leave_fleet();  // leaves the fleet at once rather than when the session times out
+#endif
         runtime.unload_all();
         std::cout << std::flush;
         if (restore_terminal) tcsetattr(0, TCSANOW, &initial_terminal);
         std::_Exit(0);
     }).detach();
+}
+
+std::string host_name() {
+    char name[256] = {};
+    ::gethostname(name, sizeof name - 1);
+    return name;
 }
 
 }  // namespace
@@ -401,6 +457,29 @@ int main(int argc, char** argv) {
     }
     nonstop::TclCommands::unload_at_exit(runtime);
     report_restore(runtime.restore());
+    if (args->zookeeper) {
+#ifdef NONSTOP_WITH_FLEET
+        nonstop::FleetConfig config;
+        config.zookeeper = *args->zookeeper;
+        config.cluster = *args->cluster;
+        if (!args->coordinator)
+            config.member =
+                args->member ? *args->member : host_name() + "-" + std::to_string(::getpid());
+        try {
+            auto joined = std::make_unique<nonstop::Fleet>(config, &runtime);
+            std::lock_guard lock(fleet_mutex);
+            fleet = std::move(joined);
+        } catch (const nonstop::Error& e) {
+            std::cerr << "nonstop-shell: " << e.what() << "\n";
+            return 1;
+        }
+        // Tcl runs exit handlers newest first: the member leaves before its modules unload.
+        Tcl_CreateExitHandler([](ClientData) { leave_fleet(); }, nullptr);
+#else
+        std::cerr << "nonstop-shell: built without ZooKeeper's client: no fleet\n";
+        return 2;
+#endif
+    }
     if (!args->rest.empty()) return run_batch(argv[0], args->rest);
     if (::isatty(0)) {
         Tcl_Interp* interp = Tcl_CreateInterp();

@@ -65,6 +65,14 @@ public:
     TransactionReport disable(const std::string& name);
     /// Replaces a group atomically: all new versions or none (Syn_Replace).
     TransactionReport syn_replace(const std::vector<Change>& changes, Mode mode = Mode::concurrent);
+    /// An outside party's say in a transaction (a participant's side of a distributed two-phase
+    /// commit): called once, after every target voted yes, while the old versions are quiescent
+    /// and new input is buffered. Returns empty to commit, or the one-sentence reason to abort.
+    /// It must not throw; it bounds its own wait.
+    using Agreement = std::function<std::string()>;
+    /// Syn_Replace that commits only if `agree` also says yes: prepare and vote locally, then
+    /// commit or abort on an external decision.
+    TransactionReport syn_replace(const std::vector<Change>& changes, Mode mode, Agreement agree);
     /// Adds a group atomically; they start together (Syn_Load).
     TransactionReport syn_load(const std::vector<Change>& changes, Mode mode = Mode::concurrent);
     /// Replaces the named modules that exist and adds the others, in one transaction ordered as
