@@ -5,6 +5,7 @@
 #include "event_manager.hpp"
 #include "module_proxy.hpp"
 #include "name_service.hpp"
+#include "nonstop/issuer.hpp"
 #include "upgrader.hpp"
 
 namespace nonstop::detail {
@@ -32,6 +33,7 @@ void Health::stop() {
 }
 
 void Health::run() {
+    const IssuerScope issuer("health monitor");  // its rollbacks, restarts and disables
     const auto period = std::max(config_.health_period, std::chrono::milliseconds(1));
     std::unique_lock lock(mutex_);
     while (!cv_.wait_for(lock, period, [&] { return stop_; })) {
