@@ -157,6 +157,7 @@ TEST_F(ProbationTest, AStuckVersionIsGivenUpOnAndTheOldOneRestartsFromItsCheckpo
         ASSERT_TRUE(rt().send("c", Message{messages::kBlockOnGate, 1, "host", "g"}));
     });
     probe::open_gate("g");
+    EXPECT_TRUE(wait_until([&] { return rt().abandoned().empty(); }));
     EXPECT_EQ(rollback.outcome, Outcome::committed) << rollback.to_string();
     EXPECT_EQ(rollback.rule, "stuck");
     EXPECT_NE(rollback.evidence.find("inside handle()"), std::string::npos) << rollback.evidence;
@@ -174,6 +175,7 @@ TEST_F(ProbationTest, AVersionThatServesNothingIsRolledBackByTheIdleRule) {
         ASSERT_TRUE(rt().send("c", Message{messages::kBlockOnGate, 1, "host", "g"}));
     });
     probe::open_gate("g");
+    EXPECT_TRUE(wait_until([&] { return rt().abandoned().empty(); }));
     EXPECT_EQ(rollback.rule, "idle");
     EXPECT_NE(rollback.evidence.find("served none"), std::string::npos) << rollback.evidence;
 }
@@ -262,6 +264,8 @@ TEST_F(ProbationTest, AVersionWhoseEnableHangsIsNeverCommitted) {
     EXPECT_FALSE(rt().info("c")->provisional);
     EXPECT_TRUE(transitions.seen().empty());
     probe::open_gate("hang");
+    // The abandoned instance ends once its enable() returns: not after the process exits.
+    EXPECT_TRUE(wait_until([&] { return rt().abandoned().empty(); }));
 }
 
 TEST_F(ProbationTest, OneMemberTrippingRollsTheWholeGroupBack) {
