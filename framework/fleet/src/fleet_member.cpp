@@ -39,6 +39,15 @@ std::string issuer(const std::string& plan, const Record& spec, const std::strin
 
 constexpr std::size_t kSettledKept = 64;
 
+// A number written by this code into a slot or a plan; 0 if absent or garbled.
+std::uint64_t to_u64(const std::string& s) {
+    try {
+        return s.empty() ? 0 : std::stoull(s);
+    } catch (const std::exception&) {
+        return 0;
+    }
+}
+
 }  // namespace
 
 FleetMember::FleetMember(ZkSession& session, const FleetConfig& config, Runtime& runtime)
@@ -234,8 +243,8 @@ void FleetMember::upgrade(const std::string& plan, const Record& spec, Record mi
     IssuerScope by(issuer(plan, spec));
     // The plan's probation is this one transaction's, watched by this runtime's health rules.
     TransactionOptions options;
-    if (const auto ms = spec.get("probation_ms"); !ms.empty() && ms != "0")
-        options.probation = std::chrono::milliseconds(std::stoll(ms));
+    if (const auto ms = to_u64(spec.get("probation_ms")); ms > 0)
+        options.probation = std::chrono::milliseconds(static_cast<long long>(ms));
     auto report = runtime_.replace(name, library, options);
     if (report.ok() && !report.targets.empty() &&
         report.targets.front().sha256 != spec.get("sha256")) {
@@ -276,7 +285,7 @@ void FleetMember::await_probation(const std::string& plan, Record mine) {
                   .set("reason", "member '" + config_.member + "' restarted during its probation"));
         return;
     }
-    const auto transaction = std::stoull(mine.get("transaction"));
+    const auto transaction = to_u64(mine.get("transaction"));
     std::optional<ReleaseTransition> t;
     {
         std::lock_guard lock(releases_mutex_);
@@ -305,8 +314,8 @@ void FleetMember::roll_back(const std::string& plan, const Record& spec, Record 
     TransactionReport report;
     if (info && info->library == previous) {
         report.outcome = Outcome::committed;  // already back (the health monitor was first)
-    } else if (info && info->provisional && !mine.get("transaction").empty() &&
-               info->provisional_transaction == std::stoull(mine.get("transaction"))) {
+    } else if (info && info->provisional &&
+               info->provisional_transaction == to_u64(mine.get("transaction"))) {
         // Still on probation: the runtime's own rollback, from the commit-time checkpoint if
         // the older version cannot read the newer state.
         report = runtime_.rollback_transaction(info->provisional_transaction);
