@@ -248,6 +248,31 @@ TEST_F(ProbationTest, WithoutProbationEveryCommitIsPermanentAtOnce) {
     EXPECT_EQ(transitions.seen().size(), 1u);
 }
 
+TEST_F(ProbationTest, AProbationGivenForOneTransactionLeavesTheRuntimeSettingAlone) {
+    config.probation = std::chrono::milliseconds(0);
+    Transitions transitions(rt());
+    ASSERT_TRUE(rt().load("c", "libcounter_v1.so").ok());
+    TransactionOptions options;
+    options.probation = std::chrono::milliseconds(200);
+    const auto provisional = rt().replace("c", "libcounter_v2.so", options);
+    ASSERT_TRUE(provisional.ok()) << provisional.to_string();
+    EXPECT_EQ(provisional.probation, std::chrono::milliseconds(200));
+    EXPECT_TRUE(rt().info("c")->provisional);
+    const auto t = transitions.wait(provisional.id, ReleaseState::permanent);
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t->rule, "expired");
+    EXPECT_EQ(rt().probation(), std::chrono::milliseconds(0));
+    // The next command without the option: the runtime's setting (off), permanent at once.
+    const auto next = rt().replace("c", "libcounter_v3.so");
+    ASSERT_TRUE(next.ok());
+    EXPECT_EQ(next.probation, std::chrono::milliseconds(0));
+    EXPECT_FALSE(rt().info("c")->provisional);
+    options.probation = std::chrono::milliseconds(-1);
+    const auto negative = rt().replace("c", "libcounter_v2.so", options);
+    EXPECT_EQ(negative.outcome, Outcome::rejected);
+    EXPECT_EQ(negative.reason, "the probation period cannot be negative");
+}
+
 TEST_F(ProbationTest, AVersionWhoseEnableHangsIsNeverCommitted) {
     config.enable_timeout = std::chrono::milliseconds(200);
     config.state_timeout = std::chrono::milliseconds(200);

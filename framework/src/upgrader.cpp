@@ -337,6 +337,8 @@ TransactionReport Upgrader::run(std::string command, const std::vector<Change>& 
     if (preflight) transaction.preflight(state);
     if (!seeds.empty()) transaction.seed(std::move(seeds));
     if (agree) transaction.agree(std::move(agree));
+    if (options.probation && options.probation->count() < 0)
+        return s.done(Outcome::rejected, "the probation period cannot be negative");
     try {
         transaction.validate(replacements, additions);
     } catch (const Error& e) {
@@ -350,7 +352,7 @@ TransactionReport Upgrader::run(std::string command, const std::vector<Change>& 
                                              ") is provisional: accept or roll it back first");
     std::string reason = transaction.run(mode, late_additions, timer());
     if (!reason.empty()) return s.done(Outcome::aborted, std::move(reason));
-    keep_release(s, transaction);
+    keep_release(s, transaction, options.probation.value_or(probation()));
     return s.done(Outcome::committed);
 }
 
@@ -363,13 +365,14 @@ void Upgrader::set_probation(std::chrono::milliseconds period) {
 
 // A committed replacement becomes a release: provisional under probation (the old libraries
 // stay mapped, the commit-time checkpoints are kept), permanent otherwise.
-void Upgrader::keep_release(Session& s, const Transaction& transaction) {
+void Upgrader::keep_release(Session& s, const Transaction& transaction,
+                            std::chrono::milliseconds probation) {
     CommittedRelease release;
     release.targets = transaction.undo();
     if (release.targets.empty()) return;  // additions only: nothing to go back to
     release.id = s.report.id;
     release.command = s.report.command;
-    release.probation = probation();
+    release.probation = probation;
     const bool provisional = release.probation.count() > 0;
     release.state = provisional ? ReleaseState::provisional : ReleaseState::permanent;
     release.deadline = Clock::now() + release.probation;

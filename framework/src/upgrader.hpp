@@ -117,7 +117,8 @@ private:
     void end_removed(Session& s, TargetReport& t, std::shared_ptr<ModuleProxy> proxy,
                      ModuleProxy::Task old, std::uint64_t dropped);
     TransactionReport record(TransactionReport report);
-    void keep_release(Session& s, const Transaction& transaction);
+    void keep_release(Session& s, const Transaction& transaction,
+                      std::chrono::milliseconds probation);
     std::string prepare_rollback(const CommittedRelease& release, const RollbackRequest& request,
                                  Transaction& transaction, std::vector<Change>& changes);
     std::string rollback_options(const CommittedRelease& release, const RollbackRequest& request,

@@ -65,6 +65,7 @@ Tcl_Obj* plan_dict(const PlanReport& r) {
         put(md, "after", str(m.after));
         put(md, "blackout_ms", Tcl_NewDoubleObj(m.blackout_ms));
         put(md, "reason", str(m.reason));
+        put(md, "release", str(m.release));
         Tcl_ListObjAppendElement(nullptr, members, md);
     }
     put(d, "members", members);

@@ -4,8 +4,10 @@
 // coordinator shells, and waits on conditions in ZooKeeper and in the members' output.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <nonstop/fleet/fleet.hpp>
 
+#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -169,6 +171,101 @@ TEST_F(FleetTest, RollingReplaceUnderTrafficLosesNothingOnAnyMember) {
     }
 }
 
+TEST_F(FleetTest, RollingReplaceUnderProbationEndsWithEveryMemberReleasePermanent) {
+    start_members(3);
+    const auto r = fleet_->replace("counter", lib(2), 1, std::chrono::milliseconds(300));
+    EXPECT_EQ(r.state, "done") << r.to_string();
+    ASSERT_EQ(r.members.size(), 3u);
+    for (const auto& m : r.members) {
+        EXPECT_EQ(m.state, "done") << r.to_string();
+        EXPECT_GT(m.transaction, 0u) << r.to_string();
+        // The member moved on only once its runtime made the release permanent: its probation
+        // ended with no health rule tripped.
+        EXPECT_EQ(m.release.rfind("permanent (expired: probation of 0.3 s", 0), 0u)
+            << r.to_string();
+    }
+    for (const char* id : {"m1", "m2", "m3"}) {
+        EXPECT_TRUE(serving(id, "2"));
+        const auto [sent, handled] = traffic(id);
+        EXPECT_EQ(sent, handled) << id << " lost messages";
+    }
+}
+
+TEST_F(FleetTest, RollingReplaceWhoseVersionFailsIsRolledBackByTheMemberHealthRule) {
+    // From version 2: libcounter_throws.so (same kind, state schema 2) records every message,
+    // then throws; version 2 reads its state back.
+    for (const char* id : {"m1", "m2", "m3"}) start_member(id, {}, "2");
+    const auto r = fleet_->replace("counter", kModules + "/libcounter_throws.so", 1,
+                                   std::chrono::milliseconds(20000));
+    EXPECT_EQ(r.state, "rolled-back") << r.to_string();
+    // Within its probation, not at its end: the health rule decided.
+    EXPECT_NE(r.reason.find("member 'm1' failed"), std::string::npos) << r.to_string();
+    EXPECT_NE(r.reason.find("rolled back by rule 'failure"), std::string::npos) << r.to_string();
+    ASSERT_NE(outcome(r, "m1"), nullptr);
+    EXPECT_EQ(outcome(r, "m1")->state, "failed");
+    EXPECT_EQ(outcome(r, "m1")->after, "counter 2") << r.to_string();
+    EXPECT_EQ(outcome(r, "m1")->release.rfind("rolled back (failure", 0), 0u) << r.to_string();
+    EXPECT_EQ(outcome(r, "m2")->state, "skipped");
+    EXPECT_EQ(outcome(r, "m3")->state, "skipped");
+    for (const char* id : {"m1", "m2", "m3"}) {
+        EXPECT_TRUE(serving(id, "2"));
+        const auto [sent, handled] = traffic(id);
+        EXPECT_GT(sent, 0);
+        EXPECT_EQ(sent, handled) << id << " lost messages";
+    }
+}
+
+TEST_F(FleetTest, MemberWithAStateDirRecordsThePlanAsTheIssuerOfItsTransactions) {
+    const auto state_dir = dir_.path() + "/m1-state";
+    start_member("m1", {"NONSTOP_STATE_DIR=" + state_dir});
+    start_member("m2");
+    const auto rolling = fleet_->replace("counter", lib(2), 1, std::chrono::milliseconds(200));
+    ASSERT_EQ(rolling.state, "done") << rolling.to_string();
+    const auto atomic = fleet_->syn_replace({{"counter", lib(3)}});
+    ASSERT_EQ(atomic.state, "committed") << atomic.to_string();
+    // The member's own release database (the store writes each report before the command
+    // returns, so the slot's outcome implies the row).
+    sqlite3* db = nullptr;
+    ASSERT_EQ(
+        sqlite3_open_v2((state_dir + "/nonstop.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
+        SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt* st = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db,
+                                 "SELECT issuer, command, outcome, release_state FROM transactions "
+                                 "WHERE command LIKE '%counter%' ORDER BY id",
+                                 -1, &st, nullptr),
+              SQLITE_OK)
+        << sqlite3_errmsg(db);
+    std::vector<std::array<std::string, 4>> rows;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        std::array<std::string, 4> row;
+        for (int i = 0; i < 4; ++i)
+            row[static_cast<std::size_t>(i)] =
+                reinterpret_cast<const char*>(sqlite3_column_text(st, i));
+        rows.push_back(row);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    std::string all;
+    for (const auto& row : rows) all += row[0] + " | " + row[1] + " | " + row[3] + "\n";
+    auto issued_by = [&](const PlanReport& plan) -> const std::array<std::string, 4>* {
+        for (const auto& row : rows)
+            if (row[0].rfind("fleet plan " + plan.id + " (", 0) == 0) return &row;
+        return nullptr;
+    };
+    const auto* replaced = issued_by(rolling);
+    ASSERT_NE(replaced, nullptr) << all;
+    EXPECT_NE((*replaced)[0].find("cluster " + cluster_), std::string::npos) << all;
+    EXPECT_EQ((*replaced)[1], "replace counter " + lib(2)) << all;
+    EXPECT_EQ((*replaced)[2], "committed") << all;
+    EXPECT_EQ((*replaced)[3], "permanent") << all;
+    const auto* synced = issued_by(atomic);
+    ASSERT_NE(synced, nullptr) << all;
+    EXPECT_NE((*synced)[1].find("syn_replace"), std::string::npos) << all;
+    EXPECT_EQ((*synced)[2], "committed") << all;
+}
+
 TEST_F(FleetTest, MemberKilledMidRippleStopsItAndRollsBackTheUpgraded) {
     // From version 2 to 3: the rollback goes back to 2, which reads version 3's state (version
     // 1 reads only its own schema).
@@ -199,14 +296,14 @@ TEST_F(FleetTest, CoordinatorKilledMidRippleThenResumedOrAbortedFromAnotherShell
         auto shell =
             coordinator("nonstop fleet replace counter " + lib(to) + " -batch 1 -probation 8\n",
                         std::string("driver-") + ending);
-        // Killed while the first member is on probation.
+        // Killed while the first member is on probation (its runtime's).
         std::string id;
         ASSERT_TRUE(eventually([&] {
             const auto h = fleet_->history();
             if (h.empty() || h.back().command.find(lib(to)) == std::string::npos) return false;
             id = h.back().id;
             const auto* m1 = outcome(h.back(), "m1");
-            return m1 && m1->state == "done";
+            return m1 && m1->state == "probation";
         }));
         shell->signal(SIGKILL);
         shell->wait();

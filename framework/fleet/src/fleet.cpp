@@ -23,6 +23,7 @@ std::string PlanReport::to_string() const {
         out << "\n  " << m.member << ": " << m.state << "  before [" << m.before << "] after ["
             << m.after << "] blackout " << m.blackout_ms << " ms";
         if (!m.reason.empty()) out << "  (" << m.reason << ")";
+        if (!m.release.empty()) out << "\n    release " << m.release;
     }
     return out.str();
 }

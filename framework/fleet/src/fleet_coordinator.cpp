@@ -76,8 +76,13 @@ std::string FleetCoordinator::resolve(const std::string& library) const {
     return fs::absolute(library, ec).string();
 }
 
-std::string FleetCoordinator::create_plan(const Record& spec,
-                                          const std::vector<std::string>& members) {
+std::string FleetCoordinator::create_plan(Record spec, const std::vector<std::string>& members) {
+    // Who made the plan: each member's release store names it as the issuer of its work.
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    spec.set("coordinator", (config_.member.empty() ? "coordinator" : "member " + config_.member) +
+                                " on " + host + " pid " + std::to_string(::getpid()) +
+                                ", cluster " + config_.cluster);
     if (!ensured_) session_.ensure(paths_.plans);
     ensured_ = true;
     std::string created;
@@ -236,29 +241,32 @@ void FleetCoordinator::drive_rolling(const std::string& id) {
 // The members upgrading or upgraded so far: one that left or overran its step fails. Counts
 // those still upgrading and the time the latest finished; returns the first failure.
 std::string FleetCoordinator::in_flight(const std::string& id, Slots& s,
-                                        const std::set<std::string>& members, int& busy,
+                                        const std::set<std::string>& members,
+                                        std::int64_t probation_ms, int& busy,
                                         std::int64_t& last_done) {
     const auto now = now_ms();
     std::string failure;
     for (auto& [m, slot] : s) {
         const auto state = slot.get("state");
-        if (in(state, {"work", "upgrading"})) {
+        if (in(state, {"work", "upgrading", "probation"})) {
             ++busy;
+            const auto limit = config_.step_timeout.count() + probation_ms;
             if (!members.count(m))
                 put(id, m,
                     slot.set("state", "failed")
-                        .set("reason", "member '" + m + "' left the fleet during its upgrade"));
-            else if (now - number(slot.get("assigned")) > config_.step_timeout.count())
+                        .set("reason", "member '" + m + "' left the fleet during its " +
+                                           (state == "probation" ? "probation" : "upgrade")));
+            else if (now - number(slot.get("assigned")) > limit)
                 put(id, m,
                     slot.set("state", "failed")
                         .set("reason", "member '" + m + "' did not finish its upgrade within " +
-                                           std::to_string(config_.step_timeout.count()) + " ms"));
+                                           std::to_string(limit) + " ms"));
         } else if (state == "done") {
             last_done = std::max(last_done, number(slot.get("at")));
             if (!members.count(m))
                 put(id, m,
                     slot.set("state", "failed")
-                        .set("reason", "member '" + m + "' left the fleet during its probation"));
+                        .set("reason", "member '" + m + "' left the fleet during the ripple"));
         }
         if (slot.get("state") == "failed" && failure.empty())
             failure = "member '" + m + "' failed: " + slot.get("reason");
@@ -267,19 +275,21 @@ std::string FleetCoordinator::in_flight(const std::string& id, Slots& s,
 }
 
 // One look at a running rolling plan; true once it is done. At most `batch` members upgrade at
-// once; the next batch starts once the last one has been on probation, healthy, long enough.
+// once; the next batch starts once each member of the last one reported its release permanent
+// (its runtime's probation ended clean) and every upgraded member's node still says healthy.
 bool FleetCoordinator::rolling_step(const std::string& id, Record& spec, Slots& s,
                                     const std::set<std::string>& members) {
     const auto now = now_ms();
     int busy = 0;
     std::int64_t last_done = 0;
-    const auto failure = in_flight(id, s, members, busy, last_done);
+    const auto failure =
+        in_flight(id, s, members, number(spec.get("probation_ms")), busy, last_done);
     if (!failure.empty()) {
         set_state(id, spec, "rolling-back", failure);
         return false;
     }
     if (busy > 0) return false;
-    // Probation of the members already upgraded: healthy, and long enough.
+    // The members already upgraded are still healthy (e.g. no module failed or stuck since).
     for (const auto& info : last_done > 0 ? this->members() : std::vector<MemberInfo>())
         if (s.count(info.id) && s[info.id].get("state") == "done" && info.health != "ok") {
             put(id, info.id,
@@ -304,7 +314,6 @@ bool FleetCoordinator::rolling_step(const std::string& id, Record& spec, Slots& 
         set_state(id, spec, "done");
         return true;
     }
-    if (last_done > 0 && now < last_done + number(spec.get("probation_ms"))) return false;
     std::sort(pending.begin(), pending.end());
     const auto batch = std::max<std::int64_t>(1, number(spec.get("batch")));
     for (std::int64_t i = 0; i < batch && i < static_cast<std::int64_t>(pending.size()); ++i) {
@@ -330,7 +339,10 @@ bool FleetCoordinator::rollback_step(const std::string& id, Slots& s,
                     slot.set("state", "rollback-failed")
                         .set("reason", "member '" + m + "' left the fleet before its rollback"));
             }
-        } else if (in(state, {"rollback", "work", "upgrading"})) {
+        } else if (state == "probation" && members.count(m)) {
+            put(id, m, slot.set("state", "rollback"));  // its runtime rolls the release back
+            left = true;
+        } else if (in(state, {"rollback", "work", "upgrading", "probation"})) {
             if (members.count(m))
                 left = true;
             else
@@ -452,6 +464,8 @@ PlanReport FleetCoordinator::report(const std::string& id) {
         o.after = slot.get("after");
         o.blackout_ms = slot.get("blackout_ms").empty() ? 0 : std::stod(slot.get("blackout_ms"));
         o.reason = slot.get("reason");
+        o.release = slot.get("release");
+        o.transaction = static_cast<std::uint64_t>(number(slot.get("transaction")));
         r.members.push_back(std::move(o));
     }
     return r;

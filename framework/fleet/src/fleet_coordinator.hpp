@@ -38,13 +38,13 @@ public:
 private:
     using Slots = std::map<std::string, Record>;
     std::string resolve(const std::string& library) const;
-    std::string create_plan(const Record& spec, const std::vector<std::string>& members);
+    std::string create_plan(Record spec, const std::vector<std::string>& members);
     void take(const std::string& id);
     void release(const std::string& id);
     PlanReport drive(const std::string& id);
     void drive_rolling(const std::string& id);
     std::string in_flight(const std::string& id, Slots& slots, const std::set<std::string>& alive,
-                          int& busy, std::int64_t& last_done);
+                          std::int64_t probation_ms, int& busy, std::int64_t& last_done);
     bool rolling_step(const std::string& id, Record& spec, Slots& slots,
                       const std::set<std::string>& alive);
     bool rollback_step(const std::string& id, Slots& slots, const std::set<std::string>& alive);

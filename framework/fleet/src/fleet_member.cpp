@@ -7,8 +7,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <optional>
 
 #include "nonstop/error.hpp"
+#include "nonstop/issuer.hpp"
 #include "nonstop/runtime.hpp"
 #include "zk_session.hpp"
 
@@ -28,6 +30,24 @@ std::string ms_text(std::chrono::nanoseconds d) {
     return out;
 }
 
+// Who issues the local transactions a plan asks of this member, as its release store records
+// them: the plan and the coordinator that made it.
+std::string issuer(const std::string& plan, const Record& spec, const std::string& how = {}) {
+    const auto by = spec.get("coordinator");
+    return "fleet plan " + plan + (by.empty() ? std::string() : " (" + by + ")") + how;
+}
+
+constexpr std::size_t kSettledKept = 64;
+
+// A number written by this code into a slot or a plan; 0 if absent or garbled.
+std::uint64_t to_u64(const std::string& s) {
+    try {
+        return s.empty() ? 0 : std::stoull(s);
+    } catch (const std::exception&) {
+        return 0;
+    }
+}
+
 }  // namespace
 
 FleetMember::FleetMember(ZkSession& session, const FleetConfig& config, Runtime& runtime)
@@ -42,11 +62,21 @@ FleetMember::FleetMember(ZkSession& session, const FleetConfig& config, Runtime&
         dirty_ = true;
         session_.poke();
     });
+    release_observer_ = runtime_.observe_releases([this](const ReleaseTransition& t) {
+        if (t.state == ReleaseState::provisional) return;
+        {
+            std::lock_guard lock(releases_mutex_);
+            settled_[t.transaction] = t;
+            while (settled_.size() > kSettledKept) settled_.erase(settled_.begin());
+        }
+        session_.poke();
+    });
     worker_ = std::thread([this] { work(); });
 }
 
 FleetMember::~FleetMember() {
     runtime_.unobserve(observer_);
+    runtime_.unobserve(release_observer_);
     stop_ = true;
     session_.poke();
     if (worker_.joinable()) worker_.join();
@@ -170,65 +200,134 @@ std::string FleetMember::versions(const std::vector<std::string>& names) const {
     return out;
 }
 
-// A rolling replace: this member's own local transaction, and its rollback if the ripple fails.
+// A rolling replace: this member's own local transaction under the runtime's probation, and
+// its rollback if the ripple fails.
 void FleetMember::serve_rolling(const std::string& plan, const Record& spec, Record mine) {
     const auto state = mine.get("state");
-    const auto name = spec.get("name");
     if (state == "work") {
         if (fault_ == "exit-on-work") std::_Exit(9);
-        const auto info = runtime_.info(name);
-        if (!info) {
-            write(plan, mine.set("state", "failed")
-                            .set("reason", "member '" + config_.member +
-                                               "' runs no module named '" + name + "'"));
-            return;
-        }
-        mine.set("state", "upgrading")
-            .set("previous", info->library)
-            .set("before", versions({name}));
-        write(plan, mine);
-        const auto library = spec.get("library");
-        std::string digest;
-        try {
-            digest = file_sha256(library);
-        } catch (const Error& e) {
-            write(plan, mine.set("state", "failed").set("reason", e.what()));
-            return;
-        }
-        if (digest != spec.get("sha256")) {
-            write(plan, mine.set("state", "failed")
-                            .set("reason", "the library '" + library + "' has SHA-256 " + digest +
-                                               " on member '" + config_.member +
-                                               "', the plan says " + spec.get("sha256")));
-            return;
-        }
-        auto report = runtime_.replace(name, library);
-        if (report.ok() && !report.targets.empty() &&
-            report.targets.front().sha256 != spec.get("sha256")) {
-            // The file changed between the check and the load: what runs is not what the plan
-            // names, so it goes back at once.
-            runtime_.replace(name, info->library);
-            report.outcome = Outcome::aborted;
-            report.reason = "the library '" + library + "' changed while member '" +
-                            config_.member + "' loaded it (SHA-256 " +
-                            report.targets.front().sha256 + ")";
-        }
-        mine.set("after", versions({name})).set("at", std::to_string(now_ms()));
-        if (report.ok()) {
-            mine.set("state", "done");
-            if (!report.targets.empty())
-                mine.set("blackout_ms", ms_text(report.targets.front().blackout));
-        } else {
-            mine.set("state", "failed").set("reason", report.reason);
-        }
-        write(plan, mine);
+        upgrade(plan, spec, std::move(mine));
+    } else if (state == "probation") {
+        await_probation(plan, std::move(mine));
     } else if (state == "rollback") {
-        const auto report = runtime_.replace(name, mine.get("previous"));
-        mine.set("after", versions({name}))
-            .set("state", report.ok() ? "rolled-back" : "rollback-failed");
-        if (!report.ok()) mine.set("reason", "the rollback failed: " + report.reason);
-        write(plan, mine);
+        roll_back(plan, spec, std::move(mine));
     }
+}
+
+void FleetMember::upgrade(const std::string& plan, const Record& spec, Record mine) {
+    const auto name = spec.get("name");
+    const auto info = runtime_.info(name);
+    if (!info) {
+        write(plan, mine.set("state", "failed")
+                        .set("reason", "member '" + config_.member + "' runs no module named '" +
+                                           name + "'"));
+        return;
+    }
+    mine.set("state", "upgrading").set("previous", info->library).set("before", versions({name}));
+    write(plan, mine);
+    const auto library = spec.get("library");
+    std::string digest;
+    try {
+        digest = file_sha256(library);
+    } catch (const Error& e) {
+        write(plan, mine.set("state", "failed").set("reason", e.what()));
+        return;
+    }
+    if (digest != spec.get("sha256")) {
+        write(plan, mine.set("state", "failed")
+                        .set("reason", "the library '" + library + "' has SHA-256 " + digest +
+                                           " on member '" + config_.member + "', the plan says " +
+                                           spec.get("sha256")));
+        return;
+    }
+    IssuerScope by(issuer(plan, spec));
+    // The plan's probation is this one transaction's, watched by this runtime's health rules.
+    TransactionOptions options;
+    if (const auto ms = to_u64(spec.get("probation_ms")); ms > 0)
+        options.probation = std::chrono::milliseconds(static_cast<long long>(ms));
+    auto report = runtime_.replace(name, library, options);
+    if (report.ok() && !report.targets.empty() &&
+        report.targets.front().sha256 != spec.get("sha256")) {
+        // The file changed between the check and the load: what runs is not what the plan
+        // names, so it goes back at once.
+        if (report.probation.count() > 0)
+            runtime_.rollback_transaction(report.id);
+        else
+            runtime_.replace(name, info->library);
+        report.outcome = Outcome::aborted;
+        report.reason = "the library '" + library + "' changed while member '" + config_.member +
+                        "' loaded it (SHA-256 " + report.targets.front().sha256 + ")";
+    }
+    mine.set("after", versions({name})).set("at", std::to_string(now_ms()));
+    if (!report.ok()) {
+        write(plan, mine.set("state", "failed").set("reason", report.reason));
+        return;
+    }
+    if (!report.targets.empty()) mine.set("blackout_ms", ms_text(report.targets.front().blackout));
+    mine.set("transaction", std::to_string(report.id));
+    if (report.probation.count() == 0) {
+        write(plan, mine.set("state", "done").set("release", "permanent (no probation)"));
+        return;
+    }
+    // Provisional: the slot says so until the runtime makes the release permanent or rolls it
+    // back (await_probation, on this worker's next passes).
+    write(plan, mine.set("state", "probation").set("pid", std::to_string(::getpid())));
+    await_probation(plan, std::move(mine));
+}
+
+// The runtime's verdict on the release this member made for the plan, once there is one.
+void FleetMember::await_probation(const std::string& plan, Record mine) {
+    if (mine.get("pid") != std::to_string(::getpid())) {
+        // An earlier life of this member: its provisional release died with it (a restart
+        // discards a provisional release).
+        write(plan,
+              mine.set("state", "failed")
+                  .set("reason", "member '" + config_.member + "' restarted during its probation"));
+        return;
+    }
+    const auto transaction = to_u64(mine.get("transaction"));
+    std::optional<ReleaseTransition> t;
+    {
+        std::lock_guard lock(releases_mutex_);
+        if (auto it = settled_.find(transaction); it != settled_.end()) t = it->second;
+    }
+    if (!t) return;
+    const std::string why = t->rule + (t->evidence.empty() ? std::string() : ": " + t->evidence);
+    mine.set("at", std::to_string(now_ms()));
+    if (t->state == ReleaseState::permanent) {
+        write(plan, mine.set("state", "done").set("release", "permanent (" + why + ")"));
+        return;
+    }
+    mine.set("after", versions({t->modules.empty() ? std::string() : t->modules.front().name}));
+    write(plan, mine.set("state", "failed")
+                    .set("release", "rolled back (" + why + ")")
+                    .set("reason", "transaction " + std::to_string(transaction) +
+                                       " was rolled back by rule '" + t->rule + "'" +
+                                       (t->evidence.empty() ? "" : ": " + t->evidence)));
+}
+
+void FleetMember::roll_back(const std::string& plan, const Record& spec, Record mine) {
+    const auto name = spec.get("name");
+    const auto previous = mine.get("previous");
+    IssuerScope by(issuer(plan, spec, ", rolling back"));
+    const auto info = runtime_.info(name);
+    TransactionReport report;
+    if (info && info->library == previous) {
+        report.outcome = Outcome::committed;  // already back (the health monitor was first)
+    } else if (info && info->provisional &&
+               info->provisional_transaction == to_u64(mine.get("transaction"))) {
+        // Still on probation: the runtime's own rollback, from the commit-time checkpoint if
+        // the older version cannot read the newer state.
+        report = runtime_.rollback_transaction(info->provisional_transaction);
+        if (!report.ok())
+            report = runtime_.rollback_transaction(info->provisional_transaction, true);
+    } else {
+        report = runtime_.replace(name, previous);
+    }
+    mine.set("after", versions({name}))
+        .set("state", report.ok() ? "rolled-back" : "rollback-failed");
+    if (!report.ok()) mine.set("reason", "the rollback failed: " + report.reason);
+    write(plan, mine);
 }
 
 void FleetMember::serve_atomic(const std::string& plan, const Record& spec, const Record& mine) {
@@ -342,6 +441,7 @@ void FleetMember::prepare_and_vote(const std::string& plan, Record spec) {
                 return std::string("the fleet's decision could not be read: ") + e.what();
             }
         };
+        IssuerScope by(issuer(plan, spec));
         const auto report = runtime_.syn_replace(changes, Mode::concurrent, agree);
         mine.set("after", versions(names));
         if (report.ok()) {
@@ -374,6 +474,7 @@ void FleetMember::apply_decided(const std::string& plan, const Record& spec, Rec
         write(plan, mine.set("state", "aborted").set("reason", "the fleet decided to abort"));
         return;
     }
+    IssuerScope by(issuer(plan, spec, ", applied after a restart"));
     const auto report = runtime_.syn_replace(changes);
     mine.set("after", versions(names));
     if (report.ok())

@@ -15,6 +15,7 @@
 
 #include "nonstop/change.hpp"
 #include "nonstop/fleet/fleet_config.hpp"
+#include "nonstop/release_transition.hpp"
 #include "record.hpp"
 
 namespace nonstop {
@@ -37,6 +38,9 @@ private:
     void work();
     void serve_plans();
     void serve_rolling(const std::string& plan, const Record& spec, Record mine);
+    void upgrade(const std::string& plan, const Record& spec, Record mine);
+    void await_probation(const std::string& plan, Record mine);
+    void roll_back(const std::string& plan, const Record& spec, Record mine);
     void serve_atomic(const std::string& plan, const Record& spec, const Record& mine);
     void prepare_and_vote(const std::string& plan, Record spec);
     std::string refusal(const std::vector<Change>& changes,
@@ -52,6 +56,11 @@ private:
     FleetPaths paths_;
     std::string fault_;  // NONSTOP_FLEET_FAULT: the tests' way to kill a member at a set point
     std::uint64_t observer_ = 0;
+    std::uint64_t release_observer_ = 0;
+    std::mutex releases_mutex_;
+    /// The latest releases that left probation (permanent or rolled back), by transaction: a
+    /// member on probation in a rolling plan reports the runtime's verdict from here.
+    std::map<std::uint64_t, ReleaseTransition> settled_;
     std::atomic<bool> dirty_{true};
     std::atomic<bool> reenroll_{false};
     std::atomic<bool> stop_{false};

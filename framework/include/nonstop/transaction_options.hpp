@@ -1,6 +1,7 @@
 // What a caller may decide per transaction, beyond the changes themselves.
 #pragma once
 
+#include <chrono>
 #include <optional>
 
 namespace nonstop {
@@ -14,6 +15,9 @@ struct TransactionOptions {
     std::optional<bool> preflight_state;
     /// replace: as Runtime::replace's `force` (another kind allowed, a stuck version abandoned).
     bool force = false;
+    /// How long this transaction's release stays provisional (as Runtime::set_probation, for
+    /// this one transaction only; 0: permanent at once). Empty: the runtime's probation.
+    std::optional<std::chrono::milliseconds> probation;
 };
 
 }  // namespace nonstop

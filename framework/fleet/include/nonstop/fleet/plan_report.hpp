@@ -2,6 +2,7 @@
 // ZooKeeper: the plan and every member's outcome.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -9,12 +10,17 @@ namespace nonstop {
 
 struct MemberOutcome {
     std::string member;
-    std::string state;   // pending, work, upgrading, done, failed, rollback, rolled-back, skipped;
+    std::string state;   // pending, work, upgrading, probation (its runtime's), done (its release
+                         // permanent), failed, rollback, rolled-back, skipped;
                          // prepare, yes, no, committed, aborted (atomic)
     std::string before;  // versions before and after, "NAME VERSION" joined by ", "
     std::string after;
     double blackout_ms = 0;
     std::string reason;
+    /// Rolling: the runtime's verdict on the member's release, "permanent (RULE: EVIDENCE)" or
+    /// "rolled back (RULE: EVIDENCE)"; empty until there is one.
+    std::string release;
+    std::uint64_t transaction = 0;  // rolling: the id of the member runtime's local transaction
 };
 
 struct PlanReport {
