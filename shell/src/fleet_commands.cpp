@@ -7,24 +7,15 @@
 
 #include "nonstop/error.hpp"
 #include "nonstop/fleet/fleet.hpp"
+#include "tcl_values.hpp"
 
 namespace nonstop {
 
 namespace {
 
-Tcl_Obj* str(const std::string& s) {
-    return Tcl_NewStringObj(s.data(), static_cast<int>(s.size()));
-}
-
-std::string text(Tcl_Obj* o) {
-    int n = 0;
-    const char* s = Tcl_GetStringFromObj(o, &n);
-    return std::string(s, static_cast<std::size_t>(n));
-}
-
-void put(Tcl_Obj* dict, const char* key, Tcl_Obj* value) {
-    Tcl_DictObjPut(nullptr, dict, Tcl_NewStringObj(key, -1), value);
-}
+using tcl_values::put;
+using tcl_values::str;
+using tcl_values::text;
 
 Tcl_Obj* member_dict(const MemberInfo& m) {
     Tcl_Obj* d = Tcl_NewDictObj();

@@ -14,6 +14,7 @@
 #include "nonstop/error.hpp"
 #include "nonstop/runtime.hpp"
 #include "nonstop/value_formatter.hpp"
+#include "tcl_values.hpp"
 
 namespace nonstop {
 
@@ -21,13 +22,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-Tcl_Obj* str(std::string_view s) { return Tcl_NewStringObj(s.data(), static_cast<int>(s.size())); }
+using tcl_values::put;
+using tcl_values::str;
+using tcl_values::text;
 
 double to_ms(std::chrono::nanoseconds d) { return static_cast<double>(d.count()) / 1e6; }
-
-void put(Tcl_Obj* dict, const char* key, Tcl_Obj* value) {
-    Tcl_DictObjPut(nullptr, dict, Tcl_NewStringObj(key, -1), value);
-}
 
 Tcl_Obj* target_dict(const TargetReport& t) {
     Tcl_Obj* d = Tcl_NewDictObj();
@@ -110,12 +109,6 @@ int finish(Tcl_Interp* interp, const TransactionReport& r) {
     put(options, "-errorcode", ec);
     put(options, "-report", report);
     return Tcl_SetReturnOptions(interp, options);
-}
-
-std::string text(Tcl_Obj* o) {
-    int n = 0;
-    const char* s = Tcl_GetStringFromObj(o, &n);
-    return std::string(s, static_cast<std::size_t>(n));
 }
 
 // Framework calls left running by a command that stopped waiting for them.
