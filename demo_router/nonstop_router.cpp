@@ -65,14 +65,17 @@ void print_line(const std::string& line) {
     std::fflush(stdout);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+// What the command line asks for.
+struct Options {
     Config config;
     std::string module_dir = NONSTOP_ROUTER_DEFAULT_MODULE_DIR;
     bool empty = false, quiet_mode = false;
     std::string console_port, token_file, console_address = "127.0.0.1", tls_cert, tls_key;
     std::string zookeeper, cluster, member;
+};
+
+// Reads the command line into `o`; returns an exit status when the program should end now.
+std::optional<int> parse(int argc, char** argv, Options& o) {
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         auto value = [&]() -> std::string {
@@ -83,7 +86,7 @@ int main(int argc, char** argv) {
             return argv[++i];
         };
         if (arg == "--module-path")
-            module_dir = value();
+            o.module_dir = value();
         else if (arg == "--ip-monitor")
             ::setenv(kIpMonitorEnv, value().c_str(), 1);
         else if (arg == "--ospf-monitor")
@@ -93,27 +96,27 @@ int main(int argc, char** argv) {
         else if (arg == "--period")
             ::setenv(kPeriodEnv, value().c_str(), 1);
         else if (arg == "--empty")
-            empty = true;
+            o.empty = true;
         else if (arg == "--quiet")
-            quiet_mode = true;
+            o.quiet_mode = true;
         else if (arg == "--console")
-            console_port = value();
+            o.console_port = value();
         else if (arg == "--token-file")
-            token_file = value();
+            o.token_file = value();
         else if (arg == "--state-dir")
-            config.state_dir = value();
+            o.config.state_dir = value();
         else if (arg == "--console-address")
-            console_address = value();
+            o.console_address = value();
         else if (arg == "--tls-cert")
-            tls_cert = value();
+            o.tls_cert = value();
         else if (arg == "--tls-key")
-            tls_key = value();
+            o.tls_key = value();
         else if (arg == "--zookeeper")
-            zookeeper = value();
+            o.zookeeper = value();
         else if (arg == "--cluster")
-            cluster = value();
+            o.cluster = value();
         else if (arg == "--member")
-            member = value();
+            o.member = value();
         else if (arg == "--help" || arg == "-h") {
             usage(stdout);
             return 0;
@@ -123,20 +126,114 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
-    if (zookeeper.empty() != cluster.empty() || (!member.empty() && zookeeper.empty())) {
+    if (o.zookeeper.empty() != o.cluster.empty() || (!o.member.empty() && o.zookeeper.empty())) {
         std::fprintf(stderr, "nonstop-router: a fleet needs --zookeeper and --cluster\n");
         return 2;
     }
 #ifndef NONSTOP_WITH_FLEET
-    if (!zookeeper.empty()) {
+    if (!o.zookeeper.empty()) {
         std::fprintf(stderr, "nonstop-router: built without ZooKeeper's client: no fleet\n");
         return 2;
     }
 #endif
-    if (quiet_mode) ::setenv(kQuietEnv, "1", 1);
-    config.module_path.push_back(module_dir);
-    if (const char* dir = std::getenv("NONSTOP_STATE_DIR"); dir && config.state_dir.empty())
-        config.state_dir = dir;
+    if (o.quiet_mode) ::setenv(kQuietEnv, "1", 1);
+    o.config.module_path.push_back(o.module_dir);
+    if (const char* dir = std::getenv("NONSTOP_STATE_DIR"); dir && o.config.state_dir.empty())
+        o.config.state_dir = dir;
+    return std::nullopt;
+}
+
+// A stored release replaces the default start: true when there was one to restart.
+bool restore_release(Runtime& runtime, const Options& o) {
+    const auto restored = runtime.restore();
+    for (const auto& c : restored.crashes)
+        std::fprintf(stderr, "nonstop-router: the previous run died of %s in module '%s' %s\n",
+                     c.signal_name.c_str(), c.module.c_str(), c.version.c_str());
+    for (const auto& e : restored.errors) std::fprintf(stderr, "nonstop-router: %s\n", e.c_str());
+    if (restored.restored == 0 && restored.errors.empty()) return false;
+    print_line("restored " + std::to_string(restored.restored) + " module(s) from " +
+               o.config.state_dir);
+    return true;
+}
+
+// The remote console, started; null (with the reason on stderr) when it cannot start.
+std::unique_ptr<RemoteConsole> start_console(Runtime& runtime, const Options& o) {
+    RemoteConsole::Options options;
+    options.port = static_cast<std::uint16_t>(std::atoi(o.console_port.c_str()));
+    options.token_file = o.token_file;
+    options.address = o.console_address;
+    options.tls_certificate_file = o.tls_cert;
+    options.tls_key_file = o.tls_key;
+    options.log = print_line;
+    auto console = std::make_unique<RemoteConsole>(runtime, options);
+    try {
+        console->start();
+        print_line(std::string("remote console on ") + o.console_address + ":" +
+                   std::to_string(console->port()) + (o.tls_cert.empty() ? "" : " (TLS)") +
+                   ", token in " + console->token_file());
+        return console;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "nonstop-router: %s\n", e.what());
+        return nullptr;
+    }
+}
+
+// The thesis's first transaction (TIMER, then OSPF and IP together); false on failure.
+bool start_default(Runtime& runtime) {
+    print_line("-----");
+    auto report = runtime.load("TIMER", "libTIMERImp1.so");
+    if (report.ok()) {
+        print_line("-----");
+        report = runtime.syn_load({{"OSPF", "libOSPFImp1.so"}, {"IP", "libIPImp1.so"}});
+    }
+    if (report.ok()) return true;
+    std::fprintf(stderr, "nonstop-router: %s\n", report.to_string().c_str());
+    return false;
+}
+
+#ifdef NONSTOP_WITH_FLEET
+// Joins the fleet the command line names; null (with the reason on stderr) when it cannot.
+std::unique_ptr<Fleet> join_fleet(Runtime& runtime, const Options& o) {
+    FleetConfig fc;
+    fc.zookeeper = o.zookeeper;
+    fc.cluster = o.cluster;
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    fc.member = o.member.empty() ? std::string(host) + "-" + std::to_string(::getpid()) : o.member;
+    try {
+        auto fleet = std::make_unique<Fleet>(fc, &runtime);
+        print_line("member " + fc.member + " of fleet " + o.cluster);
+        return fleet;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "nonstop-router: %s\n", e.what());
+        return nullptr;
+    }
+}
+#endif
+
+// Stops the console, lets its background transactions end, checkpoints and removes every
+// module. Stopping is not a change of release: a restart comes back on these modules, from
+// these checkpoints.
+void shut_down(Runtime& runtime, RemoteConsole* console) {
+    print_line("-----");
+    if (console) console->stop();
+    // A console command that stopped waiting may have left a transaction running.
+    if (!TclCommands::wait_for_background(runtime.config().shutdown_timeout * 4))
+        std::fprintf(stderr, "nonstop-router: a console transaction is still running\n");
+    {
+        IssuerScope issuer(kShutdownIssuer);
+        if (!runtime.config().state_dir.empty()) runtime.checkpoint();
+        RouterScenario::shut_down(runtime);
+    }
+    print_line("Non-Stop Router stopped");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options o;
+    if (const auto status = parse(argc, argv, o)) return *status;
+    bool empty = o.empty;
 
     // Blocked before the runtime starts any thread, so only the waiter below receives them.
     sigset_t stop_signals;
@@ -160,7 +257,7 @@ int main(int argc, char** argv) {
     {
         std::optional<Runtime> holder;
         try {
-            holder.emplace(config);
+            holder.emplace(o.config);
         } catch (const std::exception& e) {
             std::fprintf(stderr, "nonstop-router: %s\n", e.what());
             ::kill(::getpid(), SIGTERM);  // ends the waiter
@@ -168,75 +265,28 @@ int main(int argc, char** argv) {
             return 1;
         }
         Runtime& runtime = *holder;
-        if (!quiet_mode)
+        if (!o.quiet_mode)
             runtime.observe([](const LifecycleEvent& e) { print_line(LifecyclePrinter::line(e)); });
         print_line("Non-Stop Router");
-        // A stored release replaces the default start.
-        const auto restored = runtime.restore();
-        for (const auto& c : restored.crashes)
-            std::fprintf(stderr, "nonstop-router: the previous run died of %s in module '%s' %s\n",
-                         c.signal_name.c_str(), c.module.c_str(), c.version.c_str());
-        for (const auto& e : restored.errors)
-            std::fprintf(stderr, "nonstop-router: %s\n", e.c_str());
-        if (restored.restored > 0 || !restored.errors.empty()) {
-            empty = true;
-            print_line("restored " + std::to_string(restored.restored) + " module(s) from " +
-                       config.state_dir);
-        }
+        if (restore_release(runtime, o)) empty = true;
 
         std::unique_ptr<RemoteConsole> console;
-        if (!console_port.empty()) {
-            RemoteConsole::Options options;
-            options.port = static_cast<std::uint16_t>(std::atoi(console_port.c_str()));
-            options.token_file = token_file;
-            options.address = console_address;
-            options.tls_certificate_file = tls_cert;
-            options.tls_key_file = tls_key;
-            options.log = print_line;
-            console = std::make_unique<RemoteConsole>(runtime, options);
-            try {
-                console->start();
-                print_line(std::string("remote console on ") + console_address + ":" +
-                           std::to_string(console->port()) + (tls_cert.empty() ? "" : " (TLS)") +
-                           ", token in " + console->token_file());
-            } catch (const std::exception& e) {
-                std::fprintf(stderr, "nonstop-router: %s\n", e.what());
-                console.reset();
+        if (!o.console_port.empty()) {
+            console = start_console(runtime, o);
+            if (!console) {
                 status = 1;
                 empty = true;
                 ::kill(::getpid(), SIGTERM);  // the waiter ends the run
             }
         }
-
-        if (!empty) {
-            print_line("-----");
-            auto report = runtime.load("TIMER", "libTIMERImp1.so");
-            if (report.ok()) {
-                print_line("-----");
-                report = runtime.syn_load({{"OSPF", "libOSPFImp1.so"}, {"IP", "libIPImp1.so"}});
-            }
-            if (!report.ok()) {
-                std::fprintf(stderr, "nonstop-router: %s\n", report.to_string().c_str());
-                status = 1;
-            }
-        }
+        if (!empty && !start_default(runtime)) status = 1;
 
 #ifdef NONSTOP_WITH_FLEET
         // A member once its modules run; it leaves the fleet before they are removed.
         std::unique_ptr<Fleet> fleet;
-        if (!zookeeper.empty() && status == 0) {
-            FleetConfig fc;
-            fc.zookeeper = zookeeper;
-            fc.cluster = cluster;
-            char host[256] = {};
-            ::gethostname(host, sizeof host - 1);
-            fc.member =
-                member.empty() ? std::string(host) + "-" + std::to_string(::getpid()) : member;
-            try {
-                fleet = std::make_unique<Fleet>(fc, &runtime);
-                print_line("member " + fc.member + " of fleet " + cluster);
-            } catch (const std::exception& e) {
-                std::fprintf(stderr, "nonstop-router: %s\n", e.what());
+        if (!o.zookeeper.empty() && status == 0) {
+            fleet = join_fleet(runtime, o);
+            if (!fleet) {
                 status = 1;
                 ::kill(::getpid(), SIGTERM);
             }
@@ -249,19 +299,7 @@ int main(int argc, char** argv) {
 #ifdef NONSTOP_WITH_FLEET
         fleet.reset();
 #endif
-        print_line("-----");
-        if (console) console->stop();
-        // A console command that stopped waiting may have left a transaction running.
-        if (!TclCommands::wait_for_background(runtime.config().shutdown_timeout * 4))
-            std::fprintf(stderr, "nonstop-router: a console transaction is still running\n");
-        {
-            // Stopping is not a change of release: the restart comes back on these modules,
-            // from these checkpoints.
-            IssuerScope issuer(kShutdownIssuer);
-            if (!config.state_dir.empty()) runtime.checkpoint();
-            RouterScenario::shut_down(runtime);
-        }
-        print_line("Non-Stop Router stopped");
+        shut_down(runtime, console.get());
     }
     waiter.join();
     return status;
