@@ -413,6 +413,34 @@ std::string host_name() {
     return name;
 }
 
+// Joins the fleet --zookeeper and --cluster name (as a member, or as a coordinator hosting
+// nothing); 0, or the exit status when it cannot.
+int join_fleet(const Arguments& args, nonstop::Runtime& runtime) {
+#ifdef NONSTOP_WITH_FLEET
+    nonstop::FleetConfig config;
+    config.zookeeper = *args.zookeeper;
+    config.cluster = *args.cluster;
+    if (!args.coordinator)
+        config.member = args.member ? *args.member : host_name() + "-" + std::to_string(::getpid());
+    try {
+        auto joined = std::make_unique<nonstop::Fleet>(config, &runtime);
+        std::lock_guard lock(fleet_mutex);
+        fleet = std::move(joined);
+    } catch (const nonstop::Error& e) {
+        std::cerr << "nonstop-shell: " << e.what() << "\n";
+        return 1;
+    }
+    // Tcl runs exit handlers newest first: the member leaves before its modules unload.
+    Tcl_CreateExitHandler([](ClientData) { leave_fleet(); }, nullptr);
+    return 0;
+#else
+    (void)args;
+    (void)runtime;
+    std::cerr << "nonstop-shell: built without ZooKeeper's client: no fleet\n";
+    return 2;
+#endif
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -458,27 +486,7 @@ int main(int argc, char** argv) {
     nonstop::TclCommands::unload_at_exit(runtime);
     report_restore(runtime.restore());
     if (args->zookeeper) {
-#ifdef NONSTOP_WITH_FLEET
-        nonstop::FleetConfig config;
-        config.zookeeper = *args->zookeeper;
-        config.cluster = *args->cluster;
-        if (!args->coordinator)
-            config.member =
-                args->member ? *args->member : host_name() + "-" + std::to_string(::getpid());
-        try {
-            auto joined = std::make_unique<nonstop::Fleet>(config, &runtime);
-            std::lock_guard lock(fleet_mutex);
-            fleet = std::move(joined);
-        } catch (const nonstop::Error& e) {
-            std::cerr << "nonstop-shell: " << e.what() << "\n";
-            return 1;
-        }
-        // Tcl runs exit handlers newest first: the member leaves before its modules unload.
-        Tcl_CreateExitHandler([](ClientData) { leave_fleet(); }, nullptr);
-#else
-        std::cerr << "nonstop-shell: built without ZooKeeper's client: no fleet\n";
-        return 2;
-#endif
+        if (const int status = join_fleet(*args, runtime); status != 0) return status;
     }
     if (!args->rest.empty()) return run_batch(argv[0], args->rest);
     if (::isatty(0)) {
