@@ -17,11 +17,13 @@ struct Transaction::Target {
     bool addition = false;
     Change change;
     std::shared_ptr<ModuleProxy> proxy;
-    ModuleProxy::Task fresh;  // the new implementation
-    ModuleProxy::Task old;    // the replaced one, destroyed after the start
-    bool prepared = false;    // the proxy was asked to prepare: it must commit or abort
-    bool swapped = false;     // the new version holds the module: it serves, or it goes back
-    bool forced = false;      // the old version was stuck: abandoned, no checkpoint
+    ModuleProxy::Task fresh;   // the new implementation
+    ModuleProxy::Task old;     // the replaced one, destroyed after the start
+    bool prepared = false;     // the proxy was asked to prepare: it must commit or abort
+    bool swapped = false;      // the new version holds the module: it serves, or it goes back
+    bool forced = false;       // the old version was stuck: abandoned, no checkpoint
+    bool handed_over = false;  // the old version's thread started the new one itself
+    std::uint64_t handled_at_commit = 0, failed_at_commit = 0;  // by the old version
     std::shared_ptr<const State> state;    // the old version's checkpoint, for the new one
     bool seeded = false;                   // an addition started from a saved checkpoint
     std::string error;                     // why this target cannot commit
@@ -187,15 +189,25 @@ void Transaction::vote(Target& t) {
     t.report.vote = Vote::no;
     ModuleProxy::Checkpoint checkpoint;
     try {
-        checkpoint =
-            t.proxy->prepare(timeout_, ModuleProxy::Intake::buffer, report_.id, t.options.down_to);
+        checkpoint = t.proxy->prepare(timeout_, ModuleProxy::Intake::buffer, report_.id,
+                                      t.options.down_to, direct(t) ? t.fresh : nullptr);
     } catch (const Timeout&) {
         trace(Step::timeout, t, t.report.old_version);
         if (!force_) throw;
         t.forced = t.report.forced = true;  // the stuck version gives no checkpoint
     }
-    if (t.options.down_to) describe_transfer(t, checkpoint);
+    t.handled_at_commit = checkpoint.handled;
+    t.failed_at_commit = checkpoint.failed;
     t.report.quiescence = checkpoint.quiescence;
+    if (checkpoint.handed_over) {  // its steps up to the start were traced as they happened
+        t.report.vote = Vote::yes;
+        t.handed_over = true;
+        t.state = std::move(checkpoint.handed);
+        if (t.options.down_to) describe_transfer(t, *t.state, checkpoint.converted);
+        t.report.checkpoint_bytes = t.state->bytes.size();
+        return;
+    }
+    if (t.options.down_to) describe_transfer(t, checkpoint.state, checkpoint.converted);
     t.report.checkpoint_bytes = checkpoint.state.bytes.size();
     if (!t.forced) try_state(t, checkpoint.state);
     t.state = std::make_shared<const State>(std::move(checkpoint.state));
@@ -204,8 +216,16 @@ void Transaction::vote(Target& t) {
     trace(Step::prepared, t, t.report.old_version);
 }
 
+// The old version may start the new one itself once its checkpoint is taken when nothing else
+// can decide against the commit: one replacement, no outside vote, no preflight of the state,
+// no checkpoint but its own to restore, nothing forced.
+bool Transaction::direct(const Target& t) const {
+    return targets_.size() == 1 && !t.addition && !force_ && !preflight_state_ && !agree_ &&
+           !hold_ && !t.options.from_checkpoint && t.fresh;
+}
+
 // A rollback's report says how the older version gets its state back, and what that costs.
-void Transaction::describe_transfer(Target& t, const ModuleProxy::Checkpoint& checkpoint) {
+void Transaction::describe_transfer(Target& t, const State& state, bool converted) {
     const auto now = t.proxy->info();
     const std::uint64_t served = now.handled + now.failed;
     if (t.options.from_checkpoint) {
@@ -215,13 +235,13 @@ void Transaction::describe_transfer(Target& t, const ModuleProxy::Checkpoint& ch
             served > t.options.served_at_commit ? served - t.options.served_at_commit : 0;
     } else if (t.forced) {
         t.report.state_transfer = "none: the newer version was given up on";
-    } else if (checkpoint.converted) {
+    } else if (converted) {
         t.report.state_transfer = "down-converted to schema " + std::to_string(*t.options.down_to);
-    } else if (checkpoint.state.schema == *t.options.down_to) {
+    } else if (state.schema == *t.options.down_to) {
         t.report.state_transfer =
-            "checkpoint schema " + std::to_string(checkpoint.state.schema) + " (the older one's)";
+            "checkpoint schema " + std::to_string(state.schema) + " (the older one's)";
     } else {
-        t.report.state_transfer = "checkpoint schema " + std::to_string(checkpoint.state.schema) +
+        t.report.state_transfer = "checkpoint schema " + std::to_string(state.schema) +
                                   " as is (no down-conversion to schema " +
                                   std::to_string(*t.options.down_to) + " offered)";
     }
@@ -247,8 +267,12 @@ void Transaction::remember(Target& t) {
         u.old_schema = t.state->schema;
         u.old_checkpoint = t.state;
     }
-    u.served_at_commit = counters.handled + counters.failed;
-    u.failed_at_commit = counters.failed;
+    // Counted when the old version took its termination message: the new one may serve
+    // already (a direct hand-over), and a forced replacement's old version never got there.
+    const bool counted = !t.forced;
+    u.served_at_commit =
+        counted ? t.handled_at_commit + t.failed_at_commit : counters.handled + counters.failed;
+    u.failed_at_commit = counted ? t.failed_at_commit : counters.failed;
 }
 
 void Transaction::commit(Target& t) {
@@ -257,7 +281,7 @@ void Transaction::commit(Target& t) {
         parts_.names.insert(t.proxy);
         return;
     }
-    trace(Step::commit, t, t.report.old_version);
+    if (!t.handed_over) trace(Step::commit, t, t.report.old_version);
     remember(t);
     if (t.forced) {
         t.old = t.proxy->force_swap(t.fresh);
@@ -267,7 +291,7 @@ void Transaction::commit(Target& t) {
         t.proxy->swap(t.fresh);
     }
     t.swapped = true;
-    trace(Step::hot_swapped, t, t.report.new_version);
+    if (!t.handed_over) trace(Step::hot_swapped, t, t.report.new_version);
 }
 
 // The checkpoint goes to the new version, which restores it (get_state) in its own thread when

@@ -103,7 +103,8 @@ private:
     std::function<void(const std::string&, const std::string&)> vet(Target& t);
     void check_kind(const Target& t, const std::string& path, const std::string& kind) const;
     void try_state(Target& t, const State& state);  // get_state() in the preflight child
-    void vote(Target& t);  // quiescence and checkpoint of the old version (CanCommit)
+    void vote(Target& t);                // quiescence and checkpoint of the old version (CanCommit)
+    bool direct(const Target& t) const;  // the old version may start the new one itself
     std::shared_ptr<const State> restore(Target& t);  // the checkpoint for the new version
     void commit(Target& t);                           // the new version takes the module
     void abort(Target& t);    // the old version keeps it; the new one is discarded
@@ -112,7 +113,7 @@ private:
     void measure(Target& t);  // the blackout, once the new version serves
     void dispose(Target& t, ModuleProxy::Task task);
     void await_enabled(Target& t);
-    void describe_transfer(Target& t, const ModuleProxy::Checkpoint& checkpoint);
+    void describe_transfer(Target& t, const State& state, bool converted);
     void remember(Target& t);
 
     void step(Phase phase, Target& t);
