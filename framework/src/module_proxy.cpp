@@ -249,29 +249,47 @@ void ModuleProxy::attach(Task task) {
 ModuleProxy::Checkpoint ModuleProxy::prepare(std::chrono::milliseconds timeout, Intake intake,
                                              std::uint64_t transaction,
                                              std::optional<std::uint32_t> down_to, Task successor) {
-    Task old;
-    std::uint64_t term;
-    const auto begin = Clock::now();
+    begin_prepare(intake, transaction, down_to, std::move(successor));
+    return await_prepared(timeout);
+}
+
+void ModuleProxy::begin_prepare(Intake intake, std::uint64_t transaction,
+                                std::optional<std::uint32_t> down_to, Task successor) {
     if (intake != Intake::buffer) successor = nullptr;  // a removal has no successor
+    const auto begin = Clock::now();  // before the loop can take the termination message
+    std::lock_guard lock(mutex_);
+    expect_i(Phase::serving, "be prepared");
+    phase_ = Phase::draining;
+    was_enabled_ = enabled_;
+    handed_over_ = false;
+    buffered_.store(0);
+    first_buffered_ns_.store(0);
+    std::shared_ptr<InputQueue> drained = queue_;
+    swapping_.store(intake == Intake::buffer);
+    current_->set_passive(*drained);
+    trace(Step::disable, current_, transaction);
+    retarget_i(intake == Intake::buffer ? new_queue() : nullptr);
+    term_ = current_->next_term(transaction, intake == Intake::buffer, down_to);
+    if (successor) current_->hand_over_at(term_, {successor, queue_, transaction});
+    trace(Step::will_term, current_, transaction);  // before the loop can reach it
+    drained->put_terminate(term_);
+    draining_ = Draining{current_, std::move(successor), intake, begin};
+}
+
+ModuleProxy::Checkpoint ModuleProxy::await_prepared(std::chrono::milliseconds timeout) {
+    Draining d;
+    std::uint64_t term;
     {
         std::lock_guard lock(mutex_);
-        expect_i(Phase::serving, "be prepared");
-        phase_ = Phase::draining;
-        was_enabled_ = enabled_;
-        handed_over_ = false;
-        old = current_;
-        buffered_.store(0);
-        first_buffered_ns_.store(0);
-        std::shared_ptr<InputQueue> drained = queue_;
-        swapping_.store(intake == Intake::buffer);
-        old->set_passive(*drained);
-        trace(Step::disable, old, transaction);
-        retarget_i(intake == Intake::buffer ? new_queue() : nullptr);
-        term_ = term = old->next_term(transaction, intake == Intake::buffer, down_to);
-        if (successor) old->hand_over_at(term, {successor, queue_, transaction});
-        trace(Step::will_term, old, transaction);  // before the loop can reach it
-        drained->put_terminate(term);
+        if (phase_ != Phase::draining || !draining_.old)
+            throw Error("module '" + name_ + "' is not being prepared");
+        d = std::exchange(draining_, {});
+        term = term_;
     }
+    const Task& old = d.old;
+    const Task& successor = d.successor;
+    const Intake intake = d.intake;
+    const auto begin = d.begin;
     // Past a limit, an armed hand-over is taken back before the vote is no; one that happened
     // meanwhile stands (the successor already serves).
     auto handed = [&] { return successor && !old->disarm_hand_over(); };

@@ -120,6 +120,13 @@ public:
     Checkpoint prepare(std::chrono::milliseconds timeout, Intake intake, std::uint64_t transaction,
                        std::optional<std::uint32_t> down_to = std::nullopt,
                        Task successor = nullptr);
+    /// prepare() in two halves, so that one thread can drain many modules at once: the first
+    /// (serving → draining) returns at once, the second waits as prepare() does, `timeout`
+    /// counted from the first.
+    void begin_prepare(Intake intake, std::uint64_t transaction,
+                       std::optional<std::uint32_t> down_to = std::nullopt,
+                       Task successor = nullptr);
+    Checkpoint await_prepared(std::chrono::milliseconds timeout);
     /// syn_replace_commit, draining → swapped: hot-swaps to `fresh`. The old
     /// implementation stays parked until settle() (or revert()), so that a new version that
     /// misses its start can still hand the module back.
@@ -202,6 +209,13 @@ private:
     bool was_enabled_ = true;
     std::uint64_t term_ = 0;
     bool handed_over_ = false;  // the latest prepare's successor was started by its predecessor
+    struct Draining {           // between begin_prepare() and await_prepared()
+        Task old;
+        Task successor;
+        Intake intake = Intake::buffer;
+        Clock::time_point begin{};
+    };
+    Draining draining_;
 };
 
 const char* to_string(ModuleProxy::Phase phase);

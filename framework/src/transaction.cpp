@@ -17,12 +17,15 @@ struct Transaction::Target {
     bool addition = false;
     Change change;
     std::shared_ptr<ModuleProxy> proxy;
-    ModuleProxy::Task fresh;   // the new implementation
-    ModuleProxy::Task old;     // the replaced one, destroyed after the start
-    bool prepared = false;     // the proxy was asked to prepare: it must commit or abort
-    bool swapped = false;      // the new version holds the module: it serves, or it goes back
-    bool forced = false;       // the old version was stuck: abandoned, no checkpoint
-    bool handed_over = false;  // the old version's thread started the new one itself
+    ModuleProxy::Task fresh;    // the new implementation
+    ModuleProxy::Task old;      // the replaced one, destroyed after the start
+    bool prepared = false;      // the proxy was asked to prepare: it must commit or abort
+    bool swapped = false;       // the new version holds the module: it serves, or it goes back
+    bool forced = false;        // the old version was stuck: abandoned, no checkpoint
+    bool handed_over = false;   // the old version's thread started the new one itself
+    bool begun = false;         // in waves: the phase's first half ran (begin())
+    bool begin_failed = false;  // ... and threw (the error is in `error`)
+    bool await_enable = false;  // the start waits for the new version's enable()
     std::uint64_t handled_at_commit = 0, failed_at_commit = 0;  // by the old version
     std::shared_ptr<const State> state;    // the old version's checkpoint, for the new one
     bool seeded = false;                   // an addition started from a saved checkpoint
@@ -138,6 +141,11 @@ VersionRepository::Vet Transaction::vet(Target& t) {
 }
 
 void Transaction::prepare(Target& t) {
+    if (!t.fresh) launch(t);
+    t.fresh->wait_initialized(parts_.config.initialize_timeout);
+}
+
+void Transaction::launch(Target& t) {
     // A rollback or a restart brings code this host already runs: no preflight.
     auto library = t.options.library ? t.options.library
                    : t.staged        ? parts_.libraries.load(std::exchange(t.staged, nullptr))
@@ -147,7 +155,6 @@ void Transaction::prepare(Target& t) {
     t.report.sha256 = library->sha256();
     check_kind(t, library->path(), library->kind());
     t.fresh = t.proxy->create(std::move(library), report_.id);
-    t.fresh->wait_initialized(parts_.config.initialize_timeout);
 }
 
 // The old version's checkpoint, tried by the new version's get_state() in the preflight child
@@ -184,13 +191,18 @@ void Transaction::dispose(Target& t, ModuleProxy::Task task) {
     t.report.abandoned_in = in;
 }
 
-void Transaction::vote(Target& t) {
+void Transaction::drain(Target& t) {
     t.prepared = true;
     t.report.vote = Vote::no;
+    t.proxy->begin_prepare(ModuleProxy::Intake::buffer, report_.id, t.options.down_to,
+                           direct(t) ? t.fresh : nullptr);
+}
+
+void Transaction::vote(Target& t) {
+    if (!t.begun) drain(t);
     ModuleProxy::Checkpoint checkpoint;
     try {
-        checkpoint = t.proxy->prepare(timeout_, ModuleProxy::Intake::buffer, report_.id,
-                                      t.options.down_to, direct(t) ? t.fresh : nullptr);
+        checkpoint = t.proxy->await_prepared(timeout_);
     } catch (const Timeout&) {
         trace(Step::timeout, t, t.report.old_version);
         if (!force_) throw;
@@ -311,6 +323,12 @@ void Transaction::abort(Target& t) {
 }
 
 void Transaction::start(Target& t) {
+    if (!t.begun) begin_start(t);
+    if (t.await_enable) await_enabled(t);
+}
+
+void Transaction::begin_start(Target& t) {
+    t.await_enable = false;
     if (!commit_) {
         if (t.prepared) t.proxy->start(report_.id);  // the old version resumes
         return;
@@ -326,7 +344,7 @@ void Transaction::start(Target& t) {
     } else {
         t.proxy->start(report_.id, hold_, restore(t));
     }
-    await_enabled(t);
+    t.await_enable = true;
 }
 
 void Transaction::await_enabled(Target& t) {
@@ -359,14 +377,20 @@ void Transaction::serve(Target& t) {
         dispose(t, t.proxy->revert(report_.id));
         return;
     }
-    if (hold_) t.fresh->go();
+    if (!t.begun) settle(t);
     if (t.forced) {
         parts_.graveyard.bury(std::move(t.old), t.proxy);
         return;
     }
     // Ended after the start, so that the old version's terminate(), its destruction and the
     // unmapping of its library are not part of the blackout.
-    dispose(t, t.proxy->settle());
+    dispose(t, std::exchange(t.old, nullptr));
+}
+
+// The new version serves; the old one is told to end (a forced one is left to the graveyard).
+void Transaction::settle(Target& t) {
+    if (hold_) t.fresh->go();
+    if (!t.forced) t.old = t.proxy->settle();
 }
 
 void Transaction::measure(Target& t) {
@@ -459,6 +483,47 @@ void Transaction::in_turn() {
     }
 }
 
+// Concurrent without a thread per target: each phase's first half is begun for every target
+// (each wakes that module's own thread), then each is awaited, so that the modules' waits
+// overlap while one thread drives them all.
+void Transaction::in_waves() {
+    for (int p = 0; p < kPhases; ++p) {
+        const auto phase = static_cast<Phase>(p);
+        for (auto& t : targets_) begin(phase, t);
+        for (auto& t : targets_) {
+            if (!t.begin_failed) step(phase, t);
+            t.begun = t.begin_failed = false;
+        }
+        decide(phase);
+    }
+}
+
+void Transaction::begin(Phase phase, Target& t) {
+    try {
+        switch (phase) {
+            case Phase::prepare:
+                if (t.addition && late_additions_) return;  // loaded after the vote
+                launch(t);
+                break;
+            case Phase::vote:
+                if (!commit_ || t.addition) return;
+                drain(t);
+                break;
+            case Phase::start: begin_start(t); break;
+            case Phase::serve:
+                if (!commit_ || t.addition) return;
+                settle(t);
+                break;
+            case Phase::complete: return;
+        }
+        t.begun = true;
+    } catch (const std::exception& e) {
+        t.error = e.what();
+        t.begin_failed = true;
+        if (phase == Phase::prepare) dispose(t, std::exchange(t.fresh, nullptr));
+    }
+}
+
 void Transaction::on_slaves() {
     int phase = 0;
     std::barrier sync(static_cast<std::ptrdiff_t>(targets_.size()),
@@ -483,8 +548,10 @@ std::string Transaction::run(Mode mode, bool late_additions, std::chrono::millis
     announce_("preparation");
     if (mode == Mode::sequential || targets_.size() == 1)
         in_turn();
+    else if (preflight_)
+        on_slaves();  // the sandbox children, one a target, run side by side
     else
-        on_slaves();
+        in_waves();
     for (auto& t : targets_) {
         if (commit_)
             measure(t);

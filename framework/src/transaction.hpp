@@ -99,18 +99,22 @@ private:
 
     // The steps of one target, in order. Each throws Error; step() records the reason once.
     void prepare(Target& t);  // load the library, create the instance, initialize()
+    void launch(Target& t);   // prepare's first half: the instance created, its thread started
     void try_first(Target& t, const std::string& path, const std::string& copy);  // preflight
     std::function<void(const std::string&, const std::string&)> vet(Target& t);
     void check_kind(const Target& t, const std::string& path, const std::string& kind) const;
     void try_state(Target& t, const State& state);  // get_state() in the preflight child
+    void drain(Target& t);               // vote's first half: the old version told to drain
     void vote(Target& t);                // quiescence and checkpoint of the old version (CanCommit)
     bool direct(const Target& t) const;  // the old version may start the new one itself
     std::shared_ptr<const State> restore(Target& t);  // the checkpoint for the new version
     void commit(Target& t);                           // the new version takes the module
-    void abort(Target& t);    // the old version keeps it; the new one is discarded
-    void start(Target& t);    // every target starts together, after the barrier: enable()
-    void serve(Target& t);    // the new versions serve and the old ones end (or all go back)
-    void measure(Target& t);  // the blackout, once the new version serves
+    void abort(Target& t);        // the old version keeps it; the new one is discarded
+    void start(Target& t);        // every target starts together, after the barrier: enable()
+    void begin_start(Target& t);  // start's first half: the new (or old) version told to start
+    void serve(Target& t);        // the new versions serve and the old ones end (or all go back)
+    void settle(Target& t);       // serve's first half: the old version told to end
+    void measure(Target& t);      // the blackout, once the new version serves
     void dispose(Target& t, ModuleProxy::Task task);
     void await_enabled(Target& t);
     void describe_transfer(Target& t, const State& state, bool converted);
@@ -120,6 +124,8 @@ private:
     void decide(Phase phase);
     void in_turn();
     void on_slaves();
+    void in_waves();
+    void begin(Phase phase, Target& t);
     std::string first_error() const;
     void trace(Step step, const Target& t, const std::string& version);
 
