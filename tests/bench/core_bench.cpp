@@ -5,6 +5,7 @@
 //     --figures  FILE receives "key<TAB>measured<TAB>baseline<TAB>unit" lines, the keys of
 //                scripts/bench --json (one round; scripts/bench aggregates the rounds)
 //     --modules  how many idle modules the many-modules figure loads (default 10000)
+//     --only     one part: throughput, latency, blackout, state, backlog, load, modules
 //     --state-samples / --backlog-samples / --module-samples FILE
 //                "x median" lines for the plots: checkpoint KiB → ms, queued messages → ms,
 //                modules loaded → µs
@@ -545,7 +546,7 @@ void many_modules() {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string samples_file, figures_file;
+    std::string samples_file, figures_file, only;
     std::map<std::string, std::string> plot_files;
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--quick") == 0) quick = true;
@@ -559,14 +560,14 @@ int main(int argc, char** argv) {
             plot_files["modules"] = argv[++i];
         if (std::strcmp(argv[i], "--modules") == 0 && i + 1 < argc)
             many_modules_count = std::max(1, std::atoi(argv[++i]));
+        if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[++i];
     }
-    throughput();
-    latency();
-    blackout();
-    state_size();
-    backlog();
-    load_cycle();
-    many_modules();
+    const std::pair<const char*, void (*)()> parts[] = {
+        {"throughput", throughput}, {"latency", latency}, {"blackout", blackout},
+        {"state", state_size},      {"backlog", backlog}, {"load", load_cycle},
+        {"modules", many_modules}};
+    for (const auto& [part, run] : parts)
+        if (only.empty() || only == part) run();
     std::printf("%-50s %-22s %-26s %-12s %-20s %s\n", "figure", "nonstop", "baseline (same run)",
                 "ratio", "target", "met");
     for (const auto& r : rows)
