@@ -36,4 +36,9 @@ std::vector<std::string> NameService::names() const {
     return out;
 }
 
+std::size_t NameService::size() const {
+    std::shared_lock lock(mutex_);
+    return proxies_.size();
+}
+
 }  // namespace nonstop::detail

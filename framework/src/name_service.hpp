@@ -22,6 +22,8 @@ public:
     bool remove(std::string_view name);
     /// Every registered name, sorted.
     std::vector<std::string> names() const;
+    /// How many names are registered.
+    std::size_t size() const;
 
 private:
     struct Hash {

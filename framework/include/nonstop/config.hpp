@@ -35,6 +35,11 @@ struct Config {
     /// a single message larger than this is refused. One counter holds both bounds: each
     /// message is charged its payload plus queue_capacity_bytes / queue_capacity.
     std::size_t queue_capacity_bytes = std::size_t{256} << 20;
+    /// Buckets of the process's private futex hash (Linux 6.16 and later) per loaded module:
+    /// each idle module thread waits on a futex, and the kernel's default hash (4 buckets per
+    /// CPU) made every thread wake-up walk hundreds of waiters once thousands of modules were
+    /// loaded. The runtime grows the hash as modules load (never shrinks it); 0: leaves it alone.
+    std::size_t futex_slots_per_module = 2;
     /// Transaction reports kept for `history`.
     std::size_t history_size = 256;
     /// Upper bound on waiting for the first buffered message to be served after a swap, when
