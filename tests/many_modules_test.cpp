@@ -1,0 +1,66 @@
+// Very many modules in one process: the kernel's futex hash grows with them, and every module
+// still serves in its own thread, in order (the figures are in tests/bench, core_bench
+// --only modules).
+#include <sys/prctl.h>
+
+#include <algorithm>
+#include <bit>
+#include <thread>
+
+#include "test_support.hpp"
+
+#ifndef PR_FUTEX_HASH
+#define PR_FUTEX_HASH 78
+#define PR_FUTEX_HASH_GET_SLOTS 2
+#endif
+
+namespace nonstop::test {
+namespace {
+
+constexpr int kModules = 300;
+
+// The size of this process's private futex hash; 0 or less when the kernel has none.
+int futex_slots() { return prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_GET_SLOTS, 0, 0, 0); }
+
+void load_many(Runtime& rt) {
+    for (int i = 0; i < kModules; ++i) {
+        auto report = rt.load("m" + std::to_string(i), "libcounter_v1.so");
+        ASSERT_TRUE(report.ok()) << report.to_string();
+    }
+}
+
+TEST_F(RuntimeTest, TheFutexHashGrowsWithTheModulesAndStaysAfterThem) {
+    config.futex_slots_per_module = 4;
+    rt();
+    if (futex_slots() <= 0) GTEST_SKIP() << "this kernel gives processes no private futex hash";
+    load_many(rt());
+    const int grown = futex_slots();
+    EXPECT_GE(grown, 4 * kModules);
+    EXPECT_TRUE(std::has_single_bit(static_cast<unsigned>(grown)));
+    // Every module still serves what it is sent, in order.
+    for (int i = 0; i < kModules; i += 37) send_numbered(rt(), "m" + std::to_string(i), "x", 3);
+    ASSERT_TRUE(probe::wait_count(3 * ((kModules + 36) / 37)));
+    for (int i = 0; i < kModules; i += 37) {
+        const auto seen = events_of("m" + std::to_string(i));
+        ASSERT_EQ(seen.size(), 3u);
+        for (int k = 0; k < 3; ++k) EXPECT_EQ(seen[k].payload, "x" + std::to_string(k));
+    }
+    rt().unload_all();
+    EXPECT_TRUE(rt().modules().empty());
+    EXPECT_EQ(futex_slots(), grown);  // never shrunk: the memory is small, a regrowth is not
+}
+
+TEST_F(RuntimeTest, NoFutexSlotsPerModuleLeavesTheKernelsHashAlone) {
+    config.futex_slots_per_module = 0;
+    rt();
+    const int before = futex_slots();
+    if (before <= 0) GTEST_SKIP() << "this kernel gives processes no private futex hash";
+    load_many(rt());
+    // The kernel's own default follows the CPUs (4 buckets each), not the threads.
+    const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
+    EXPECT_LE(futex_slots(), std::max<int>(before, static_cast<int>(std::bit_ceil(4 * cpus))));
+    EXPECT_EQ(rt().modules().size(), static_cast<std::size_t>(kModules));
+}
+
+}  // namespace
+}  // namespace nonstop::test
