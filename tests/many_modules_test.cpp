@@ -50,6 +50,25 @@ TEST_F(RuntimeTest, TheFutexHashGrowsWithTheModulesAndStaysAfterThem) {
     EXPECT_EQ(futex_slots(), grown);  // never shrunk: the memory is small, a regrowth is not
 }
 
+// The watchdog scans every module each period without building snapshots: among many idle
+// modules it names the one stuck in a handler, once, and no other.
+TEST_F(RuntimeTest, TheWatchdogNamesTheOneStuckModuleAmongMany) {
+    using namespace std::chrono_literals;
+    config.stuck_after = 200ms;
+    probe::close_gate("g");
+    probe::set("watcher.subscribe", "upgrader stuck");
+    ASSERT_TRUE(rt().load("watcher", "libcounter_v1.so").ok());
+    load_many(rt());
+    ASSERT_TRUE(rt().send("m123", Message{messages::kBlockOnGate, 1, {}, "g"}));
+    ASSERT_TRUE(probe::wait_until_blocked("g"));
+    ASSERT_TRUE(wait_until([] { return !events_of("watcher").empty(); }));
+    EXPECT_EQ(events_of("watcher")[0].payload.rfind("m123 1 handle ", 0), 0u);
+    for (const auto& info : rt().modules()) EXPECT_EQ(info.stuck, info.name == "m123") << info.name;
+    probe::open_gate("g");
+    EXPECT_TRUE(wait_until([&] { return !rt().info("m123")->stuck; }));
+    EXPECT_EQ(events_of("watcher").size(), 1u);  // once, however many periods it stayed stuck
+}
+
 TEST_F(RuntimeTest, NoFutexSlotsPerModuleLeavesTheKernelsHashAlone) {
     config.futex_slots_per_module = 0;
     rt();

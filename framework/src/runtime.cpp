@@ -144,11 +144,13 @@ void Runtime::Services::watch() {
         lock.unlock();
         ModuleTask::advance_clock();
         std::set<std::string> now;
-        for (const auto& name : names.names()) {
-            auto proxy = names.find(name);
-            if (!proxy) continue;
+        // Every module each period: a lock and two loads each, no snapshot built (10,000
+        // snapshots every 100 ms took a tenth of a core, measured).
+        for (const auto& proxy : names.proxies()) {
+            if (proxy->busy_for() < config.stuck_after) continue;
             const ModuleInfo info = proxy->info();
             if (!info.stuck) continue;
+            const std::string& name = info.name;
             now.insert(name);
             if (stuck.count(name) != 0 || !events.has_subscribers("upgrader", "stuck")) continue;
             Message m;
