@@ -1,6 +1,7 @@
 // Very many modules in one process: the kernel's futex hash grows with them, and every module
 // still serves in its own thread, in order (the figures are in tests/bench, core_bench
 // --only modules).
+#include <pthread.h>
 #include <sys/prctl.h>
 
 #include <algorithm>
@@ -67,6 +68,31 @@ TEST_F(RuntimeTest, TheWatchdogNamesTheOneStuckModuleAmongMany) {
     probe::open_gate("g");
     EXPECT_TRUE(wait_until([&] { return !rt().info("m123")->stuck; }));
     EXPECT_EQ(events_of("watcher").size(), 1u);  // once, however many periods it stayed stuck
+}
+
+TEST_F(RuntimeTest, ModuleThreadsGetTheConfiguredStackSize) {
+    config.module_stack_size = 256 * 1024;
+    ASSERT_TRUE(rt().load("small", "libcounter_v1.so").ok());
+    ASSERT_TRUE(rt().send("small", Message{messages::kStackSize, 1, {}, {}}));
+    ASSERT_TRUE(probe::wait_count(1));
+    EXPECT_EQ(probe::get("small.stack"), std::to_string(256 * 1024));
+    // A replacement runs in a new thread with the same stack.
+    ASSERT_TRUE(rt().replace("small", "libcounter_v2.so").ok());
+    ASSERT_TRUE(rt().send("small", Message{messages::kStackSize, 1, {}, {}}));
+    ASSERT_TRUE(probe::wait_count(2));
+    EXPECT_EQ(probe::get("small.stack"), std::to_string(256 * 1024));
+}
+
+TEST_F(RuntimeTest, ModuleThreadsGetTheDefaultStackUnlessConfigured) {
+    pthread_attr_t attr;
+    std::size_t fallback = 0;
+    ASSERT_EQ(pthread_attr_init(&attr), 0);
+    pthread_attr_getstacksize(&attr, &fallback);  // glibc's default for new threads
+    pthread_attr_destroy(&attr);
+    ASSERT_TRUE(rt().load("plain", "libcounter_v1.so").ok());
+    ASSERT_TRUE(rt().send("plain", Message{messages::kStackSize, 1, {}, {}}));
+    ASSERT_TRUE(probe::wait_count(1));
+    EXPECT_EQ(probe::get("plain.stack"), std::to_string(fallback));
 }
 
 TEST_F(RuntimeTest, NoFutexSlotsPerModuleLeavesTheKernelsHashAlone) {

@@ -106,6 +106,7 @@ struct Runtime::Services final : ModuleHost {
     void trace(std::uint64_t transaction, const std::string& module, const std::string& version,
                Step step) override;
     void transition(const ReleaseTransition& t) override;
+    std::size_t thread_stack_size() const override { return config.module_stack_size; }
     ModuleInfo described(ModuleInfo info) const {
         health.describe(info);
         return info;
