@@ -70,6 +70,21 @@ TEST_F(RuntimeTest, TheWatchdogNamesTheOneStuckModuleAmongMany) {
     EXPECT_EQ(events_of("watcher").size(), 1u);  // once, however many periods it stayed stuck
 }
 
+// The health thread sweeps the modules only when an audit may be due or modules were added: every
+// one of many modules is audited all the same, and so is one loaded later.
+TEST_F(RuntimeTest, EveryOneOfManyModulesIsAuditedAndSoIsALaterOne) {
+    using namespace std::chrono_literals;
+    config.audit_period = 200ms;
+    load_many(rt());
+    EXPECT_TRUE(wait_until([&] {
+        const auto all = rt().modules();
+        return std::all_of(all.begin(), all.end(), [](const auto& i) { return i.audited; });
+    }));
+    ASSERT_TRUE(rt().load("later", "libcounter_v1.so").ok());
+    EXPECT_TRUE(wait_until([&] { return rt().info("later")->audited; }));
+    EXPECT_TRUE(rt().info("later")->audit_healthy);
+}
+
 TEST_F(RuntimeTest, ModuleThreadsGetTheConfiguredStackSize) {
     config.module_stack_size = 256 * 1024;
     ASSERT_TRUE(rt().load("small", "libcounter_v1.so").ok());
