@@ -4,7 +4,7 @@
 // of CPUs, not of threads: 16 buckets on 2 CPUs. Every futex wake (a condition notified, a
 // contended mutex released) walks the waiters of one bucket, and every idle module thread waits
 // on a futex of its own, so with 10,000 modules each wake walked about 600 waiters: a thread
-// hand-off took 150-250 µs instead of 5, and a swap's blackout grew 20-30 times (measured,
+// hand-off took 130-250 µs instead of 5-10, and a swap's blackout grew 9-33 times (measured,
 // docs/architecture.md "Very many modules").
 #pragma once
 
