@@ -13,6 +13,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
 
 #include "nonstop/config.hpp"
 #include "nonstop/module.hpp"
@@ -79,9 +80,11 @@ private:
     const Config& config_;
 
     mutable std::mutex mutex_;  // audits_; progress_ and given_up_ are the thread's own
-    std::map<std::string, AuditRecord> audits_;
+    std::unordered_map<std::string, AuditRecord> audits_;
     std::map<std::string, Progress> progress_;
     std::set<std::uint64_t> given_up_;  // releases whose rollback failed
+    Clock::time_point next_sweep_{};    // audit_due(): the earliest due audit at the last sweep
+    std::size_t swept_count_ = 0;       // and how many modules it saw
     bool stop_ = false;
     std::condition_variable cv_;
     std::thread thread_;

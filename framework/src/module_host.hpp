@@ -38,6 +38,8 @@ public:
     /// Reports a change in a release's standing (the upgrader, under its transaction lock).
     /// A host without an upgrader (the preflight child) follows none.
     virtual void transition(const ReleaseTransition& /*t*/) {}
+    /// The stack size of a module thread in bytes (Config::module_stack_size); 0: the default.
+    virtual std::size_t thread_stack_size() const { return 0; }
 
 protected:
     ~ModuleHost() = default;

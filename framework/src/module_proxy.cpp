@@ -189,6 +189,11 @@ ModuleInfo ModuleProxy::info() const {
     return i;
 }
 
+std::chrono::nanoseconds ModuleProxy::busy_for() const {
+    std::lock_guard lock(mutex_);
+    return current_ ? current_->busy_for() : std::chrono::nanoseconds{0};
+}
+
 std::shared_ptr<Library> ModuleProxy::library() const {
     std::lock_guard lock(mutex_);
     return current_ ? current_->shared_library() : nullptr;

@@ -83,6 +83,9 @@ public:
 
     /// A snapshot of the module behind this proxy.
     ModuleInfo info() const;
+    /// How long the current implementation has been inside its current call into module code
+    /// (zero when it is not): the watchdog's cheap test, with no snapshot built.
+    std::chrono::nanoseconds busy_for() const;
     /// The current implementation's library (null before the first is attached).
     std::shared_ptr<Library> library() const;
     /// Runs the current implementation's audit() in its thread between two messages and waits

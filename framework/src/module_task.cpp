@@ -84,7 +84,9 @@ void ModuleTask::launch(std::uint64_t transaction) {
         std::lock_guard lock(mutex_);
         launched_ = true;
     }
-    if (activate(THR_NEW_LWP | THR_JOINABLE, 1) != 0) {
+    std::size_t stack_size[1] = {host_.thread_stack_size()};  // 0: the default
+    if (activate(THR_NEW_LWP | THR_JOINABLE, 1, 0, ACE_DEFAULT_THREAD_PRIORITY, -1, nullptr,
+                 nullptr, nullptr, stack_size) != 0) {
         std::lock_guard lock(mutex_);
         launched_ = false;
         initialized_ = true;

@@ -36,4 +36,17 @@ std::vector<std::string> NameService::names() const {
     return out;
 }
 
+std::vector<std::shared_ptr<ModuleProxy>> NameService::proxies() const {
+    std::shared_lock lock(mutex_);
+    std::vector<std::shared_ptr<ModuleProxy>> out;
+    out.reserve(proxies_.size());
+    for (const auto& [name, proxy] : proxies_) out.push_back(proxy);
+    return out;
+}
+
+std::size_t NameService::size() const {
+    std::shared_lock lock(mutex_);
+    return proxies_.size();
+}
+
 }  // namespace nonstop::detail

@@ -7,6 +7,7 @@
 
 #include "crash_recorder.hpp"
 #include "event_manager.hpp"
+#include "futex_hash.hpp"
 #include "graveyard.hpp"
 #include "name_service.hpp"
 #include "nonstop/issuer.hpp"
@@ -352,8 +353,17 @@ TransactionReport Upgrader::run(std::string command, const std::vector<Change>& 
                                              ") is provisional: accept or roll it back first");
     std::string reason = transaction.run(mode, late_additions, timer());
     if (!reason.empty()) return s.done(Outcome::aborted, std::move(reason));
+    if (!additions.empty()) fit_threads();
     keep_release(s, transaction, options.probation.value_or(probation()));
     return s.done(Outcome::committed);
+}
+
+// One module thread more waits on a futex: the kernel's futex hash grows with them (see
+// futex_hash.hpp), counting the runtime's own few threads too.
+void Upgrader::fit_threads() {
+    constexpr std::size_t kRuntimeThreads = 8;
+    if (const auto per_module = parts_.config.futex_slots_per_module; per_module > 0)
+        fit_futex_hash(per_module * (parts_.names.size() + kRuntimeThreads));
 }
 
 // --- Probation and rollback -------------------------------------------------------------------

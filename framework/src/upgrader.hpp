@@ -105,6 +105,7 @@ private:
                           const TransactionOptions& options, Seeds seeds = {},
                           std::function<std::string()> agree = {});
     void persist(const TransactionReport& report);
+    void fit_threads();
     void settle(std::int64_t transaction);
     /// The store follows a release that leaves probation (permanent, or rolled back).
     void store_transition(std::uint64_t transaction, ReleaseState to, const std::string& why);

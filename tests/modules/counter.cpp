@@ -11,6 +11,8 @@
 #include <nonstop/module.hpp>
 #include <nonstop/runtime.hpp>
 
+#include <pthread.h>
+
 #include <atomic>
 #include <sstream>
 #include <stdexcept>
@@ -76,6 +78,7 @@ public:
                                                       : upgrader.replace(me, m.payload.substr(8));
             probe::set(me + ".self", report.reason);
         }
+        if (m.type == messages::kStackSize) probe::set(me + ".stack", std::to_string(stack_size()));
         if (m.type == messages::kNotifyTicks) {
             const int n = std::stoi(m.payload);
             for (int i = 0; i < n; ++i)
@@ -124,6 +127,15 @@ public:
     }
 
 private:
+    static std::size_t stack_size() {
+        pthread_attr_t attr;
+        std::size_t size = 0;
+        if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+            pthread_attr_getstacksize(&attr, &size);
+            pthread_attr_destroy(&attr);
+        }
+        return size;
+    }
     static constexpr std::uint32_t kSchema = COUNTER_VERSION == 1 ? 1 : 2;
     long count_ = 0;
     long ticks_ = 0;

@@ -16,6 +16,8 @@ inline constexpr std::uint32_t kForward = 3;
 /// counter: ask the process-wide upgrader to "replace LIBRARY" or "unload" this very module;
 /// the report's reason goes to NAME.self.
 inline constexpr std::uint32_t kUpgradeSelf = 4;
+/// counter: NAME.stack = the size of its thread's stack in bytes.
+inline constexpr std::uint32_t kStackSize = 5;
 /// counter: notify the payload's number of "tick" events, each a kTick message.
 inline constexpr std::uint32_t kNotifyTicks = 10;
 /// counter → subscribers of its "tick" event; payload: the event's sequence number.

@@ -35,6 +35,17 @@ struct Config {
     /// a single message larger than this is refused. One counter holds both bounds: each
     /// message is charged its payload plus queue_capacity_bytes / queue_capacity.
     std::size_t queue_capacity_bytes = std::size_t{256} << 20;
+    /// Buckets of the process's private futex hash (Linux 6.16 and later) per loaded module:
+    /// each idle module thread waits on a futex, and the kernel's default hash (4 buckets per
+    /// CPU) made every thread wake-up walk hundreds of waiters once thousands of modules were
+    /// loaded. The runtime grows the hash as modules load (never shrinks it); 0: leaves it alone.
+    std::size_t futex_slots_per_module = 2;
+    /// The stack of each module thread, in bytes; 0: the platform's default (glibc: the stack
+    /// ulimit, usually 8 MiB). What a thread touches is resident either way (8 KiB for an idle
+    /// module); a smaller stack saves address space and page tables: with 10,000 modules,
+    /// 83 GB and 40 MiB at 8 MiB, 3.6 GB and 5 MiB at 256 KiB (measured). A module whose
+    /// handler recurses deeply or keeps large arrays on its stack needs the default.
+    std::size_t module_stack_size = 0;
     /// Transaction reports kept for `history`.
     std::size_t history_size = 256;
     /// Upper bound on waiting for the first buffered message to be served after a swap, when
