@@ -326,7 +326,7 @@ void ModuleProxy::abort(std::uint64_t transaction) {
     current_->hold(transaction);
 }
 
-void ModuleProxy::start(std::uint64_t transaction, bool hold, std::shared_ptr<const State> state) {
+void ModuleProxy::start(std::uint64_t transaction, bool hold, StateHandover state) {
     std::lock_guard lock(mutex_);
     if (phase_ == Phase::aborted) {
         current_->resume(term_, queue_, was_enabled_, transaction);

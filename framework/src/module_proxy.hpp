@@ -127,10 +127,9 @@ public:
     /// queue after its own, once started.
     void abort(std::uint64_t transaction);
     /// attached, swapped or aborted → serving: the current implementation serves everything
-    /// accepted so far. A swapped-in one first restores `state` (get_state) and enable()s in
-    /// its own thread, and with `hold` waits for go().
-    void start(std::uint64_t transaction, bool hold = false,
-               std::shared_ptr<const State> state = nullptr);
+    /// accepted so far. A swapped-in one first restores `state` (get_state, or take_state when
+    /// given) and enable()s in its own thread, and with `hold` waits for go().
+    void start(std::uint64_t transaction, bool hold = false, StateHandover state = {});
     /// Removal after quiescence, draining → retired: tells the implementation to end and
     /// returns it.
     Task retire();

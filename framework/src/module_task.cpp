@@ -265,7 +265,7 @@ void ModuleTask::resume(std::uint64_t term, std::shared_ptr<InputQueue> queue, b
 }
 
 void ModuleTask::start(std::shared_ptr<InputQueue> queue, std::uint64_t transaction, bool hold,
-                       std::shared_ptr<const State> state, std::string from_version) {
+                       StateHandover state, std::string from_version) {
     std::vector<std::function<void()>> deferred;
     {
         std::lock_guard lock(mutex_);
@@ -452,11 +452,15 @@ void ModuleTask::initialize() {
     cv_.notify_all();
 }
 
-// A new version's get_state(), in its own thread when it starts and before it takes a message;
-// false (with the reason kept for start_error()) when it threw.
+// A new version's get_state() (take_state() when it is handed the only copy), in its own
+// thread when it starts and before it takes a message; false (with the reason kept for
+// start_error()) when it threw.
 bool ModuleTask::restore(const Decision& decision) {
     trace(Step::get_state);
-    const std::string error = call_hook("get_state", [&] { module_->get_state(*decision.state); });
+    const auto& given = decision.state.given;
+    const std::string error =
+        given ? call_hook("take_state", [&] { module_->take_state(std::move(*given)); })
+              : call_hook("get_state", [&] { module_->get_state(*decision.state.kept); });
     if (error.empty()) return true;
     std::lock_guard lock(mutex_);
     start_error_ = "module '" + name_ + "' version " + version() +

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -37,6 +38,25 @@ struct alignas(64) ServiceCounters {
     mutable std::mutex failure_mutex;
     std::string last_failure;  // the latest failure's text
     std::chrono::system_clock::time_point last_failure_time{};
+};
+
+/// A checkpoint on its way to a new version. `kept`: someone holds it too (a release, for a
+/// rollback; the store's saved checkpoints), so the module restores it by get_state(), which
+/// leaves it intact. `given`: the only copy, moved into take_state(). Implicit from nullptr
+/// (nothing to restore) and from a kept checkpoint.
+struct StateHandover {
+    StateHandover() = default;
+    StateHandover(std::nullptr_t) {}
+    StateHandover(std::shared_ptr<const State> state) : kept(std::move(state)) {}
+    static StateHandover give(std::shared_ptr<State> state) {
+        StateHandover h;
+        h.given = std::move(state);
+        return h;
+    }
+    explicit operator bool() const { return kept || given; }
+
+    std::shared_ptr<const State> kept;
+    std::shared_ptr<State> given;
 };
 
 class ModuleTask : public ACE_Task<ACE_MT_SYNCH> {
@@ -86,10 +106,10 @@ public:
                 std::uint64_t transaction);
     /// The first start: runs the side effects initialize() asked for, in the caller's thread so
     /// they are in place when the transaction reports, then resumes at term 0 on `queue`.
-    /// The loop calls get_state(*state) (when given), enable() and serves; with `hold` it waits
-    /// after enable() for go().
+    /// The loop restores `state` (when set: get_state() or take_state()), enable()s and
+    /// serves; with `hold` it waits after enable() for go().
     void start(std::shared_ptr<InputQueue> queue, std::uint64_t transaction, bool hold,
-               std::shared_ptr<const State> state = nullptr, std::string from_version = {});
+               StateHandover state = {}, std::string from_version = {});
     /// Waits until get_state() and enable() of the latest start have returned. False when
     /// get_state() threw (start_error() says why; the task waits, untouched) or past `limit`
     /// (the task is then abandoned). Either way it never takes a message from its queue.
@@ -161,7 +181,7 @@ private:
         std::shared_ptr<InputQueue> queue;
         bool enable = false;
         bool hold = false;
-        std::shared_ptr<const State> state;  // get_state() before serving, when set
+        StateHandover state;  // get_state() or take_state() before serving, when set
         std::string from_version;
     };
     enum class Enabling { idle, enabling, enabled, refused, abandoned };
