@@ -1,6 +1,7 @@
 #include "transaction.hpp"
 
 #include <barrier>
+#include <cstdio>
 #include <set>
 #include <thread>
 
@@ -17,14 +18,14 @@ struct Transaction::Target {
     bool addition = false;
     Change change;
     std::shared_ptr<ModuleProxy> proxy;
-    ModuleProxy::Task fresh;  // the new implementation
-    ModuleProxy::Task old;    // the replaced one, destroyed after the start
-    bool prepared = false;    // the proxy was asked to prepare: it must commit or abort
-    bool swapped = false;     // the new version holds the module: it serves, or it goes back
-    bool forced = false;      // the old version was stuck: abandoned, no checkpoint
-    std::shared_ptr<const State> state;    // the old version's checkpoint, for the new one
-    bool seeded = false;                   // an addition started from a saved checkpoint
-    std::string error;                     // why this target cannot commit
+    ModuleProxy::Task fresh;       // the new implementation
+    ModuleProxy::Task old;         // the replaced one, destroyed after the start
+    bool prepared = false;         // the proxy was asked to prepare: it must commit or abort
+    bool swapped = false;          // the new version holds the module: it serves, or it goes back
+    bool forced = false;           // the old version was stuck: abandoned, no checkpoint
+    std::shared_ptr<State> state;  // the old version's checkpoint, for the new one
+    bool seeded = false;           // an addition started from a saved checkpoint
+    std::string error;             // why this target cannot commit
     std::unique_ptr<Preflight> preflight;  // the child kept for the state check
     std::shared_ptr<Library> staged;       // a late addition's library, vetted, not yet loaded
     TargetReport report;
@@ -198,7 +199,7 @@ void Transaction::vote(Target& t) {
     t.report.quiescence = checkpoint.quiescence;
     t.report.checkpoint_bytes = checkpoint.state.bytes.size();
     if (!t.forced) try_state(t, checkpoint.state);
-    t.state = std::make_shared<const State>(std::move(checkpoint.state));
+    t.state = std::make_shared<State>(std::move(checkpoint.state));
     t.report.vote = Vote::yes;
     trace(Step::put_state, t, t.report.old_version);
     trace(Step::prepared, t, t.report.old_version);
@@ -243,12 +244,39 @@ void Transaction::remember(Target& t) {
     u.new_library = t.fresh->shared_library();
     u.new_path = t.fresh->library().path();
     u.new_sha256 = t.fresh->library().sha256();
+    if (t.forced) u.no_checkpoint = "its old version was given up on";
     if (!t.forced && t.state) {
         u.old_schema = t.state->schema;
-        u.old_checkpoint = t.state;
+        keep_checkpoint(t);
     }
     u.served_at_commit = counters.handled + counters.failed;
     u.failed_at_commit = counters.failed;
+}
+
+namespace {
+std::string size_text(std::size_t bytes) {
+    if (bytes < (std::size_t{1} << 20)) return std::to_string(bytes) + " bytes";
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+    return text;
+}
+}  // namespace
+
+// The release keeps the commit-time checkpoint only while that stays cheap: the new version
+// then restores a copy (get_state, inside the blackout) and the bytes stay in memory until the
+// module moves on. A larger one goes to the new version by move; the release says why not.
+void Transaction::keep_checkpoint(Target& t) {
+    ReleaseTarget& u = t.undo;
+    const std::size_t size = t.state->bytes.size();
+    const std::size_t limit = parts_.config.checkpoint_keep_bytes;
+    if (!keep_checkpoints_) return;  // no release is made of this transaction
+    if (size <= limit) {
+        u.old_checkpoint = t.state;
+        return;
+    }
+    u.no_checkpoint = "its " + size_text(size) +
+                      " checkpoint was over Config::checkpoint_keep_bytes (" + size_text(limit) +
+                      "), so version " + t.report.new_version + " took it by move";
 }
 
 void Transaction::commit(Target& t) {
@@ -270,11 +298,14 @@ void Transaction::commit(Target& t) {
     trace(Step::hot_swapped, t, t.report.new_version);
 }
 
-// The checkpoint goes to the new version, which restores it (get_state) in its own thread when
-// it starts, before it takes a message; a forced replacement hands it an empty one (schema 0).
-std::shared_ptr<const State> Transaction::restore(Target& t) {
+// The checkpoint goes to the new version, which restores it in its own thread when it starts,
+// before it takes a message: by get_state() when the release keeps it too, else by move
+// (take_state). A forced replacement hands it an empty one (schema 0).
+StateHandover Transaction::restore(Target& t) {
     if (t.options.from_checkpoint) return t.options.from_checkpoint;
-    return t.forced || !t.state ? std::make_shared<const State>() : t.state;
+    if (t.forced || !t.state) return std::make_shared<const State>();
+    if (t.undo.old_checkpoint) return std::shared_ptr<const State>(t.state);
+    return StateHandover::give(std::move(t.state));
 }
 
 void Transaction::abort(Target& t) {

@@ -86,6 +86,10 @@ public:
     void seed(std::map<std::string, std::shared_ptr<const State>> states) {
         seeds_ = std::move(states);
     }
+    /// The release made of this transaction keeps each commit-time checkpoint of at most
+    /// Config::checkpoint_keep_bytes (undo()); without this call, or past the limit, the
+    /// checkpoint is handed to the new version by move (take_state) and kept nowhere.
+    void keep_checkpoints() { keep_checkpoints_ = true; }
     /// An outside party decides too: asked once every target voted yes (empty: commit).
     void agree(std::function<std::string()> agree) { agree_ = std::move(agree); }
     /// Before run(): target `name` (validated) runs as `options` say.
@@ -103,17 +107,18 @@ private:
     std::function<void(const std::string&, const std::string&)> vet(Target& t);
     void check_kind(const Target& t, const std::string& path, const std::string& kind) const;
     void try_state(Target& t, const State& state);  // get_state() in the preflight child
-    void vote(Target& t);  // quiescence and checkpoint of the old version (CanCommit)
-    std::shared_ptr<const State> restore(Target& t);  // the checkpoint for the new version
-    void commit(Target& t);                           // the new version takes the module
-    void abort(Target& t);    // the old version keeps it; the new one is discarded
-    void start(Target& t);    // every target starts together, after the barrier: enable()
+    void vote(Target& t);              // quiescence and checkpoint of the old version (CanCommit)
+    StateHandover restore(Target& t);  // the checkpoint for the new version
+    void commit(Target& t);            // the new version takes the module
+    void abort(Target& t);             // the old version keeps it; the new one is discarded
+    void start(Target& t);             // every target starts together, after the barrier: enable()
     void serve(Target& t);    // the new versions serve and the old ones end (or all go back)
     void measure(Target& t);  // the blackout, once the new version serves
     void dispose(Target& t, ModuleProxy::Task task);
     void await_enabled(Target& t);
     void describe_transfer(Target& t, const ModuleProxy::Checkpoint& checkpoint);
     void remember(Target& t);
+    void keep_checkpoint(Target& t);
 
     void step(Phase phase, Target& t);
     void decide(Phase phase);
@@ -131,6 +136,7 @@ private:
     bool force_ = false;
     bool preflight_ = false;
     bool preflight_state_ = false;
+    bool keep_checkpoints_ = false;
     std::map<std::string, std::shared_ptr<const State>> seeds_;
     std::function<std::string()> agree_;
     std::chrono::milliseconds timeout_{0};

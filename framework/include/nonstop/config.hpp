@@ -35,6 +35,12 @@ struct Config {
     /// a single message larger than this is refused. One counter holds both bounds: each
     /// message is charged its payload plus queue_capacity_bytes / queue_capacity.
     std::size_t queue_capacity_bytes = std::size_t{256} << 20;
+    /// A replacement's commit-time checkpoint up to this many bytes is kept with its release
+    /// for `rollback -from-checkpoint` (until the module is replaced again or rolled back), and
+    /// the new version restores a copy of it (get_state). A larger one is handed to the new
+    /// version by move (Module::take_state: no copy in the blackout) and the release keeps
+    /// none. 0: never kept; SIZE_MAX: always.
+    std::size_t checkpoint_keep_bytes = std::size_t{64} << 20;
     /// Transaction reports kept for `history`.
     std::size_t history_size = 256;
     /// Upper bound on waiting for the first buffered message to be served after a swap, when
