@@ -25,6 +25,11 @@ protected:
             << probe::get("h.bytes");
     }
     static std::string restored_by() { return probe::get("h.restored_by"); }
+    // After an abort the old version resumes on its own: it takes its checkpoint back before
+    // it serves again, a moment after the report.
+    static bool took_back() {
+        return wait_until([] { return probe::get("h.restored_by") == "take_state"; });
+    }
     // The new version holds the very bytes the old one's put_state() returned: no copy.
     static bool moved() { return probe::get("h.state_data") == probe::get("h.put_data"); }
 };
@@ -141,6 +146,53 @@ TEST_F(StateHandoverTest, AReleaseDropsItsCheckpointOnceTheModuleIsReplacedAgain
     EXPECT_EQ(refused.reason, "transaction " + std::to_string(first.id) +
                                   " kept no checkpoint of module 'h' (transaction " +
                                   std::to_string(second.id) + " replaced the module again)");
+}
+
+// --- An aborted transaction gives the old version its own checkpoint back ----------------------
+// (for a module whose put_state() moves its state out, as one built for O(1) hand-over does)
+
+TEST_F(StateHandoverTest, AnAbortBeforeTheStartGivesTheOldVersionItsCheckpointBack) {
+    probe::set("h.move_out", "1");
+    load_holder("libholder_1.so", 4096);
+    grow("a", 4097);
+    const auto report = rt().syn_replace({{"h", "libholder_2.so"}}, Mode::concurrent,
+                                         [] { return std::string("the fleet said no"); });
+    EXPECT_EQ(report.outcome, Outcome::aborted) << report.to_string();
+    EXPECT_EQ(rt().info("h")->version, "1");
+    EXPECT_TRUE(took_back());
+    EXPECT_TRUE(moved());  // the very bytes it put, back
+    grow("b", 4098);
+}
+
+TEST_F(StateHandoverTest, ANewVersionThatRefusesAGivenCheckpointLeavesItToTheOldVersion) {
+    config.checkpoint_keep_bytes = 0;
+    probe::set("h.move_out", "1");
+    probe::set("h.refuse", "2");
+    load_holder("libholder_1.so", 4096);
+    grow("a", 4097);
+    const auto report = rt().replace("h", "libholder_2.so");
+    EXPECT_EQ(report.outcome, Outcome::aborted) << report.to_string();
+    EXPECT_NE(report.reason.find("was told to refuse its state"), std::string::npos)
+        << report.reason;
+    EXPECT_EQ(rt().info("h")->version, "1");
+    EXPECT_TRUE(took_back());
+    EXPECT_TRUE(moved());
+    grow("b", 4098);
+}
+
+TEST_F(StateHandoverTest, AGroupAbortedAtTheStartGivesAKeptCheckpointBack) {
+    probe::set("h.move_out", "1");
+    load_holder("libholder_1.so", 4096);
+    ASSERT_TRUE(rt().load("c", "libcounter_v1.so").ok());
+    grow("a", 4097);
+    const auto report =
+        rt().syn_replace({{"h", "libholder_2.so"}, {"c", "libfaulty_get_state.so"}});
+    EXPECT_EQ(report.outcome, Outcome::aborted) << report.to_string();
+    EXPECT_EQ(rt().info("h")->version, "1");
+    EXPECT_EQ(rt().info("c")->version, "1");
+    EXPECT_TRUE(took_back());  // version 2 read the kept copy; version 1 takes it
+    EXPECT_TRUE(moved());
+    grow("b", 4098);
 }
 
 }  // namespace

@@ -307,11 +307,11 @@ ModuleProxy::Task ModuleProxy::settle() {
     return std::exchange(previous_, nullptr);
 }
 
-ModuleProxy::Task ModuleProxy::revert(std::uint64_t transaction) {
+ModuleProxy::Task ModuleProxy::revert(std::uint64_t transaction, StateHandover own) {
     std::lock_guard lock(mutex_);
     if (!previous_) throw Error("module '" + name_ + "' has no previous version to go back to");
     Task fresh = std::exchange(current_, std::exchange(previous_, nullptr));
-    current_->resume(term_, queue_, was_enabled_, transaction);
+    current_->resume(term_, queue_, was_enabled_, transaction, std::move(own));
     enabled_ = was_enabled_;
     phase_ = Phase::serving;
     return fresh;
@@ -329,7 +329,7 @@ void ModuleProxy::abort(std::uint64_t transaction) {
 void ModuleProxy::start(std::uint64_t transaction, bool hold, StateHandover state) {
     std::lock_guard lock(mutex_);
     if (phase_ == Phase::aborted) {
-        current_->resume(term_, queue_, was_enabled_, transaction);
+        current_->resume(term_, queue_, was_enabled_, transaction, std::move(state));
         enabled_ = was_enabled_;
     } else {
         if (phase_ != Phase::swapped) expect_i(Phase::attached, "be started");

@@ -121,14 +121,16 @@ public:
     Task settle();
     /// After the start of a swapped-in version that must not serve (its enable() missed its
     /// limit, or its group aborted): the old version takes the module back and serves the
-    /// buffered queue, which the new one never touched. Returns the new one.
-    Task revert(std::uint64_t transaction);
+    /// buffered queue, which the new one never touched, after taking `own` (its checkpoint,
+    /// given back) if set. Returns the new one.
+    Task revert(std::uint64_t transaction, StateHandover own = nullptr);
     /// syn_replace_abort, draining → aborted: the old implementation will serve the buffered
     /// queue after its own, once started.
     void abort(std::uint64_t transaction);
     /// attached, swapped or aborted → serving: the current implementation serves everything
     /// accepted so far. A swapped-in one first restores `state` (get_state, or take_state when
-    /// given) and enable()s in its own thread, and with `hold` waits for go().
+    /// given) and enable()s in its own thread, and with `hold` waits for go(); an aborted one
+    /// takes `state` back (its own checkpoint) first, if set.
     void start(std::uint64_t transaction, bool hold = false, StateHandover state = {});
     /// Removal after quiescence, draining → retired: tells the implementation to end and
     /// returns it.

@@ -255,12 +255,12 @@ bool ModuleTask::wait_quiescent(std::uint64_t term, Clock::time_point deadline) 
 void ModuleTask::hold(std::uint64_t transaction) { trace(Step::wait_to_start, transaction); }
 
 void ModuleTask::resume(std::uint64_t term, std::shared_ptr<InputQueue> queue, bool enable,
-                        std::uint64_t transaction) {
+                        std::uint64_t transaction, StateHandover own) {
     // Traced here, in the caller's thread, so the step is recorded before the transaction
     // reports; the module thread takes the decision a moment later.
     trace(Step::start, transaction);
     std::lock_guard lock(mutex_);
-    decisions_[term] = Decision{false, std::move(queue), enable, false, nullptr, {}};
+    decisions_[term] = Decision{false, std::move(queue), enable, false, std::move(own), {}};
     cv_.notify_all();
 }
 
@@ -458,6 +458,10 @@ void ModuleTask::initialize() {
 bool ModuleTask::restore(const Decision& decision) {
     trace(Step::get_state);
     const auto& given = decision.state.given;
+    if (decision.state.returned) {  // its own, back: it serves on whatever happens
+        call_module("take_state", [&] { module_->take_state(std::move(*given)); });
+        return true;
+    }
     const std::string error =
         given ? call_hook("take_state", [&] { module_->take_state(std::move(*given)); })
               : call_hook("get_state", [&] { module_->get_state(*decision.state.kept); });

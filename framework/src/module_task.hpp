@@ -42,21 +42,24 @@ struct alignas(64) ServiceCounters {
 
 /// A checkpoint on its way to a new version. `kept`: someone holds it too (a release, for a
 /// rollback; the store's saved checkpoints), so the module restores it by get_state(), which
-/// leaves it intact. `given`: the only copy, moved into take_state(). Implicit from nullptr
-/// (nothing to restore) and from a kept checkpoint.
+/// leaves it intact. `given`: the only copy, moved into take_state(); `returned`: given back to
+/// the version that put it, after an abort. Implicit from nullptr (nothing to restore) and
+/// from a kept checkpoint.
 struct StateHandover {
     StateHandover() = default;
     StateHandover(std::nullptr_t) {}
     StateHandover(std::shared_ptr<const State> state) : kept(std::move(state)) {}
-    static StateHandover give(std::shared_ptr<State> state) {
+    static StateHandover give(std::shared_ptr<State> state, bool returned = false) {
         StateHandover h;
         h.given = std::move(state);
+        h.returned = returned;
         return h;
     }
     explicit operator bool() const { return kept || given; }
 
     std::shared_ptr<const State> kept;
     std::shared_ptr<State> given;
+    bool returned = false;
 };
 
 class ModuleTask : public ACE_Task<ACE_MT_SYNCH> {
@@ -101,9 +104,11 @@ public:
     State checkpoint_now(std::chrono::milliseconds limit);
     /// Parked at `term` after an aborted transaction: says so, and resumes at start().
     void hold(std::uint64_t transaction);
-    /// Resumes the loop parked at `term`: serve `queue` next, active or passive.
+    /// Resumes the loop parked at `term`: serve `queue` next, active or passive; first
+    /// take_state(`own`) when an aborted transaction gives the version its own checkpoint back
+    /// (a throw there is counted as a handler error, and service goes on).
     void resume(std::uint64_t term, std::shared_ptr<InputQueue> queue, bool enable,
-                std::uint64_t transaction);
+                std::uint64_t transaction, StateHandover own = nullptr);
     /// The first start: runs the side effects initialize() asked for, in the caller's thread so
     /// they are in place when the transaction reports, then resumes at term 0 on `queue`.
     /// The loop restores `state` (when set: get_state() or take_state()), enable()s and

@@ -24,6 +24,7 @@ struct Transaction::Target {
     bool swapped = false;          // the new version holds the module: it serves, or it goes back
     bool forced = false;           // the old version was stuck: abandoned, no checkpoint
     std::shared_ptr<State> state;  // the old version's checkpoint, for the new one
+    bool given = false;            // handed to the new version by move (take_state)
     bool seeded = false;           // an addition started from a saved checkpoint
     std::string error;             // why this target cannot commit
     std::unique_ptr<Preflight> preflight;  // the child kept for the state check
@@ -305,7 +306,21 @@ StateHandover Transaction::restore(Target& t) {
     if (t.options.from_checkpoint) return t.options.from_checkpoint;
     if (t.forced || !t.state) return std::make_shared<const State>();
     if (t.undo.old_checkpoint) return std::shared_ptr<const State>(t.state);
-    return StateHandover::give(std::move(t.state));
+    t.given = true;  // still pointed at, for give_back() should the new version refuse it
+    return StateHandover::give(t.state);
+}
+
+// An aborted transaction gives the old version its own checkpoint back (take_state, in its own
+// thread before it serves again), so that a module whose put_state() moved its state out loses
+// nothing. Only when put_state() gave one that no one else uses: after the start, the new
+// version must have refused it (or only read it: kept) and not have been abandoned, as its
+// thread might still be in it.
+StateHandover Transaction::give_back(Target& t, bool started) {
+    if (t.forced || !t.state) return nullptr;
+    if (started && (!t.fresh || t.fresh->abandoned())) return nullptr;
+    if (started && t.given && t.fresh->start_error().empty()) return nullptr;  // it took it
+    if (t.state->bytes.empty()) return nullptr;                                // nothing to lose
+    return StateHandover::give(std::move(t.state), true);
 }
 
 void Transaction::abort(Target& t) {
@@ -319,7 +334,7 @@ void Transaction::abort(Target& t) {
 
 void Transaction::start(Target& t) {
     if (!commit_) {
-        if (t.prepared) t.proxy->start(report_.id);  // the old version resumes
+        if (t.prepared) t.proxy->start(report_.id, false, give_back(t, false));  // it resumes
         return;
     }
     if (t.addition) {
@@ -363,7 +378,7 @@ void Transaction::serve(Target& t) {
         // Started but not to serve: the old version takes the module back, on the buffered
         // queue the new one never touched.
         trace(Step::abort, t, t.report.old_version);
-        dispose(t, t.proxy->revert(report_.id));
+        dispose(t, t.proxy->revert(report_.id, give_back(t, true)));
         return;
     }
     if (hold_) t.fresh->go();

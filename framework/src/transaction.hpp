@@ -119,6 +119,7 @@ private:
     void describe_transfer(Target& t, const ModuleProxy::Checkpoint& checkpoint);
     void remember(Target& t);
     void keep_checkpoint(Target& t);
+    StateHandover give_back(Target& t, bool started);
 
     void step(Phase phase, Target& t);
     void decide(Phase phase);

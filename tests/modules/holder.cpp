@@ -4,10 +4,13 @@
 // (NAME.*): how it restored its state (restored_by: take_state or get_state), where its state's
 // bytes lie (state_data) and where its put_state() handed them from (put_data), so a test sees
 // whether they were moved or copied; bytes: the size of its state after each step.
-// Options, read from the probe in initialize(): NAME.state_bytes = the size of a fresh state.
+// Options, read from the probe: NAME.state_bytes = the size of a fresh state (initialize());
+// NAME.move_out = "1": put_state() moves the state out instead of copying it; NAME.refuse =
+// VERSION: that version refuses any checkpoint (throws before touching it).
 #include <nonstop/module.hpp>
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 
 #include "probe.hpp"
@@ -38,12 +41,13 @@ public:
     }
 
     nonstop::State put_state() override {
-        nonstop::State s{1, state_};
+        nonstop::State s{1, probe::get(key("move_out")) == "1" ? std::move(state_) : state_};
         probe::set(key("put_data"), address(s.bytes));
         return s;
     }
 
     void get_state(const nonstop::State& s) override {
+        refuse();
         state_ = s.bytes;
         probe::set(key("restored_by"), "get_state");
         report();
@@ -51,6 +55,7 @@ public:
 
 #ifdef HOLDER_TAKES
     void take_state(nonstop::State&& s) override {
+        refuse();
         state_ = std::move(s.bytes);
         probe::set(key("restored_by"), "take_state");
         report();
@@ -59,6 +64,10 @@ public:
 
 private:
     std::string key(const char* what) { return context().name() + "." + what; }
+    void refuse() {
+        if (probe::get(key("refuse")) == HOLDER_VERSION)
+            throw std::runtime_error("version " HOLDER_VERSION " was told to refuse its state");
+    }
     void report() {
         probe::set(key("bytes"), std::to_string(state_.size()));
         probe::set(key("state_data"), address(state_));

@@ -95,7 +95,9 @@ public:
     virtual void get_state(const State& /*s*/) {}
     /// As get_state(), when the framework hands over its only copy: the module may take the
     /// bytes by move, so the hand-over costs the same for 1 KiB and 1 GiB. The default calls
-    /// get_state(); throwing aborts (the old version keeps serving on its own state).
+    /// get_state(); throwing aborts. Also how a version whose transaction aborted after its
+    /// put_state() gets its own checkpoint back before it serves again (unless a new version
+    /// took it), so put_state() may move the state out too.
     virtual void take_state(State&& s) { get_state(s); }
     /// Service has ended: called in the module's own thread after its last message.
     virtual void terminate() {}
