@@ -1,4 +1,5 @@
 // Group transactions: all or nothing, concurrent slaves, the start barrier, the record.
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -228,6 +229,68 @@ TEST_F(RuntimeTest, GroupValidationRejectsUnknownNamesAndExistingAdditions) {
     EXPECT_EQ(rt().info("a")->version, "1");
     EXPECT_FALSE(mapped("libcounter_v2.so"));
     EXPECT_FALSE(mapped("libcounter_v3.so"));
+}
+
+// A single replacement: the old version's thread starts the new one itself once its checkpoint
+// is taken. Every step is traced once, in the documented order, and nothing sent meanwhile is
+// lost or reordered.
+TEST_F(RuntimeTest, ASingleReplacementHandsOverFromTheOldThreadInOrder) {
+    ASSERT_TRUE(rt().load("a", "libcounter_v1.so").ok());
+    Trace trace(rt());
+    std::mutex mutex;
+    std::map<std::string, std::thread::id> thread_of;  // which thread traced each step
+    const auto token = rt().observe([&](const LifecycleEvent& e) {
+        std::lock_guard lock(mutex);
+        thread_of[e.version + " " + to_string(e.step)] = std::this_thread::get_id();
+    });
+    std::atomic<bool> stop{false};
+    std::atomic<int> sent{0};
+    std::thread sender([&] {
+        const auto port = rt().port("a");
+        for (int i = 0; !stop || i < 50; ++i) {
+            ASSERT_TRUE(port->send(Message{1, 1, "test", "n" + std::to_string(i)}));
+            sent = i + 1;
+        }
+    });
+    ASSERT_TRUE(wait_until([&] { return sent >= 50; }));
+    const auto report = rt().replace("a", "libcounter_v2.so");
+    stop = true;
+    sender.join();
+    rt().unobserve(token);
+    ASSERT_TRUE(report.ok()) << report.to_string();
+    EXPECT_EQ(report.targets.at(0).vote, Vote::yes);
+    {
+        // The old version's thread took the steps from its checkpoint to the new one's start;
+        // the caller's thread (the upgrader's) did not.
+        std::lock_guard lock(mutex);
+        const auto old_thread = thread_of["1 get TERM message"];
+        EXPECT_NE(old_thread, std::this_thread::get_id());
+        for (const char* step : {"1 put state", "1 commit", "2 hot swapped", "2 start"})
+            EXPECT_EQ(thread_of[step], old_thread) << step;
+    }
+    const std::vector<std::string> order = {
+        "a 1 disable",   "a 1 will term", "a 1 get TERM message", "a 1 reach quiescent state",
+        "a 1 put state", "a 1 prepared",  "a 1 commit",           "a 2 hot swapped",
+        "a 2 start",     "a 2 get state"};
+    const auto steps = trace.steps();
+    std::size_t last = 0;
+    for (const auto& step : order) {
+        EXPECT_EQ(std::count(steps.begin(), steps.end(), step), 1) << step;
+        const std::size_t at = trace.at(step);
+        EXPECT_GE(at, last) << step << " comes too early";
+        last = at;
+    }
+    // Every message, in order, served by v1 up to some point and by v2 after it.
+    ASSERT_TRUE(
+        wait_until([&] { return events_of("a").size() == static_cast<std::size_t>(sent); }));
+    const auto events = events_of("a");
+    bool second = false;
+    for (std::size_t i = 0; i < events.size(); ++i) {
+        EXPECT_EQ(events[i].payload, "n" + std::to_string(i));
+        if (events[i].version == "2") second = true;
+        EXPECT_EQ(events[i].version, second ? "2" : "1") << "message " << i;
+    }
+    EXPECT_EQ(rt().info("a")->version, "2");
 }
 
 TEST_F(RuntimeTest, UpgraderPublishesEachStateOfItsMachine) {

@@ -248,15 +248,18 @@ void ModuleProxy::attach(Task task) {
 
 ModuleProxy::Checkpoint ModuleProxy::prepare(std::chrono::milliseconds timeout, Intake intake,
                                              std::uint64_t transaction,
-                                             std::optional<std::uint32_t> down_to) {
+                                             std::optional<std::uint32_t> down_to, Task successor,
+                                             std::optional<std::size_t> keep) {
     Task old;
     std::uint64_t term;
     const auto begin = Clock::now();
+    if (intake != Intake::buffer) successor = nullptr;  // a removal has no successor
     {
         std::lock_guard lock(mutex_);
         expect_i(Phase::serving, "be prepared");
         phase_ = Phase::draining;
         was_enabled_ = enabled_;
+        handed_over_ = false;
         old = current_;
         buffered_.store(0);
         first_buffered_ns_.store(0);
@@ -266,10 +269,19 @@ ModuleProxy::Checkpoint ModuleProxy::prepare(std::chrono::milliseconds timeout, 
         trace(Step::disable, old, transaction);
         retarget_i(intake == Intake::buffer ? new_queue() : nullptr);
         term_ = term = old->next_term(transaction, intake == Intake::buffer, down_to);
+        if (successor) old->hand_over_at(term, {successor, queue_, transaction, keep});
         trace(Step::will_term, old, transaction);  // before the loop can reach it
         drained->put_terminate(term);
     }
-    if (!old->wait_term(term, begin + timeout)) {
+    // Past a limit, an armed hand-over is taken back before the vote is no; one that happened
+    // meanwhile stands (the successor already serves).
+    auto handed = [&] { return successor && !old->disarm_hand_over(); };
+    // One wait, woken once: the loop parks after the termination message and its put_state().
+    // Past the quiescence limit, a loop that took the message but still checkpoints gets the
+    // state limit from the moment it took it (a removal asks for no checkpoint).
+    const bool parked = old->wait_quiescent(term, begin + timeout);
+    const auto taken = old->term_taken(term);
+    if (!parked && !taken && !handed()) {
         if (old->exited())
             throw Timeout("module '" + name_ +
                           "' has failed: its thread ended inside module code (remove it with "
@@ -279,18 +291,25 @@ ModuleProxy::Checkpoint ModuleProxy::prepare(std::chrono::milliseconds timeout, 
         throw Timeout("module '" + name_ + "' did not reach quiescence within " + seconds +
                       " s (its handler is still busy)");
     }
-    Checkpoint checkpoint;
-    checkpoint.quiescence = Clock::now() - begin;
-    // The old version's put_state() runs in its thread as it takes the termination message (a
-    // removal asks for none); it hangs there at most state_timeout before this votes no.
     const auto limit = intake == Intake::buffer ? limits_.state_timeout : timeout;
-    if (!old->wait_quiescent(term, Clock::now() + limit)) {
+    if (!parked && taken && !old->wait_quiescent(term, *taken + limit) && !handed()) {
         char seconds[32];
         std::snprintf(seconds, sizeof seconds, "%.3f", limit.count() / 1000.0);
         throw Timeout("module '" + name_ + "' version " + old->version() +
                       " did not return from put_state() within " + seconds + " s");
     }
-    if (intake == Intake::buffer) checkpoint.state = old->take_checkpoint(&checkpoint.converted);
+    Checkpoint checkpoint;
+    checkpoint.quiescence = (taken ? *taken : Clock::now()) - begin;
+    std::tie(checkpoint.handled, checkpoint.failed) = old->served_at_term();
+    if (intake != Intake::buffer) return checkpoint;
+    if (handed()) {
+        checkpoint.handed_over = true;
+        checkpoint.handed = old->handed_checkpoint(&checkpoint.converted);
+        std::lock_guard lock(mutex_);
+        handed_over_ = true;
+        return checkpoint;
+    }
+    checkpoint.state = old->take_checkpoint(&checkpoint.converted);
     return checkpoint;
 }
 
@@ -333,8 +352,9 @@ void ModuleProxy::start(std::uint64_t transaction, bool hold, StateHandover stat
         enabled_ = was_enabled_;
     } else {
         if (phase_ != Phase::swapped) expect_i(Phase::attached, "be started");
-        current_->start(queue_, transaction, hold, std::move(state),
-                        previous_ ? previous_->version() : std::string("none"));
+        if (!(phase_ == Phase::swapped && handed_over_))  // else its predecessor started it
+            current_->start(queue_, transaction, hold, std::move(state),
+                            previous_ ? previous_->version() : std::string("none"));
         enabled_ = true;
     }
     swapping_.store(false);

@@ -52,6 +52,11 @@ public:
         State state;
         std::chrono::nanoseconds quiescence{0};
         bool converted = false;  // put_state_for(down_to) gave it
+        /// Handed over directly to the successor prepare() was given, which has started with
+        /// `handed` (then `state` is empty).
+        bool handed_over = false;
+        ModuleTask::Handed handed;
+        std::uint64_t handled = 0, failed = 0;  // what the old version served, in all
     };
 
     /// `limits`: the queue bounds and the hooks' time limits (the runtime's Config, which
@@ -109,9 +114,13 @@ public:
     /// implementation passive, append the termination message, wait until it is served within
     /// `timeout` (throws Timeout), and for a replacement (buffer) checkpoint (throws Error).
     /// A rollback passes `down_to`, the older version's state schema: the checkpoint is asked
-    /// of put_state_for(down_to) first.
+    /// of put_state_for(down_to) first. With a `successor` (a replacement whose only vote is
+    /// this checkpoint), the old version's thread starts it on the buffered input as soon as
+    /// its checkpoint is taken (ModuleTask::hand_over_at); start() then only records it. It
+    /// gets the checkpoint by move unless the release keeps it (at most `keep` bytes).
     Checkpoint prepare(std::chrono::milliseconds timeout, Intake intake, std::uint64_t transaction,
-                       std::optional<std::uint32_t> down_to = std::nullopt);
+                       std::optional<std::uint32_t> down_to = std::nullopt,
+                       Task successor = nullptr, std::optional<std::size_t> keep = std::nullopt);
     /// syn_replace_commit, draining → swapped: hot-swaps to `fresh`. The old
     /// implementation stays parked until settle() (or revert()), so that a new version that
     /// misses its start can still hand the module back.
@@ -194,6 +203,7 @@ private:
     bool enabled_ = true;
     bool was_enabled_ = true;
     std::uint64_t term_ = 0;
+    bool handed_over_ = false;  // the latest prepare's successor was started by its predecessor
 };
 
 const char* to_string(ModuleProxy::Phase phase);

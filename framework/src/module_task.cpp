@@ -115,13 +115,42 @@ std::uint64_t ModuleTask::next_term(std::uint64_t transaction, bool checkpoint,
     converted_ = false;
     checkpoint_.reset();
     checkpoint_error_.clear();
+    successor_ = {};
+    successor_term_ = 0;
+    handed_over_ = false;
+    handed_ = {};
     return term;
 }
 
-bool ModuleTask::wait_term(std::uint64_t term, Clock::time_point deadline) {
-    std::unique_lock lock(mutex_);
-    return cv_.wait_until(lock, deadline, [&] { return term_seen_ >= term || exited_; }) &&
-           !exited_;
+void ModuleTask::hand_over_at(std::uint64_t term, Successor successor) {
+    std::lock_guard lock(mutex_);
+    successor_ = std::move(successor);
+    successor_term_ = term;
+}
+
+bool ModuleTask::disarm_hand_over() {
+    Successor dropped;  // released outside the lock
+    std::lock_guard lock(mutex_);
+    dropped = std::exchange(successor_, {});
+    successor_term_ = 0;
+    return !handed_over_;
+}
+
+ModuleTask::Handed ModuleTask::handed_checkpoint(bool* converted) {
+    std::lock_guard lock(mutex_);
+    if (converted != nullptr) *converted = converted_;
+    return handed_;
+}
+
+std::pair<std::uint64_t, std::uint64_t> ModuleTask::served_at_term() {
+    std::lock_guard lock(mutex_);
+    return {handled_at_term_, failed_at_term_};
+}
+
+std::optional<Clock::time_point> ModuleTask::term_taken(std::uint64_t term) {
+    std::lock_guard lock(mutex_);
+    if (term_seen_ < term) return std::nullopt;
+    return term_seen_at_;
 }
 
 State ModuleTask::take_checkpoint(bool* converted) {
@@ -133,14 +162,18 @@ State ModuleTask::take_checkpoint(bool* converted) {
     return state;
 }
 
-// put_state() at the termination message that asked for it, before the loop parks: whoever
-// waits for quiescence is woken once, with the checkpoint ready.
+// put_state() at the termination message that asked for it, before the loop parks.
 void ModuleTask::checkpoint_at(std::uint64_t term) {
     std::optional<std::uint32_t> down_to;
     {
+        // Nobody is woken here: whoever waits for quiescence waits for the loop to park, once,
+        // with the checkpoint taken (and, armed, the successor started).
         std::lock_guard lock(mutex_);
         term_seen_ = term;
-        cv_.notify_all();
+        term_seen_at_ = Clock::now();
+        // This version serves no more: what it served is final (the release counts from it).
+        handled_at_term_ = counters_.handled.load(std::memory_order_relaxed);
+        failed_at_term_ = counters_.failed.load(std::memory_order_relaxed);
         if (term != checkpoint_term_) return;
         down_to = down_to_;
     }
@@ -152,10 +185,44 @@ void ModuleTask::checkpoint_at(std::uint64_t term) {
         if (!converted) state = module_->put_state();
     });
     if (!error.empty()) error = "module '" + name_ + "' failed to checkpoint its state: " + error;
-    std::lock_guard lock(mutex_);
-    converted_ = converted;
-    checkpoint_ = std::move(state);
-    checkpoint_error_ = std::move(error);
+    Successor successor;
+    Handed handed;
+    {
+        std::lock_guard lock(mutex_);
+        converted_ = converted;
+        checkpoint_error_ = std::move(error);
+        if (checkpoint_error_.empty() && successor_.task && successor_term_ == term) {
+            // Decided under the lock disarm_hand_over() takes: either the upgrader took the
+            // hand-over back (it gave up waiting) or it finds it done.
+            successor = std::exchange(successor_, {});
+            // Sized and typed here, before the successor may take the bytes.
+            handed.state = std::make_shared<State>(std::move(*state));
+            handed.schema = handed.state->schema;
+            handed.bytes = handed.state->bytes.size();
+            handed.given = !successor.keep || handed.bytes > *successor.keep;
+            handed_ = handed;
+            handed_over_ = true;
+        } else {
+            checkpoint_ = std::move(state);
+        }
+    }
+    if (successor.task) hand_over(successor, handed);
+}
+
+// The steps the upgrader would take between the vote and the start, in the order it would
+// trace them, then the successor's start: one wake-up (of its thread) instead of two.
+void ModuleTask::hand_over(const Successor& successor, const Handed& handed) {
+    if (host_.tracing()) {
+        const auto transaction = successor.transaction;
+        trace(Step::put_state, transaction);
+        trace(Step::prepared, transaction);
+        trace(Step::commit, transaction);
+        host_.trace(transaction, name_, successor.task->version(), Step::hot_swapped);
+    }
+    successor.task->start(successor.queue, successor.transaction, false,
+                          handed.given ? StateHandover::give(handed.state)
+                                       : StateHandover(std::shared_ptr<const State>(handed.state)),
+                          version());
 }
 
 std::uint64_t ModuleTask::request_audit(InputQueue& queue) {

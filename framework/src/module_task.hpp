@@ -84,14 +84,47 @@ public:
     /// With `down_to` (a rollback), put_state_for(*down_to) is asked first.
     std::uint64_t next_term(std::uint64_t transaction, bool checkpoint,
                             std::optional<std::uint32_t> down_to = std::nullopt);
-    /// Waits until the service loop has taken termination message `term`: everything before
-    /// it is served (quiescence).
-    bool wait_term(std::uint64_t term, Clock::time_point deadline);
+    /// When the service loop took termination message `term` (everything before it served:
+    /// quiescence); empty if it has not yet.
+    std::optional<Clock::time_point> term_taken(std::uint64_t term);
     /// Waits until the loop is parked at `term` (after the checkpoint, if one was asked for).
     bool wait_quiescent(std::uint64_t term, Clock::time_point deadline);
     /// The checkpoint taken at the latest termination message; throws Error when put_state()
     /// threw. `converted`: put_state_for() gave it.
     State take_checkpoint(bool* converted = nullptr);
+
+    /// Who takes the module directly from this task's thread (see hand_over_at()).
+    struct Successor {
+        std::shared_ptr<ModuleTask> task;
+        std::shared_ptr<InputQueue> queue;  // the buffered input it serves
+        std::uint64_t transaction = 0;
+        /// A checkpoint of at most this many bytes is kept (the release keeps it too: the
+        /// successor restores a copy by get_state()); a larger one, or with none, is given by
+        /// move (take_state()).
+        std::optional<std::size_t> keep;
+    };
+    /// The checkpoint a hand-over gave the successor. Given, the bytes are the successor's
+    /// (not to be read by anyone else): what they were is noted here.
+    struct Handed {
+        std::shared_ptr<State> state;
+        bool given = false;
+        std::uint32_t schema = 0;
+        std::size_t bytes = 0;
+    };
+    /// Arms a direct hand-over at termination message `term` (which must ask for a
+    /// checkpoint): once put_state() returned there, this task's thread starts `successor` on
+    /// its queue with the checkpoint itself, rather than waking the upgrader to do it, so that
+    /// the swap's blackout holds one thread wake-up fewer. For a transaction whose only vote
+    /// is this checkpoint; a put_state() that throws hands nothing over.
+    void hand_over_at(std::uint64_t term, Successor successor);
+    /// Takes back the armed hand-over if it has not happened. False when it has: the successor
+    /// has the checkpoint (handed_checkpoint()) and serves.
+    bool disarm_hand_over();
+    /// The checkpoint the hand-over gave the successor; `converted` as take_checkpoint().
+    Handed handed_checkpoint(bool* converted = nullptr);
+    /// What the module had served (handled, failed) when it took termination message `term`
+    /// (the latest one).
+    std::pair<std::uint64_t, std::uint64_t> served_at_term();
     /// Asks for an audit between two messages (a control block ahead of `queue`'s messages);
     /// returns its number for wait_audit().
     std::uint64_t request_audit(InputQueue& queue);
@@ -199,6 +232,7 @@ private:
     Begin begin_service(const Decision& decision);
     bool restore(const Decision& decision);
     void checkpoint_at(std::uint64_t term);
+    void hand_over(const Successor& successor, const Handed& handed);
     void checkpoint_live();
     void audit();
     void end_service();
@@ -240,7 +274,8 @@ private:
     std::string init_error_;
     std::uint64_t reached_term_ = 0;
     std::map<std::uint64_t, Decision> decisions_;
-    std::uint64_t term_seen_ = 0;           // the latest termination message taken
+    std::uint64_t term_seen_ = 0;  // the latest termination message taken
+    Clock::time_point term_seen_at_{};
     std::uint64_t checkpoint_term_ = 0;     // the one at which put_state() is due
     std::optional<std::uint32_t> down_to_;  // put_state_for() first, at checkpoint_term_
     bool converted_ = false;
@@ -249,6 +284,11 @@ private:
     std::uint64_t audits_done_ = 0;
     AuditResult audit_;
     std::string checkpoint_error_;
+    Successor successor_;  // armed for successor_term_
+    std::uint64_t successor_term_ = 0;
+    bool handed_over_ = false;
+    Handed handed_;
+    std::uint64_t handled_at_term_ = 0, failed_at_term_ = 0;
     std::uint64_t live_asked_ = 0;  // checkpoint_now() requests, and the latest answered
     std::uint64_t live_done_ = 0;
     std::optional<State> live_state_;

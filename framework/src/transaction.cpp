@@ -18,15 +18,18 @@ struct Transaction::Target {
     bool addition = false;
     Change change;
     std::shared_ptr<ModuleProxy> proxy;
-    ModuleProxy::Task fresh;       // the new implementation
-    ModuleProxy::Task old;         // the replaced one, destroyed after the start
-    bool prepared = false;         // the proxy was asked to prepare: it must commit or abort
-    bool swapped = false;          // the new version holds the module: it serves, or it goes back
-    bool forced = false;           // the old version was stuck: abandoned, no checkpoint
-    std::shared_ptr<State> state;  // the old version's checkpoint, for the new one
-    bool given = false;            // handed to the new version by move (take_state)
-    bool seeded = false;           // an addition started from a saved checkpoint
-    std::string error;             // why this target cannot commit
+    ModuleProxy::Task fresh;   // the new implementation
+    ModuleProxy::Task old;     // the replaced one, destroyed after the start
+    bool prepared = false;     // the proxy was asked to prepare: it must commit or abort
+    bool swapped = false;      // the new version holds the module: it serves, or it goes back
+    bool forced = false;       // the old version was stuck: abandoned, no checkpoint
+    bool handed_over = false;  // the old version's thread started the new one itself
+    std::uint64_t handled_at_commit = 0, failed_at_commit = 0;  // by the old version
+    std::shared_ptr<State> state;          // the old version's checkpoint, for the new one
+    std::uint32_t schema = 0;              // its schema (given, the bytes are the new one's)
+    bool given = false;                    // handed to the new version by move (take_state)
+    bool seeded = false;                   // an addition started from a saved checkpoint
+    std::string error;                     // why this target cannot commit
     std::unique_ptr<Preflight> preflight;  // the child kept for the state check
     std::shared_ptr<Library> staged;       // a late addition's library, vetted, not yet loaded
     TargetReport report;
@@ -190,24 +193,48 @@ void Transaction::vote(Target& t) {
     ModuleProxy::Checkpoint checkpoint;
     try {
         checkpoint =
-            t.proxy->prepare(timeout_, ModuleProxy::Intake::buffer, report_.id, t.options.down_to);
+            t.proxy->prepare(timeout_, ModuleProxy::Intake::buffer, report_.id, t.options.down_to,
+                             direct(t) ? t.fresh : nullptr, keep_limit());
     } catch (const Timeout&) {
         trace(Step::timeout, t, t.report.old_version);
         if (!force_) throw;
         t.forced = t.report.forced = true;  // the stuck version gives no checkpoint
     }
-    if (t.options.down_to) describe_transfer(t, checkpoint);
+    t.handled_at_commit = checkpoint.handled;
+    t.failed_at_commit = checkpoint.failed;
     t.report.quiescence = checkpoint.quiescence;
+    if (checkpoint.handed_over) {  // its steps up to the start were traced as they happened
+        t.report.vote = Vote::yes;
+        t.handed_over = true;
+        // Given, the bytes are the new version's already: only what was noted of them is read.
+        const auto& handed = checkpoint.handed;
+        t.state = handed.state;
+        t.schema = handed.schema;
+        t.given = handed.given;
+        if (t.options.down_to) describe_transfer(t, State{handed.schema, {}}, checkpoint.converted);
+        t.report.checkpoint_bytes = handed.bytes;
+        return;
+    }
+    if (t.options.down_to) describe_transfer(t, checkpoint.state, checkpoint.converted);
     t.report.checkpoint_bytes = checkpoint.state.bytes.size();
     if (!t.forced) try_state(t, checkpoint.state);
+    t.schema = checkpoint.state.schema;
     t.state = std::make_shared<State>(std::move(checkpoint.state));
     t.report.vote = Vote::yes;
     trace(Step::put_state, t, t.report.old_version);
     trace(Step::prepared, t, t.report.old_version);
 }
 
+// The old version may start the new one itself once its checkpoint is taken when nothing else
+// can decide against the commit: one replacement, no outside vote, no preflight of the state,
+// no checkpoint but its own to restore, nothing forced.
+bool Transaction::direct(const Target& t) const {
+    return targets_.size() == 1 && !t.addition && !force_ && !preflight_state_ && !agree_ &&
+           !hold_ && !t.options.from_checkpoint && t.fresh;
+}
+
 // A rollback's report says how the older version gets its state back, and what that costs.
-void Transaction::describe_transfer(Target& t, const ModuleProxy::Checkpoint& checkpoint) {
+void Transaction::describe_transfer(Target& t, const State& state, bool converted) {
     const auto now = t.proxy->info();
     const std::uint64_t served = now.handled + now.failed;
     if (t.options.from_checkpoint) {
@@ -217,13 +244,13 @@ void Transaction::describe_transfer(Target& t, const ModuleProxy::Checkpoint& ch
             served > t.options.served_at_commit ? served - t.options.served_at_commit : 0;
     } else if (t.forced) {
         t.report.state_transfer = "none: the newer version was given up on";
-    } else if (checkpoint.converted) {
+    } else if (converted) {
         t.report.state_transfer = "down-converted to schema " + std::to_string(*t.options.down_to);
-    } else if (checkpoint.state.schema == *t.options.down_to) {
+    } else if (state.schema == *t.options.down_to) {
         t.report.state_transfer =
-            "checkpoint schema " + std::to_string(checkpoint.state.schema) + " (the older one's)";
+            "checkpoint schema " + std::to_string(state.schema) + " (the older one's)";
     } else {
-        t.report.state_transfer = "checkpoint schema " + std::to_string(checkpoint.state.schema) +
+        t.report.state_transfer = "checkpoint schema " + std::to_string(state.schema) +
                                   " as is (no down-conversion to schema " +
                                   std::to_string(*t.options.down_to) + " offered)";
     }
@@ -247,11 +274,15 @@ void Transaction::remember(Target& t) {
     u.new_sha256 = t.fresh->library().sha256();
     if (t.forced) u.no_checkpoint = "its old version was given up on";
     if (!t.forced && t.state) {
-        u.old_schema = t.state->schema;
+        u.old_schema = t.schema;
         keep_checkpoint(t);
     }
-    u.served_at_commit = counters.handled + counters.failed;
-    u.failed_at_commit = counters.failed;
+    // Counted when the old version took its termination message: the new one may serve
+    // already (a direct hand-over), and a forced replacement's old version never got there.
+    const bool counted = !t.forced;
+    u.served_at_commit =
+        counted ? t.handled_at_commit + t.failed_at_commit : counters.handled + counters.failed;
+    u.failed_at_commit = counted ? t.failed_at_commit : counters.failed;
 }
 
 namespace {
@@ -266,12 +297,17 @@ std::string size_text(std::size_t bytes) {
 // The release keeps the commit-time checkpoint only while that stays cheap: the new version
 // then restores a copy (get_state, inside the blackout) and the bytes stay in memory until the
 // module moves on. A larger one goes to the new version by move; the release says why not.
+std::optional<std::size_t> Transaction::keep_limit() const {
+    if (!keep_checkpoints_) return std::nullopt;
+    return parts_.config.checkpoint_keep_bytes;
+}
+
 void Transaction::keep_checkpoint(Target& t) {
     ReleaseTarget& u = t.undo;
-    const std::size_t size = t.state->bytes.size();
+    const std::size_t size = t.report.checkpoint_bytes;
     const std::size_t limit = parts_.config.checkpoint_keep_bytes;
-    if (!keep_checkpoints_) return;  // no release is made of this transaction
-    if (size <= limit) {
+    if (!keep_checkpoints_) return;   // no release is made of this transaction
+    if (!t.given && size <= limit) {  // a direct hand-over decided the same (keep_limit())
         u.old_checkpoint = t.state;
         return;
     }
@@ -286,7 +322,7 @@ void Transaction::commit(Target& t) {
         parts_.names.insert(t.proxy);
         return;
     }
-    trace(Step::commit, t, t.report.old_version);
+    if (!t.handed_over) trace(Step::commit, t, t.report.old_version);
     remember(t);
     if (t.forced) {
         t.old = t.proxy->force_swap(t.fresh);
@@ -296,7 +332,7 @@ void Transaction::commit(Target& t) {
         t.proxy->swap(t.fresh);
     }
     t.swapped = true;
-    trace(Step::hot_swapped, t, t.report.new_version);
+    if (!t.handed_over) trace(Step::hot_swapped, t, t.report.new_version);
 }
 
 // The checkpoint goes to the new version, which restores it in its own thread when it starts,
@@ -304,6 +340,7 @@ void Transaction::commit(Target& t) {
 // (take_state). A forced replacement hands it an empty one (schema 0).
 StateHandover Transaction::restore(Target& t) {
     if (t.options.from_checkpoint) return t.options.from_checkpoint;
+    if (t.handed_over) return nullptr;  // the old version started it with it
     if (t.forced || !t.state) return std::make_shared<const State>();
     if (t.undo.old_checkpoint) return std::shared_ptr<const State>(t.state);
     t.given = true;  // still pointed at, for give_back() should the new version refuse it

@@ -107,18 +107,20 @@ private:
     std::function<void(const std::string&, const std::string&)> vet(Target& t);
     void check_kind(const Target& t, const std::string& path, const std::string& kind) const;
     void try_state(Target& t, const State& state);  // get_state() in the preflight child
-    void vote(Target& t);              // quiescence and checkpoint of the old version (CanCommit)
-    StateHandover restore(Target& t);  // the checkpoint for the new version
-    void commit(Target& t);            // the new version takes the module
-    void abort(Target& t);             // the old version keeps it; the new one is discarded
-    void start(Target& t);             // every target starts together, after the barrier: enable()
+    void vote(Target& t);                // quiescence and checkpoint of the old version (CanCommit)
+    bool direct(const Target& t) const;  // the old version may start the new one itself
+    StateHandover restore(Target& t);    // the checkpoint for the new version
+    void commit(Target& t);              // the new version takes the module
+    void abort(Target& t);               // the old version keeps it; the new one is discarded
+    void start(Target& t);    // every target starts together, after the barrier: enable()
     void serve(Target& t);    // the new versions serve and the old ones end (or all go back)
     void measure(Target& t);  // the blackout, once the new version serves
     void dispose(Target& t, ModuleProxy::Task task);
     void await_enabled(Target& t);
-    void describe_transfer(Target& t, const ModuleProxy::Checkpoint& checkpoint);
+    void describe_transfer(Target& t, const State& state, bool converted);
     void remember(Target& t);
     void keep_checkpoint(Target& t);
+    std::optional<std::size_t> keep_limit() const;  // of a checkpoint the release keeps
     StateHandover give_back(Target& t, bool started);
 
     void step(Phase phase, Target& t);

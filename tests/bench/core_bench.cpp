@@ -1,12 +1,12 @@
 // The framework's figures, each against its baseline measured in the same run (issues #6, #13).
 // Prints one table; a figure that misses its target is marked, not failed.
-//   core_bench [--quick] [--only SECTION] [--samples FILE] [--figures FILE] [--modules N]
-//     --only     runs one section: throughput, latency, blackout, state, backlog, load_cycle or
-//                modules (with --quick, state still measures 256 MiB)
+//   core_bench [--quick] [--samples FILE] [--figures FILE] [--modules N]
 //     --samples  FILE receives the idle blackout samples (ms), one a line
 //     --figures  FILE receives "key<TAB>measured<TAB>baseline<TAB>unit" lines, the keys of
 //                scripts/bench --json (one round; scripts/bench aggregates the rounds)
 //     --modules  how many idle modules the many-modules figure loads (default 10000)
+//     --only     LIST runs only these parts, comma-separated: throughput, latency, blackout,
+//                state, backlog, load, modules
 //     --state-samples / --backlog-samples / --module-samples FILE
 //                "x median" lines for the plots: checkpoint KiB → ms, queued messages → ms,
 //                modules loaded → µs
@@ -275,12 +275,14 @@ std::vector<double> blackouts(Runtime& rt, int swaps, std::uint64_t* lost = null
     std::mutex mutex;
     std::condition_variable cv;
     bool armed = false, stop = false;
+    int armed_round = 0;  // the swap that armed the injector (it may end before it wakes)
     std::atomic<int> completed{0};
     std::atomic<std::uint64_t> injected{0};
     const auto token = rt.observe([&](const LifecycleEvent& e) {
         if (e.module == "m" && e.step == Step::disable) {
             std::lock_guard lock(mutex);
             armed = true;
+            armed_round = completed;
             cv.notify_all();
         }
     });
@@ -293,7 +295,7 @@ std::vector<double> blackouts(Runtime& rt, int swaps, std::uint64_t* lost = null
                 cv.wait(lock, [&] { return armed || stop; });
                 if (stop) return;
                 armed = false;
-                round = completed;
+                round = armed_round;
             }
             // Inject once the proxy buffers; a swap that ends first just goes unmeasured.
             while (!rt.info("m")->in_transaction && completed == round) std::this_thread::yield();
@@ -401,8 +403,6 @@ void blackout() {
     unsetenv("NONSTOP_BENCH_STATE_BYTES");
 }
 
-std::string only;  // --only: one section
-
 // The median blackout of swaps carrying a `size`-byte state, which every swap must hand over
 // for real: later versions start empty (the variable is unset after the first load), and the
 // state is checked at the end. Releases keep checkpoints up to `keep` bytes (restored by a
@@ -430,7 +430,7 @@ void state_size() {
     const std::size_t default_keep = Config{}.checkpoint_keep_bytes;
     double one_kib_ms = 0;
     for (long size : {1L << 10, 1L << 20, 16L << 20, 64L << 20, 256L << 20}) {
-        if (quick && only.empty() && size > (16L << 20)) break;
+        if (quick && size > (16L << 20)) break;
         const double moved = state_blackout(size, 0);
         const double copied = state_blackout(size, static_cast<std::size_t>(-1));
         std::string a(static_cast<std::size_t>(size), 'x'), b(static_cast<std::size_t>(size), 'y');
@@ -575,7 +575,7 @@ void many_modules() {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string samples_file, figures_file;
+    std::string samples_file, figures_file, only;
     std::map<std::string, std::string> plot_files;
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--quick") == 0) quick = true;
@@ -587,16 +587,17 @@ int main(int argc, char** argv) {
             plot_files["backlog"] = argv[++i];
         if (std::strcmp(argv[i], "--module-samples") == 0 && i + 1 < argc)
             plot_files["modules"] = argv[++i];
+        if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+            only = std::string(",") + argv[++i] + ",";
         if (std::strcmp(argv[i], "--modules") == 0 && i + 1 < argc)
             many_modules_count = std::max(1, std::atoi(argv[++i]));
-        if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[++i];
     }
-    const std::pair<const char*, void (*)()> sections[] = {
+    const std::pair<const char*, void (*)()> parts[] = {
         {"throughput", throughput}, {"latency", latency}, {"blackout", blackout},
-        {"state", state_size},      {"backlog", backlog}, {"load_cycle", load_cycle},
+        {"state", state_size},      {"backlog", backlog}, {"load", load_cycle},
         {"modules", many_modules}};
-    for (const auto& [name, run] : sections)
-        if (only.empty() || only == name) run();
+    for (const auto& [name, run] : parts)
+        if (only.empty() || only.find(std::string(",") + name + ",") != std::string::npos) run();
     std::printf("%-50s %-22s %-26s %-12s %-20s %s\n", "figure", "nonstop", "baseline (same run)",
                 "ratio", "target", "met");
     for (const auto& r : rows)
