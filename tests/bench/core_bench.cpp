@@ -414,7 +414,7 @@ double state_blackout(long size, std::size_t keep) {
     Runtime rt(config);
     rt.load("m", "libbench_v1.so");
     unsetenv("NONSTOP_BENCH_STATE_BYTES");
-    const Stats s = stats(blackouts(rt, 9));
+    const Stats s = stats(blackouts(rt, 31));  // the idle blackout is bimodal: enough for a median
     const auto after = rt.checkpoint("m");
     if (after.size() != 1 || after[0].bytes.size() != static_cast<std::size_t>(size)) {
         std::fprintf(stderr, "the %ld-byte state did not survive the swaps\n", size);
