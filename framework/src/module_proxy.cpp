@@ -253,13 +253,15 @@ void ModuleProxy::attach(Task task) {
 
 ModuleProxy::Checkpoint ModuleProxy::prepare(std::chrono::milliseconds timeout, Intake intake,
                                              std::uint64_t transaction,
-                                             std::optional<std::uint32_t> down_to, Task successor) {
-    begin_prepare(intake, transaction, down_to, std::move(successor));
+                                             std::optional<std::uint32_t> down_to, Task successor,
+                                             std::optional<std::size_t> keep) {
+    begin_prepare(intake, transaction, down_to, std::move(successor), keep);
     return await_prepared(timeout);
 }
 
 void ModuleProxy::begin_prepare(Intake intake, std::uint64_t transaction,
-                                std::optional<std::uint32_t> down_to, Task successor) {
+                                std::optional<std::uint32_t> down_to, Task successor,
+                                std::optional<std::size_t> keep) {
     if (intake != Intake::buffer) successor = nullptr;  // a removal has no successor
     const auto begin = Clock::now();  // before the loop can take the termination message
     std::lock_guard lock(mutex_);
@@ -275,7 +277,7 @@ void ModuleProxy::begin_prepare(Intake intake, std::uint64_t transaction,
     trace(Step::disable, current_, transaction);
     retarget_i(intake == Intake::buffer ? new_queue() : nullptr);
     term_ = current_->next_term(transaction, intake == Intake::buffer, down_to);
-    if (successor) current_->hand_over_at(term_, {successor, queue_, transaction});
+    if (successor) current_->hand_over_at(term_, {successor, queue_, transaction, keep});
     trace(Step::will_term, current_, transaction);  // before the loop can reach it
     drained->put_terminate(term_);
     draining_ = Draining{current_, std::move(successor), intake, begin};
@@ -348,11 +350,11 @@ ModuleProxy::Task ModuleProxy::settle() {
     return std::exchange(previous_, nullptr);
 }
 
-ModuleProxy::Task ModuleProxy::revert(std::uint64_t transaction) {
+ModuleProxy::Task ModuleProxy::revert(std::uint64_t transaction, StateHandover own) {
     std::lock_guard lock(mutex_);
     if (!previous_) throw Error("module '" + name_ + "' has no previous version to go back to");
     Task fresh = std::exchange(current_, std::exchange(previous_, nullptr));
-    current_->resume(term_, queue_, was_enabled_, transaction);
+    current_->resume(term_, queue_, was_enabled_, transaction, std::move(own));
     enabled_ = was_enabled_;
     phase_ = Phase::serving;
     return fresh;
@@ -367,10 +369,10 @@ void ModuleProxy::abort(std::uint64_t transaction) {
     current_->hold(transaction);
 }
 
-void ModuleProxy::start(std::uint64_t transaction, bool hold, std::shared_ptr<const State> state) {
+void ModuleProxy::start(std::uint64_t transaction, bool hold, StateHandover state) {
     std::lock_guard lock(mutex_);
     if (phase_ == Phase::aborted) {
-        current_->resume(term_, queue_, was_enabled_, transaction);
+        current_->resume(term_, queue_, was_enabled_, transaction, std::move(state));
         enabled_ = was_enabled_;
     } else {
         if (phase_ != Phase::swapped) expect_i(Phase::attached, "be started");

@@ -55,7 +55,7 @@ public:
         /// Handed over directly to the successor prepare() was given, which has started with
         /// `handed` (then `state` is empty).
         bool handed_over = false;
-        std::shared_ptr<const State> handed;
+        ModuleTask::Handed handed;
         std::uint64_t handled = 0, failed = 0;  // what the old version served, in all
     };
 
@@ -119,16 +119,17 @@ public:
     /// A rollback passes `down_to`, the older version's state schema: the checkpoint is asked
     /// of put_state_for(down_to) first. With a `successor` (a replacement whose only vote is
     /// this checkpoint), the old version's thread starts it on the buffered input as soon as
-    /// its checkpoint is taken (ModuleTask::hand_over_at); start() then only records it.
+    /// its checkpoint is taken (ModuleTask::hand_over_at); start() then only records it. It
+    /// gets the checkpoint by move unless the release keeps it (at most `keep` bytes).
     Checkpoint prepare(std::chrono::milliseconds timeout, Intake intake, std::uint64_t transaction,
                        std::optional<std::uint32_t> down_to = std::nullopt,
-                       Task successor = nullptr);
+                       Task successor = nullptr, std::optional<std::size_t> keep = std::nullopt);
     /// prepare() in two halves, so that one thread can drain many modules at once: the first
     /// (serving → draining) returns at once, the second waits as prepare() does, `timeout`
     /// counted from the first.
     void begin_prepare(Intake intake, std::uint64_t transaction,
                        std::optional<std::uint32_t> down_to = std::nullopt,
-                       Task successor = nullptr);
+                       Task successor = nullptr, std::optional<std::size_t> keep = std::nullopt);
     Checkpoint await_prepared(std::chrono::milliseconds timeout);
     /// syn_replace_commit, draining → swapped: hot-swaps to `fresh`. The old
     /// implementation stays parked until settle() (or revert()), so that a new version that
@@ -139,16 +140,17 @@ public:
     Task settle();
     /// After the start of a swapped-in version that must not serve (its enable() missed its
     /// limit, or its group aborted): the old version takes the module back and serves the
-    /// buffered queue, which the new one never touched. Returns the new one.
-    Task revert(std::uint64_t transaction);
+    /// buffered queue, which the new one never touched, after taking `own` (its checkpoint,
+    /// given back) if set. Returns the new one.
+    Task revert(std::uint64_t transaction, StateHandover own = nullptr);
     /// syn_replace_abort, draining → aborted: the old implementation will serve the buffered
     /// queue after its own, once started.
     void abort(std::uint64_t transaction);
     /// attached, swapped or aborted → serving: the current implementation serves everything
-    /// accepted so far. A swapped-in one first restores `state` (get_state) and enable()s in
-    /// its own thread, and with `hold` waits for go().
-    void start(std::uint64_t transaction, bool hold = false,
-               std::shared_ptr<const State> state = nullptr);
+    /// accepted so far. A swapped-in one first restores `state` (get_state, or take_state when
+    /// given) and enable()s in its own thread, and with `hold` waits for go(); an aborted one
+    /// takes `state` back (its own checkpoint) first, if set.
+    void start(std::uint64_t transaction, bool hold = false, StateHandover state = {});
     /// Removal after quiescence, draining → retired: tells the implementation to end and
     /// returns it.
     Task retire();

@@ -120,7 +120,7 @@ std::uint64_t ModuleTask::next_term(std::uint64_t transaction, bool checkpoint,
     successor_ = {};
     successor_term_ = 0;
     handed_over_ = false;
-    handed_.reset();
+    handed_ = {};
     return term;
 }
 
@@ -138,7 +138,7 @@ bool ModuleTask::disarm_hand_over() {
     return !handed_over_;
 }
 
-std::shared_ptr<const State> ModuleTask::handed_checkpoint(bool* converted) {
+ModuleTask::Handed ModuleTask::handed_checkpoint(bool* converted) {
     std::lock_guard lock(mutex_);
     if (converted != nullptr) *converted = converted_;
     return handed_;
@@ -188,7 +188,7 @@ void ModuleTask::checkpoint_at(std::uint64_t term) {
     });
     if (!error.empty()) error = "module '" + name_ + "' failed to checkpoint its state: " + error;
     Successor successor;
-    std::shared_ptr<const State> handed;
+    Handed handed;
     {
         std::lock_guard lock(mutex_);
         converted_ = converted;
@@ -197,7 +197,12 @@ void ModuleTask::checkpoint_at(std::uint64_t term) {
             // Decided under the lock disarm_hand_over() takes: either the upgrader took the
             // hand-over back (it gave up waiting) or it finds it done.
             successor = std::exchange(successor_, {});
-            handed_ = handed = std::make_shared<const State>(std::move(*state));
+            // Sized and typed here, before the successor may take the bytes.
+            handed.state = std::make_shared<State>(std::move(*state));
+            handed.schema = handed.state->schema;
+            handed.bytes = handed.state->bytes.size();
+            handed.given = !successor.keep || handed.bytes > *successor.keep;
+            handed_ = handed;
             handed_over_ = true;
         } else {
             checkpoint_ = std::move(state);
@@ -208,7 +213,7 @@ void ModuleTask::checkpoint_at(std::uint64_t term) {
 
 // The steps the upgrader would take between the vote and the start, in the order it would
 // trace them, then the successor's start: one wake-up (of its thread) instead of two.
-void ModuleTask::hand_over(const Successor& successor, const std::shared_ptr<const State>& state) {
+void ModuleTask::hand_over(const Successor& successor, const Handed& handed) {
     if (host_.tracing()) {
         const auto transaction = successor.transaction;
         trace(Step::put_state, transaction);
@@ -216,7 +221,10 @@ void ModuleTask::hand_over(const Successor& successor, const std::shared_ptr<con
         trace(Step::commit, transaction);
         host_.trace(transaction, name_, successor.task->version(), Step::hot_swapped);
     }
-    successor.task->start(successor.queue, successor.transaction, false, state, version());
+    successor.task->start(successor.queue, successor.transaction, false,
+                          handed.given ? StateHandover::give(handed.state)
+                                       : StateHandover(std::shared_ptr<const State>(handed.state)),
+                          version());
 }
 
 std::uint64_t ModuleTask::request_audit(InputQueue& queue) {
@@ -316,17 +324,17 @@ bool ModuleTask::wait_quiescent(std::uint64_t term, Clock::time_point deadline) 
 void ModuleTask::hold(std::uint64_t transaction) { trace(Step::wait_to_start, transaction); }
 
 void ModuleTask::resume(std::uint64_t term, std::shared_ptr<InputQueue> queue, bool enable,
-                        std::uint64_t transaction) {
+                        std::uint64_t transaction, StateHandover own) {
     // Traced here, in the caller's thread, so the step is recorded before the transaction
     // reports; the module thread takes the decision a moment later.
     trace(Step::start, transaction);
     std::lock_guard lock(mutex_);
-    decisions_[term] = Decision{false, std::move(queue), enable, false, nullptr, {}};
+    decisions_[term] = Decision{false, std::move(queue), enable, false, std::move(own), {}};
     cv_.notify_all();
 }
 
 void ModuleTask::start(std::shared_ptr<InputQueue> queue, std::uint64_t transaction, bool hold,
-                       std::shared_ptr<const State> state, std::string from_version) {
+                       StateHandover state, std::string from_version) {
     std::vector<std::function<void()>> deferred;
     {
         std::lock_guard lock(mutex_);
@@ -513,11 +521,19 @@ void ModuleTask::initialize() {
     cv_.notify_all();
 }
 
-// A new version's get_state(), in its own thread when it starts and before it takes a message;
-// false (with the reason kept for start_error()) when it threw.
+// A new version's get_state() (take_state() when it is handed the only copy), in its own
+// thread when it starts and before it takes a message; false (with the reason kept for
+// start_error()) when it threw.
 bool ModuleTask::restore(const Decision& decision) {
     trace(Step::get_state);
-    const std::string error = call_hook("get_state", [&] { module_->get_state(*decision.state); });
+    const auto& given = decision.state.given;
+    if (decision.state.returned) {  // its own, back: it serves on whatever happens
+        call_module("take_state", [&] { module_->take_state(std::move(*given)); });
+        return true;
+    }
+    const std::string error =
+        given ? call_hook("take_state", [&] { module_->take_state(std::move(*given)); })
+              : call_hook("get_state", [&] { module_->get_state(*decision.state.kept); });
     if (error.empty()) return true;
     std::lock_guard lock(mutex_);
     start_error_ = "module '" + name_ + "' version " + version() +

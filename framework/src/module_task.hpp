@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -37,6 +38,28 @@ struct alignas(64) ServiceCounters {
     mutable std::mutex failure_mutex;
     std::string last_failure;  // the latest failure's text
     std::chrono::system_clock::time_point last_failure_time{};
+};
+
+/// A checkpoint on its way to a new version. `kept`: someone holds it too (a release, for a
+/// rollback; the store's saved checkpoints), so the module restores it by get_state(), which
+/// leaves it intact. `given`: the only copy, moved into take_state(); `returned`: given back to
+/// the version that put it, after an abort. Implicit from nullptr (nothing to restore) and
+/// from a kept checkpoint.
+struct StateHandover {
+    StateHandover() = default;
+    StateHandover(std::nullptr_t) {}
+    StateHandover(std::shared_ptr<const State> state) : kept(std::move(state)) {}
+    static StateHandover give(std::shared_ptr<State> state, bool returned = false) {
+        StateHandover h;
+        h.given = std::move(state);
+        h.returned = returned;
+        return h;
+    }
+    explicit operator bool() const { return kept || given; }
+
+    std::shared_ptr<const State> kept;
+    std::shared_ptr<State> given;
+    bool returned = false;
 };
 
 class ModuleTask : public ACE_Task<ACE_MT_SYNCH> {
@@ -75,6 +98,18 @@ public:
         std::shared_ptr<ModuleTask> task;
         std::shared_ptr<InputQueue> queue;  // the buffered input it serves
         std::uint64_t transaction = 0;
+        /// A checkpoint of at most this many bytes is kept (the release keeps it too: the
+        /// successor restores a copy by get_state()); a larger one, or with none, is given by
+        /// move (take_state()).
+        std::optional<std::size_t> keep;
+    };
+    /// The checkpoint a hand-over gave the successor. Given, the bytes are the successor's
+    /// (not to be read by anyone else): what they were is noted here.
+    struct Handed {
+        std::shared_ptr<State> state;
+        bool given = false;
+        std::uint32_t schema = 0;
+        std::size_t bytes = 0;
     };
     /// Arms a direct hand-over at termination message `term` (which must ask for a
     /// checkpoint): once put_state() returned there, this task's thread starts `successor` on
@@ -86,7 +121,7 @@ public:
     /// has the checkpoint (handed_checkpoint()) and serves.
     bool disarm_hand_over();
     /// The checkpoint the hand-over gave the successor; `converted` as take_checkpoint().
-    std::shared_ptr<const State> handed_checkpoint(bool* converted = nullptr);
+    Handed handed_checkpoint(bool* converted = nullptr);
     /// What the module had served (handled, failed) when it took termination message `term`
     /// (the latest one).
     std::pair<std::uint64_t, std::uint64_t> served_at_term();
@@ -102,15 +137,17 @@ public:
     State checkpoint_now(std::chrono::milliseconds limit);
     /// Parked at `term` after an aborted transaction: says so, and resumes at start().
     void hold(std::uint64_t transaction);
-    /// Resumes the loop parked at `term`: serve `queue` next, active or passive.
+    /// Resumes the loop parked at `term`: serve `queue` next, active or passive; first
+    /// take_state(`own`) when an aborted transaction gives the version its own checkpoint back
+    /// (a throw there is counted as a handler error, and service goes on).
     void resume(std::uint64_t term, std::shared_ptr<InputQueue> queue, bool enable,
-                std::uint64_t transaction);
+                std::uint64_t transaction, StateHandover own = nullptr);
     /// The first start: runs the side effects initialize() asked for, in the caller's thread so
     /// they are in place when the transaction reports, then resumes at term 0 on `queue`.
-    /// The loop calls get_state(*state) (when given), enable() and serves; with `hold` it waits
-    /// after enable() for go().
+    /// The loop restores `state` (when set: get_state() or take_state()), enable()s and
+    /// serves; with `hold` it waits after enable() for go().
     void start(std::shared_ptr<InputQueue> queue, std::uint64_t transaction, bool hold,
-               std::shared_ptr<const State> state = nullptr, std::string from_version = {});
+               StateHandover state = {}, std::string from_version = {});
     /// Waits until get_state() and enable() of the latest start have returned. False when
     /// get_state() threw (start_error() says why; the task waits, untouched) or past `limit`
     /// (the task is then abandoned). Either way it never takes a message from its queue.
@@ -182,7 +219,7 @@ private:
         std::shared_ptr<InputQueue> queue;
         bool enable = false;
         bool hold = false;
-        std::shared_ptr<const State> state;  // get_state() before serving, when set
+        StateHandover state;  // get_state() or take_state() before serving, when set
         std::string from_version;
     };
     enum class Enabling { idle, enabling, enabled, refused, abandoned };
@@ -195,7 +232,7 @@ private:
     Begin begin_service(const Decision& decision);
     bool restore(const Decision& decision);
     void checkpoint_at(std::uint64_t term);
-    void hand_over(const Successor& successor, const std::shared_ptr<const State>& state);
+    void hand_over(const Successor& successor, const Handed& handed);
     void checkpoint_live();
     void audit();
     void end_service();
@@ -250,7 +287,7 @@ private:
     Successor successor_;  // armed for successor_term_
     std::uint64_t successor_term_ = 0;
     bool handed_over_ = false;
-    std::shared_ptr<const State> handed_;
+    Handed handed_;
     std::uint64_t handled_at_term_ = 0, failed_at_term_ = 0;
     std::uint64_t live_asked_ = 0;  // checkpoint_now() requests, and the latest answered
     std::uint64_t live_done_ = 0;

@@ -21,7 +21,18 @@ ReleaseTransition CommittedRelease::transition(std::string rule, std::string evi
 }
 
 void ReleaseLedger::add(CommittedRelease release) {
+    std::vector<std::shared_ptr<const State>> dropped;  // released outside the lock
     std::lock_guard lock(mutex_);
+    // A rollback needs the module to run the release's version still: an earlier release's
+    // checkpoint of a module this one replaces can never be used again.
+    for (auto& earlier : releases_)
+        for (auto& t : earlier.targets)
+            for (const auto& now : release.targets)
+                if (t.name == now.name && t.old_checkpoint) {
+                    dropped.push_back(std::move(t.old_checkpoint));
+                    t.no_checkpoint =
+                        "transaction " + std::to_string(release.id) + " replaced the module again";
+                }
     releases_.push_back(std::move(release));
     // Forget the oldest settled ones first: a provisional release is never dropped.
     while (releases_.size() > std::max<std::size_t>(1, capacity_)) {
@@ -70,6 +81,7 @@ std::vector<CommittedRelease> ReleaseLedger::provisional() const {
 
 std::optional<CommittedRelease> ReleaseLedger::settle(std::uint64_t id, ReleaseState to) {
     std::vector<std::shared_ptr<Library>> unmapped;  // released outside the lock
+    std::vector<std::shared_ptr<const State>> dropped;
     std::optional<CommittedRelease> before;
     {
         std::lock_guard lock(mutex_);
@@ -81,7 +93,10 @@ std::optional<CommittedRelease> ReleaseLedger::settle(std::uint64_t id, ReleaseS
             if (!allowed) return std::nullopt;
             before = r;
             r.state = to;
-            for (auto& t : r.targets) unmapped.push_back(std::move(t.old_library));
+            for (auto& t : r.targets) {
+                unmapped.push_back(std::move(t.old_library));
+                if (to == ReleaseState::rolled_back) dropped.push_back(std::move(t.old_checkpoint));
+            }
             break;
         }
     }

@@ -27,7 +27,10 @@ struct ReleaseTarget {
     std::shared_ptr<Library> old_library;  // held while provisional: the old code stays mapped
     std::weak_ptr<Library> new_library;    // to tell whether the module still runs this release
     std::uint32_t old_schema = 0;          // of the old version's checkpoint at commit
+    /// Kept for `rollback -from-checkpoint` (Config::checkpoint_keep_bytes) while the module
+    /// runs this release; dropped once it is replaced again or rolled back.
     std::shared_ptr<const State> old_checkpoint;
+    std::string no_checkpoint;           // why old_checkpoint is empty
     std::uint64_t served_at_commit = 0;  // messages served (handled or failed) by then
     std::uint64_t failed_at_commit = 0;
 };
@@ -46,7 +49,8 @@ struct CommittedRelease {
 class ReleaseLedger {
 public:
     explicit ReleaseLedger(std::size_t capacity) : capacity_(capacity) {}
-    /// Records a committed release; the oldest beyond the capacity are forgotten.
+    /// Records a committed release; the oldest beyond the capacity are forgotten, and earlier
+    /// releases drop their checkpoints of the modules it replaces (no longer usable).
     void add(CommittedRelease release);
     std::optional<CommittedRelease> find(std::uint64_t id) const;
     /// The newest release, not rolled back, that replaced `name`.
@@ -55,8 +59,8 @@ public:
     std::optional<CommittedRelease> provisional_of(const std::string& name) const;
     std::vector<CommittedRelease> provisional() const;
     /// provisional → permanent, or (provisional or permanent) → rolled_back; leaving
-    /// probation drops the held old libraries. Returns the release as it was, or empty when
-    /// it was not in a state that allows the move.
+    /// probation drops the held old libraries, a rollback the checkpoints too. Returns the
+    /// release as it was, or empty when it was not in a state that allows the move.
     std::optional<CommittedRelease> settle(std::uint64_t id, ReleaseState to);
 
 private:

@@ -1,6 +1,7 @@
 #include "transaction.hpp"
 
 #include <barrier>
+#include <cstdio>
 #include <set>
 #include <thread>
 
@@ -27,7 +28,9 @@ struct Transaction::Target {
     bool begin_failed = false;  // ... and threw (the error is in `error`)
     bool await_enable = false;  // the start waits for the new version's enable()
     std::uint64_t handled_at_commit = 0, failed_at_commit = 0;  // by the old version
-    std::shared_ptr<const State> state;    // the old version's checkpoint, for the new one
+    std::shared_ptr<State> state;          // the old version's checkpoint, for the new one
+    std::uint32_t schema = 0;              // its schema (given, the bytes are the new one's)
+    bool given = false;                    // handed to the new version by move (take_state)
     bool seeded = false;                   // an addition started from a saved checkpoint
     std::string error;                     // why this target cannot commit
     std::unique_ptr<Preflight> preflight;  // the child kept for the state check
@@ -195,7 +198,7 @@ void Transaction::drain(Target& t) {
     t.prepared = true;
     t.report.vote = Vote::no;
     t.proxy->begin_prepare(ModuleProxy::Intake::buffer, report_.id, t.options.down_to,
-                           direct(t) ? t.fresh : nullptr);
+                           direct(t) ? t.fresh : nullptr, keep_limit());
 }
 
 void Transaction::vote(Target& t) {
@@ -214,15 +217,20 @@ void Transaction::vote(Target& t) {
     if (checkpoint.handed_over) {  // its steps up to the start were traced as they happened
         t.report.vote = Vote::yes;
         t.handed_over = true;
-        t.state = std::move(checkpoint.handed);
-        if (t.options.down_to) describe_transfer(t, *t.state, checkpoint.converted);
-        t.report.checkpoint_bytes = t.state->bytes.size();
+        // Given, the bytes are the new version's already: only what was noted of them is read.
+        const auto& handed = checkpoint.handed;
+        t.state = handed.state;
+        t.schema = handed.schema;
+        t.given = handed.given;
+        if (t.options.down_to) describe_transfer(t, State{handed.schema, {}}, checkpoint.converted);
+        t.report.checkpoint_bytes = handed.bytes;
         return;
     }
     if (t.options.down_to) describe_transfer(t, checkpoint.state, checkpoint.converted);
     t.report.checkpoint_bytes = checkpoint.state.bytes.size();
     if (!t.forced) try_state(t, checkpoint.state);
-    t.state = std::make_shared<const State>(std::move(checkpoint.state));
+    t.schema = checkpoint.state.schema;
+    t.state = std::make_shared<State>(std::move(checkpoint.state));
     t.report.vote = Vote::yes;
     trace(Step::put_state, t, t.report.old_version);
     trace(Step::prepared, t, t.report.old_version);
@@ -275,9 +283,10 @@ void Transaction::remember(Target& t) {
     u.new_library = t.fresh->shared_library();
     u.new_path = t.fresh->library().path();
     u.new_sha256 = t.fresh->library().sha256();
+    if (t.forced) u.no_checkpoint = "its old version was given up on";
     if (!t.forced && t.state) {
-        u.old_schema = t.state->schema;
-        u.old_checkpoint = t.state;
+        u.old_schema = t.schema;
+        keep_checkpoint(t);
     }
     // Counted when the old version took its termination message: the new one may serve
     // already (a direct hand-over), and a forced replacement's old version never got there.
@@ -285,6 +294,37 @@ void Transaction::remember(Target& t) {
     u.served_at_commit =
         counted ? t.handled_at_commit + t.failed_at_commit : counters.handled + counters.failed;
     u.failed_at_commit = counted ? t.failed_at_commit : counters.failed;
+}
+
+namespace {
+std::string size_text(std::size_t bytes) {
+    if (bytes < (std::size_t{1} << 20)) return std::to_string(bytes) + " bytes";
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+    return text;
+}
+}  // namespace
+
+// The release keeps the commit-time checkpoint only while that stays cheap: the new version
+// then restores a copy (get_state, inside the blackout) and the bytes stay in memory until the
+// module moves on. A larger one goes to the new version by move; the release says why not.
+std::optional<std::size_t> Transaction::keep_limit() const {
+    if (!keep_checkpoints_) return std::nullopt;
+    return parts_.config.checkpoint_keep_bytes;
+}
+
+void Transaction::keep_checkpoint(Target& t) {
+    ReleaseTarget& u = t.undo;
+    const std::size_t size = t.report.checkpoint_bytes;
+    const std::size_t limit = parts_.config.checkpoint_keep_bytes;
+    if (!keep_checkpoints_) return;   // no release is made of this transaction
+    if (!t.given && size <= limit) {  // a direct hand-over decided the same (keep_limit())
+        u.old_checkpoint = t.state;
+        return;
+    }
+    u.no_checkpoint = "its " + size_text(size) +
+                      " checkpoint was over Config::checkpoint_keep_bytes (" + size_text(limit) +
+                      "), so version " + t.report.new_version + " took it by move";
 }
 
 void Transaction::commit(Target& t) {
@@ -306,11 +346,29 @@ void Transaction::commit(Target& t) {
     if (!t.handed_over) trace(Step::hot_swapped, t, t.report.new_version);
 }
 
-// The checkpoint goes to the new version, which restores it (get_state) in its own thread when
-// it starts, before it takes a message; a forced replacement hands it an empty one (schema 0).
-std::shared_ptr<const State> Transaction::restore(Target& t) {
+// The checkpoint goes to the new version, which restores it in its own thread when it starts,
+// before it takes a message: by get_state() when the release keeps it too, else by move
+// (take_state). A forced replacement hands it an empty one (schema 0).
+StateHandover Transaction::restore(Target& t) {
     if (t.options.from_checkpoint) return t.options.from_checkpoint;
-    return t.forced || !t.state ? std::make_shared<const State>() : t.state;
+    if (t.handed_over) return nullptr;  // the old version started it with it
+    if (t.forced || !t.state) return std::make_shared<const State>();
+    if (t.undo.old_checkpoint) return std::shared_ptr<const State>(t.state);
+    t.given = true;  // still pointed at, for give_back() should the new version refuse it
+    return StateHandover::give(t.state);
+}
+
+// An aborted transaction gives the old version its own checkpoint back (take_state, in its own
+// thread before it serves again), so that a module whose put_state() moved its state out loses
+// nothing. Only when put_state() gave one that no one else uses: after the start, the new
+// version must have refused it (or only read it: kept) and not have been abandoned, as its
+// thread might still be in it.
+StateHandover Transaction::give_back(Target& t, bool started) {
+    if (t.forced || !t.state) return nullptr;
+    if (started && (!t.fresh || t.fresh->abandoned())) return nullptr;
+    if (started && t.given && t.fresh->start_error().empty()) return nullptr;  // it took it
+    if (t.state->bytes.empty()) return nullptr;                                // nothing to lose
+    return StateHandover::give(std::move(t.state), true);
 }
 
 void Transaction::abort(Target& t) {
@@ -330,7 +388,7 @@ void Transaction::start(Target& t) {
 void Transaction::begin_start(Target& t) {
     t.await_enable = false;
     if (!commit_) {
-        if (t.prepared) t.proxy->start(report_.id);  // the old version resumes
+        if (t.prepared) t.proxy->start(report_.id, false, give_back(t, false));  // it resumes
         return;
     }
     if (t.addition) {
@@ -374,7 +432,7 @@ void Transaction::serve(Target& t) {
         // Started but not to serve: the old version takes the module back, on the buffered
         // queue the new one never touched.
         trace(Step::abort, t, t.report.old_version);
-        dispose(t, t.proxy->revert(report_.id));
+        dispose(t, t.proxy->revert(report_.id, give_back(t, true)));
         return;
     }
     if (!t.begun) settle(t);

@@ -86,6 +86,10 @@ public:
     void seed(std::map<std::string, std::shared_ptr<const State>> states) {
         seeds_ = std::move(states);
     }
+    /// The release made of this transaction keeps each commit-time checkpoint of at most
+    /// Config::checkpoint_keep_bytes (undo()); without this call, or past the limit, the
+    /// checkpoint is handed to the new version by move (take_state) and kept nowhere.
+    void keep_checkpoints() { keep_checkpoints_ = true; }
     /// An outside party decides too: asked once every target voted yes (empty: commit).
     void agree(std::function<std::string()> agree) { agree_ = std::move(agree); }
     /// Before run(): target `name` (validated) runs as `options` say.
@@ -107,9 +111,9 @@ private:
     void drain(Target& t);               // vote's first half: the old version told to drain
     void vote(Target& t);                // quiescence and checkpoint of the old version (CanCommit)
     bool direct(const Target& t) const;  // the old version may start the new one itself
-    std::shared_ptr<const State> restore(Target& t);  // the checkpoint for the new version
-    void commit(Target& t);                           // the new version takes the module
-    void abort(Target& t);        // the old version keeps it; the new one is discarded
+    StateHandover restore(Target& t);    // the checkpoint for the new version
+    void commit(Target& t);              // the new version takes the module
+    void abort(Target& t);               // the old version keeps it; the new one is discarded
     void start(Target& t);        // every target starts together, after the barrier: enable()
     void begin_start(Target& t);  // start's first half: the new (or old) version told to start
     void serve(Target& t);        // the new versions serve and the old ones end (or all go back)
@@ -119,6 +123,9 @@ private:
     void await_enabled(Target& t);
     void describe_transfer(Target& t, const State& state, bool converted);
     void remember(Target& t);
+    void keep_checkpoint(Target& t);
+    std::optional<std::size_t> keep_limit() const;  // of a checkpoint the release keeps
+    StateHandover give_back(Target& t, bool started);
 
     void step(Phase phase, Target& t);
     void decide(Phase phase);
@@ -138,6 +145,7 @@ private:
     bool force_ = false;
     bool preflight_ = false;
     bool preflight_state_ = false;
+    bool keep_checkpoints_ = false;
     std::map<std::string, std::shared_ptr<const State>> seeds_;
     std::function<std::string()> agree_;
     std::chrono::milliseconds timeout_{0};

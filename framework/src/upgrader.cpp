@@ -338,6 +338,7 @@ TransactionReport Upgrader::run(std::string command, const std::vector<Change>& 
     if (preflight) transaction.preflight(state);
     if (!seeds.empty()) transaction.seed(std::move(seeds));
     if (agree) transaction.agree(std::move(agree));
+    transaction.keep_checkpoints();  // for keep_release
     if (options.probation && options.probation->count() < 0)
         return s.done(Outcome::rejected, "the probation period cannot be negative");
     try {
@@ -374,7 +375,8 @@ void Upgrader::set_probation(std::chrono::milliseconds period) {
 }
 
 // A committed replacement becomes a release: provisional under probation (the old libraries
-// stay mapped, the commit-time checkpoints are kept), permanent otherwise.
+// stay mapped), permanent otherwise; either way with the commit-time checkpoints up to
+// Config::checkpoint_keep_bytes (Transaction::keep_checkpoints).
 void Upgrader::keep_release(Session& s, const Transaction& transaction,
                             std::chrono::milliseconds probation) {
     CommittedRelease release;
@@ -447,8 +449,8 @@ std::string Upgrader::prepare_rollback(const CommittedRelease& release,
             return "module '" + t.name + "' no longer runs version " + t.new_version +
                    " of transaction " + id + " (a later transaction changed it)";
         if (request.from_checkpoint && !t.old_checkpoint)
-            return "transaction " + id + " kept no checkpoint of module '" + t.name +
-                   "' (its old version was given up on)";
+            return "transaction " + id + " kept no checkpoint of module '" + t.name + "' (" +
+                   t.no_checkpoint + ")";
         changes.push_back({t.name, t.old_path});
     }
     try {

@@ -285,7 +285,8 @@ const TclCommands::Entry TclCommands::entries_[] = {
       "The newer versions are asked for their state in the older ones' schema; without it,\n"
       "an older version that cannot read the newer state aborts the rollback.\n"
       "-from-checkpoint: the older versions restart from their commit-time checkpoints; the\n"
-      "report counts the messages whose effects that discards.\n" NONSTOP_RETURNS_REPORT},
+      "report counts the messages whose effects that discards. A release keeps checkpoints\n"
+      "of at most Config::checkpoint_keep_bytes (64 MiB by default).\n" NONSTOP_RETURNS_REPORT},
      &TclCommands::rollback},
     {{"modules", nullptr, "", "lists the modules' names, sorted",
       "Returns a list of names; `nonstop info NAME` describes one."},

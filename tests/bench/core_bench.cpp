@@ -408,28 +408,54 @@ void blackout() {
     unsetenv("NONSTOP_BENCH_STATE_BYTES");
 }
 
+// The median blackout of swaps carrying a `size`-byte state, which every swap must hand over
+// for real: later versions start empty (the variable is unset after the first load), and the
+// state is checked at the end. Releases keep checkpoints up to `keep` bytes (restored by a
+// copy, get_state) and hand larger ones over by move (take_state).
+double state_blackout(long size, std::size_t keep) {
+    setenv("NONSTOP_BENCH_STATE_BYTES", std::to_string(size).c_str(), 1);
+    Config config = bench_config();
+    config.checkpoint_keep_bytes = keep;
+    Runtime rt(config);
+    rt.load("m", "libbench_v1.so");
+    unsetenv("NONSTOP_BENCH_STATE_BYTES");
+    const Stats s = stats(blackouts(rt, 31));  // the idle blackout is bimodal: enough for a median
+    const auto after = rt.checkpoint("m");
+    if (after.size() != 1 || after[0].bytes.size() != static_cast<std::size_t>(size)) {
+        std::fprintf(stderr, "the %ld-byte state did not survive the swaps\n", size);
+        std::exit(1);
+    }
+    return s.median;
+}
+
+// Blackout against state size, both ways a new version can get its checkpoint. The figure is
+// what the default Config does: 1 KiB is kept (copied), 256 MiB is over checkpoint_keep_bytes
+// and moved.
 void state_size() {
+    const std::size_t default_keep = Config{}.checkpoint_keep_bytes;
     double one_kib_ms = 0;
     for (long size : {1L << 10, 1L << 20, 16L << 20, 64L << 20, 256L << 20}) {
         if (quick && size > (16L << 20)) break;
-        setenv("NONSTOP_BENCH_STATE_BYTES", std::to_string(size).c_str(), 1);
-        Runtime rt(bench_config());
-        rt.load("m", "libbench_v1.so");
-        const Stats s = stats(blackouts(rt, 9));
+        const double moved = state_blackout(size, 0);
+        const double copied = state_blackout(size, static_cast<std::size_t>(-1));
         std::string a(static_cast<std::size_t>(size), 'x'), b(static_cast<std::size_t>(size), 'y');
         const auto t = Clock::now();
         std::memcpy(b.data(), a.data(), a.size());
         const double copy_ms = since(t) * 1000;
-        const double gbps = size / (s.median / 1000) / 1e9;
-        if (size == (1L << 10)) one_kib_ms = s.median;
-        plot_data["state"] << (size >> 10) << ' ' << s.median << '\n';
-        if (size == (256L << 20)) figure("state_256mib_blackout_ratio", s.median, one_kib_ms, "ms");
-        rows.push_back({"blackout, state " + std::to_string(size >> 10) + " KiB, median",
-                        fmt("%.2f ms", s.median), fmt("%.2f ms memcpy", copy_ms),
-                        fmt("%.2f GB/s", gbps), "≥ 1 GB/s",
+        const double by_default = static_cast<std::size_t>(size) > default_keep ? moved : copied;
+        if (size == (1L << 10)) one_kib_ms = by_default;
+        plot_data["state"] << (size >> 10) << ' ' << moved << ' ' << copied << '\n';
+        if (size == (256L << 20))
+            figure("state_256mib_blackout_ratio", by_default, one_kib_ms, "ms");
+        const std::string label = "blackout, state " + std::to_string(size >> 10) + " KiB";
+        rows.push_back({label + ", taken by move, median", fmt("%.3f ms", moved),
+                        fmt("%.3f ms at 1 KiB", one_kib_ms), fmt("%.2f", moved / one_kib_ms), "≤ 2",
+                        moved <= 2 * one_kib_ms ? "yes" : "NO"});
+        const double gbps = size / (copied / 1000) / 1e9;
+        rows.push_back({label + ", kept: copied, median", fmt("%.2f ms", copied),
+                        fmt("%.2f ms memcpy", copy_ms), fmt("%.2f GB/s", gbps), "≥ 1 GB/s",
                         gbps >= 1 || size < (1L << 20) ? "yes" : "NO"});
     }
-    unsetenv("NONSTOP_BENCH_STATE_BYTES");
 }
 
 // --- load / unload cycle ------------------------------------------------------------------------

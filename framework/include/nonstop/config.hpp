@@ -46,6 +46,12 @@ struct Config {
     /// 83 GB and 40 MiB at 8 MiB, 3.6 GB and 5 MiB at 256 KiB (measured). A module whose
     /// handler recurses deeply or keeps large arrays on its stack needs the default.
     std::size_t module_stack_size = 0;
+    /// A replacement's commit-time checkpoint up to this many bytes is kept with its release
+    /// for `rollback -from-checkpoint` (until the module is replaced again or rolled back), and
+    /// the new version restores a copy of it (get_state). A larger one is handed to the new
+    /// version by move (Module::take_state: no copy in the blackout) and the release keeps
+    /// none. 0: never kept; SIZE_MAX: always.
+    std::size_t checkpoint_keep_bytes = std::size_t{64} << 20;
     /// Transaction reports kept for `history`.
     std::size_t history_size = 256;
     /// Upper bound on waiting for the first buffered message to be served after a swap, when

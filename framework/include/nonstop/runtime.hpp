@@ -119,8 +119,9 @@ public:
     /// The newer versions are asked for a checkpoint in the older ones' schema
     /// (Module::put_state_for); without one the older version may refuse the newer state, and
     /// the rollback aborts with that reason, unless `from_checkpoint`: the older versions then
-    /// restart from their commit-time checkpoints and the report counts the messages whose
-    /// effects that discards. No accepted message is lost either way.
+    /// restart from their commit-time checkpoints (refused when the release kept none: over
+    /// Config::checkpoint_keep_bytes) and the report counts the messages whose effects that
+    /// discards. No accepted message is lost either way.
     TransactionReport rollback(const std::string& name, bool from_checkpoint = false);
     /// The same for transaction `transaction` (rollback -transaction ID).
     TransactionReport rollback_transaction(std::uint64_t transaction, bool from_checkpoint = false);
