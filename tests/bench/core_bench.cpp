@@ -449,6 +449,20 @@ void load_cycle() {
         dlclose(h);
     }
     const double bare_us = since(t) * 1e6 / cycles;
+    // Without the cache of verified copies, every load reads, checks, hashes and copies the
+    // file, as the first load of a new or changed file does.
+    Config uncached = bench_config();
+    uncached.library_cache_entries = 0;
+    double first_us = 0;
+    {
+        Runtime rt(uncached);
+        t = Clock::now();
+        for (int i = 0; i < cycles / 4; ++i) {
+            rt.load("m", "libbench_v1.so");
+            rt.unload("m");
+        }
+        first_us = since(t) * 1e6 / (cycles / 4);
+    }
     Runtime rt(bench_config());
     t = Clock::now();
     for (int i = 0; i < cycles; ++i) {
@@ -457,9 +471,12 @@ void load_cycle() {
     }
     const double ours_us = since(t) * 1e6 / cycles;
     figure("load_cycle_ratio", ours_us, bare_us, "us");
+    figure("load_cycle_uncached_ratio", first_us, bare_us, "us");
     rows.push_back({"load + create + destroy + unload", fmt("%.0f µs", ours_us),
                     fmt("%.0f µs dlopen/dlsym/dlclose", bare_us), fmt("%.2f", ours_us / bare_us),
-                    "≤ 2", ours_us / bare_us <= 2 ? "yes" : "NO"});
+                    "≤ 1.5", ours_us / bare_us <= 1.5 ? "yes" : "NO"});
+    rows.push_back({"  the same, file new or changed (read, hash, copy)", fmt("%.0f µs", first_us),
+                    "", fmt("%.2f", first_us / bare_us), "", ""});
     // What every module instance costs by design (its own ACE task thread), for comparison.
     t = Clock::now();
     for (int i = 0; i < cycles; ++i) std::thread([] {}).join();
