@@ -54,8 +54,7 @@ std::shared_ptr<const LibraryCopyCache::Copy> LibraryCopyCache::find_content_i(
 }
 
 void LibraryCopyCache::insert_i(std::shared_ptr<const Copy> copy, const FileIdentity& identity,
-                                std::chrono::system_clock::time_point read_at) {
-    const bool proven = settled(identity, read_at);
+                                bool proven) {
     auto it = std::find_if(entries_.begin(), entries_.end(),
                            [&](const Entry& e) { return e.copy == copy; });
     if (it != entries_.end()) {

@@ -52,10 +52,9 @@ public:
     /// The copy of `source` with this content, whatever the file's identity, or null.
     std::shared_ptr<const Copy> find_content_i(const std::string& source,
                                                const std::string& sha256);
-    /// Remembers `copy` as verified with `identity`, read at `read_at`; evicts the least
+    /// Remembers `copy` as verified with `identity`, trusted when `settled`; evicts the least
     /// recently used copies beyond the bounds (their files go once nothing maps them).
-    void insert_i(std::shared_ptr<const Copy> copy, const FileIdentity& identity,
-                  std::chrono::system_clock::time_point read_at);
+    void insert_i(std::shared_ptr<const Copy> copy, const FileIdentity& identity, bool settled);
     /// True when `identity`, read at `read_at`, proves the content (see the class comment).
     bool settled(const FileIdentity& identity, std::chrono::system_clock::time_point read_at) const;
     void clear_i();

@@ -326,7 +326,9 @@ std::shared_ptr<Library> VersionRepository::verify(Source& source, Library& lib)
     if (auto problem = elf_problem(content); !problem.empty())
         throw Error("library '" + source.path + "' cannot be loaded: " + problem);
     lib.identity_ = identity_of(st);
-    lib.settled_ = copies_.settled(lib.identity_, read_at);
+    // Only the whole file, as it was when read, may stand for it later.
+    lib.settled_ = static_cast<std::int64_t>(content.size()) == lib.identity_.size &&
+                   copies_.settled(lib.identity_, read_at);
     lib.sha256_ = sha256_hex(content);
     std::lock_guard lock(mutex_);
     if (auto loaded = shared_i(source.path, lib.sha256_)) return loaded;
@@ -344,7 +346,7 @@ std::shared_ptr<Library> VersionRepository::verify(Source& source, Library& lib)
                                  content, ++copied_);
         copy = std::move(fresh);
     }
-    copies_.insert_i(copy, lib.identity_, read_at);
+    copies_.insert_i(copy, lib.identity_, lib.settled_);
     lib.copy_ = std::move(copy);
     return nullptr;
 }
