@@ -320,9 +320,10 @@ std::shared_ptr<Library> VersionRepository::verify(Source& source, Library& lib)
     // The identity that stands for this content is the one after reading: a write meanwhile
     // shows as a change too recent to be settled.
     struct stat st {};
-    const bool stated = ::fstat(in, &st) == 0;
+    const int stat_error = ::fstat(in, &st) == 0 ? 0 : errno;
     ::close(in);
-    if (!stated) throw Error("cannot read library '" + source.path + "': " + std::strerror(errno));
+    if (stat_error != 0)
+        throw Error("cannot read library '" + source.path + "': " + std::strerror(stat_error));
     if (auto problem = elf_problem(content); !problem.empty())
         throw Error("library '" + source.path + "' cannot be loaded: " + problem);
     lib.identity_ = identity_of(st);
