@@ -146,6 +146,18 @@ TEST_F(RuntimeTest, FileChangedOnDiskLoadsTheNewCode) {
     ASSERT_TRUE(rt().unload("a").ok());
     ASSERT_TRUE(rt().unload("b").ok());
     EXPECT_FALSE(mapped("libcounter.so"));
+
+    // Loaded again once nothing maps it: the copy kept for the new file, not the old one.
+    ASSERT_TRUE(rt().load("a", path.string()).ok());
+    EXPECT_EQ(rt().info("a")->version, "2");
+    ASSERT_TRUE(rt().unload("a").ok());
+    fs::copy_file(library("counter_v1"), dir / "libcounter.so.new",
+                  fs::copy_options::overwrite_existing);
+    fs::rename(dir / "libcounter.so.new", path);
+    ASSERT_TRUE(rt().load("a", path.string()).ok());
+    EXPECT_EQ(rt().info("a")->version, "1");
+    ASSERT_TRUE(rt().unload("a").ok());
+    EXPECT_FALSE(mapped("libcounter.so"));
     fs::remove_all(dir);
 }
 

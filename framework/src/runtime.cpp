@@ -47,7 +47,7 @@ struct Runtime::Services final : ModuleHost {
         : config(std::move(c)),
           store(open_store(config)),
           events(names),
-          libraries(config.module_path),
+          libraries(config),
           timers([this](const std::string& name) { tick(name); }),
           upgrader(UpgraderParts{names, events, libraries, timers, *this, graveyard, config,
                                  store.get()}),

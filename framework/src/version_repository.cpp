@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <boost/dll/shared_library.hpp>
 #include <cerrno>
+#include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -27,9 +29,7 @@ struct Library::Handle {
 };
 
 Library::~Library() {
-    handle_.reset();  // dlclose
-    std::error_code ignored;
-    if (owns_copy_ && !mapped_path_.empty()) fs::remove(mapped_path_, ignored);
+    handle_.reset();  // dlclose, before copy_ may remove the file
 }
 
 Module* Library::create() const {
@@ -49,17 +49,29 @@ void Library::destroy(Module* m) const { descriptor_->destroy(m); }
 
 namespace {
 
+std::int64_t nanoseconds(const struct timespec& t) {
+    return static_cast<std::int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+}
+
 FileIdentity identity_of(const struct stat& st) {
     return FileIdentity{
         static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
-        static_cast<std::int64_t>(st.st_size),
-        static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+        static_cast<std::int64_t>(st.st_size), nanoseconds(st.st_mtim), nanoseconds(st.st_ctim)};
 }
 
-FileIdentity identity_of(const std::string& path) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) throw Error("library file '" + path + "' does not exist");
-    return identity_of(st);
+// The first `size` bytes of an open file, as they are now.
+std::string read_all(int fd, std::int64_t size) {
+    std::string content(static_cast<std::size_t>(size), '\0');
+    std::size_t done = 0;
+    while (done < content.size()) {
+        const ssize_t n =
+            ::pread(fd, content.data() + done, content.size() - done, static_cast<off_t>(done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        done += static_cast<std::size_t>(n);
+    }
+    content.resize(done);  // a file truncated meanwhile is read as it now is
+    return content;
 }
 
 // The whole file as it is now, read through one descriptor that does not follow a symbolic
@@ -70,20 +82,54 @@ std::string read_content(const std::string& path) {
     struct stat st {};
     std::string content;
     const bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-    if (regular) {
-        content.resize(static_cast<std::size_t>(st.st_size));
-        std::size_t done = 0;
-        while (done < content.size()) {
-            const ssize_t n = ::read(fd, content.data() + done, content.size() - done);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) break;
-            done += static_cast<std::size_t>(n);
-        }
-        content.resize(done);  // a file truncated meanwhile is read as it now is
-    }
+    if (regular) content = read_all(fd, st.st_size);
     ::close(fd);
     if (!regular) throw Error("library '" + path + "' is not a regular file");
     return content;
+}
+
+// `candidate` held by an O_PATH descriptor if it is a regular file, else -1: O_PATH opens no
+// device or FIFO, and names the file for everything after (real path, identity, content).
+int open_regular(const std::string& candidate, struct stat& st) {
+    const int fd = ::open(candidate.c_str(), O_PATH | O_CLOEXEC);
+    if (fd < 0) return -1;
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+// The file held by the O_PATH descriptor `fd`, opened for reading; throws Error naming `path`.
+int open_for_reading(int fd, const std::string& path, const FileIdentity& identity) {
+    char link[32];
+    std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    int in = ::open(link, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (in < 0) in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+    if (in < 0) throw Error("cannot open library '" + path + "': " + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(in, &st) == 0 && identity.device == static_cast<std::uint64_t>(st.st_dev) &&
+        identity.inode == static_cast<std::uint64_t>(st.st_ino))
+        return in;
+    ::close(in);
+    throw Error("library '" + path + "' was replaced while it was being opened");
+}
+
+// The real path of the file open as `fd` (symbolic links resolved), as the kernel names it:
+// one readlink instead of one per path component; fs::canonical where /proc cannot tell.
+std::string real_path(int fd, const std::string& candidate) {
+    char link[32];
+    std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    char target[PATH_MAX];
+    const ssize_t n = ::readlink(link, target, sizeof target);
+    if (n > 0 && static_cast<std::size_t>(n) < sizeof target && target[0] == '/') {
+        std::string path(target, static_cast<std::size_t>(n));
+        if (!path.ends_with(" (deleted)")) return path;
+    }
+    std::error_code ec;
+    const fs::path path = fs::canonical(candidate, ec);
+    if (ec) throw Error("library file '" + candidate + "' does not exist");
+    return path.string();
 }
 
 template <class T>
@@ -158,10 +204,32 @@ std::string write_copy(const std::string& dir, const std::string& name, const st
 
 }  // namespace
 
-VersionRepository::VersionRepository(std::vector<std::string> module_path)
-    : module_path_(std::move(module_path)) {}
+// A library file opened once: its real path, identity and content all come from this
+// descriptor, so none of them can belong to a file swapped in between.
+struct VersionRepository::Source {
+    Source(int fd_, const std::string& candidate, const struct stat& st)
+        : fd(fd_), identity(identity_of(st)) {
+        try {
+            path = real_path(fd, candidate);
+        } catch (...) {
+            ::close(fd);
+            throw;
+        }
+    }
+    Source(const Source&) = delete;
+    Source& operator=(const Source&) = delete;
+    ~Source() { ::close(fd); }
+    int fd;
+    std::string path;
+    FileIdentity identity;
+};
+
+VersionRepository::VersionRepository(const Config& config)
+    : module_path_(config.module_path),
+      copies_(config.library_cache_entries, config.library_cache_bytes, config.library_settle) {}
 
 VersionRepository::~VersionRepository() {
+    copies_.clear_i();
     // Copies still mapped by abandoned instances are unlinked too (the mapping stays valid).
     if (private_dir_.empty()) return;
     std::error_code ignored;
@@ -195,19 +263,20 @@ std::vector<std::string> VersionRepository::module_path() const {
     return module_path_;
 }
 
-std::string VersionRepository::resolve(const std::string& library) const {
+// Resolves a library name against the module path (a name with '/' is used as given) and opens
+// it; throws Error when no such file exists.
+VersionRepository::Source VersionRepository::open_source(const std::string& library) const {
     if (library.empty()) throw Error("no library was named");
-    std::error_code ec;
+    struct stat st {};
     if (library.find('/') != std::string::npos) {
-        fs::path p = fs::canonical(library, ec);
-        if (ec || !fs::is_regular_file(p, ec))
-            throw Error("library file '" + library + "' does not exist");
-        return p.string();
+        const int fd = open_regular(library, st);
+        if (fd < 0) throw Error("library file '" + library + "' does not exist");
+        return Source(fd, library, st);
     }
     std::vector<std::string> dirs = module_path();
     for (const auto& dir : dirs) {
-        fs::path p = fs::canonical(fs::path(dir) / library, ec);
-        if (!ec && fs::is_regular_file(p, ec)) return p.string();
+        const std::string candidate = (fs::path(dir) / library).string();
+        if (const int fd = open_regular(candidate, st); fd >= 0) return Source(fd, candidate, st);
     }
     std::string where;
     for (const auto& dir : dirs) where += (where.empty() ? "" : ":") + dir;
@@ -232,44 +301,87 @@ std::shared_ptr<Library> VersionRepository::acquire(const std::string& library, 
     return load(stage(library, vet));
 }
 
+// A loaded library whose file is unchanged since it was read: shared without reading it again.
+std::shared_ptr<Library> VersionRepository::unchanged_i(const std::string& path,
+                                                        const FileIdentity& identity) {
+    for (const auto& weak : libraries_)
+        if (auto loaded = weak.lock();
+            loaded && loaded->settled_ && loaded->path() == path && loaded->identity() == identity)
+            return loaded;
+    return nullptr;
+}
+
+// Reads, checks and hashes the file's content, then returns the library already loaded with
+// that content, or takes the private copy of it: the cached one, or a new one written now.
+std::shared_ptr<Library> VersionRepository::verify(Source& source, Library& lib) {
+    const auto read_at = std::chrono::system_clock::now();
+    const int in = open_for_reading(source.fd, source.path, source.identity);
+    const std::string content = read_all(in, source.identity.size);
+    // The identity that stands for this content is the one after reading: a write meanwhile
+    // shows as a change too recent to be settled.
+    struct stat st {};
+    const int stat_error = ::fstat(in, &st) == 0 ? 0 : errno;
+    ::close(in);
+    if (stat_error != 0)
+        throw Error("cannot read library '" + source.path + "': " + std::strerror(stat_error));
+    if (auto problem = elf_problem(content); !problem.empty())
+        throw Error("library '" + source.path + "' cannot be loaded: " + problem);
+    lib.identity_ = identity_of(st);
+    // Only the whole file, as it was when read, may stand for it later.
+    lib.settled_ = static_cast<std::int64_t>(content.size()) == lib.identity_.size &&
+                   copies_.settled(lib.identity_, read_at);
+    lib.sha256_ = sha256_hex(content);
+    std::lock_guard lock(mutex_);
+    if (auto loaded = shared_i(source.path, lib.sha256_)) return loaded;
+    auto copy = copies_.find_content_i(source.path, lib.sha256_);
+    if (!copy) {
+        // Loaded from a private copy of the content just checked: the file itself may be
+        // rewritten in place, truncated or removed meanwhile without touching what is mapped.
+        // A copy is never rewritten, so dlopen() handing back an older handle of the same copy
+        // hands back the same content.
+        auto fresh = std::make_shared<LibraryCopyCache::Copy>();
+        fresh->source = source.path;
+        fresh->sha256 = lib.sha256_;
+        fresh->bytes = content.size();
+        fresh->path = write_copy(private_dir_i(), fs::path(source.path).filename().string(),
+                                 content, ++copied_);
+        copy = std::move(fresh);
+    }
+    copies_.insert_i(copy, lib.identity_, lib.settled_);
+    lib.copy_ = std::move(copy);
+    return nullptr;
+}
+
 std::shared_ptr<Library> VersionRepository::stage(const std::string& library, const Vet& vet) {
-    const std::string path = resolve(library);
-    const FileIdentity identity = identity_of(path);
+    Source source = open_source(library);
     auto share = [&](std::shared_ptr<Library> loaded) {
         if (vet) vet(loaded->path(), loaded->mapped_path());
         return loaded;
     };
-    {
-        // Unchanged on disk since it was loaded: shared without reading it again.
-        std::unique_lock lock(mutex_);
-        for (const auto& weak : libraries_)
-            if (auto loaded = weak.lock();
-                loaded && loaded->path() == path && loaded->identity() == identity) {
-                lock.unlock();
-                return share(std::move(loaded));
-            }
-    }
-    const std::string content = read_content(path);
-    if (auto problem = elf_problem(content); !problem.empty())
-        throw Error("library '" + path + "' cannot be loaded: " + problem);
-    std::shared_ptr<Library> lib(new Library());  // from here on, ~Library removes the copy
-    lib->path_ = path;
-    lib->identity_ = identity;
-    lib->sha256_ = sha256_hex(content);
+    std::shared_ptr<Library> lib(new Library());  // from here on, ~Library lets go of its copy
+    lib->path_ = source.path;
     {
         std::unique_lock lock(mutex_);
-        if (auto loaded = shared_i(path, lib->sha256_)) {
+        if (auto loaded = unchanged_i(source.path, source.identity)) {
             lock.unlock();
             return share(std::move(loaded));
         }
-        // Loaded from a private copy of the content just checked: the file itself may be
-        // rewritten in place, truncated or removed meanwhile without touching what is mapped
-        // (and dlopen() never hands back the handle of an older copy).
-        lib->mapped_path_ =
-            write_copy(private_dir_i(), fs::path(path).filename().string(), content, ++copies_);
+        if (auto copy = copies_.find_i(source.path, source.identity)) {
+            if (auto loaded = shared_i(source.path, copy->sha256)) {
+                lock.unlock();
+                return share(std::move(loaded));
+            }
+            lib->identity_ = source.identity;
+            lib->settled_ = true;
+            lib->sha256_ = copy->sha256;
+            lib->copy_ = std::move(copy);
+        }
     }
+    if (!lib->copy_)
+        if (auto loaded = verify(source, *lib)) return share(std::move(loaded));
+    lib->mapped_path_ = lib->copy_->path;
     // Outside the lock: a preflight takes as long as the candidate's initialize().
-    if (vet) vet(path, lib->mapped_path_);
+    if (vet) vet(lib->path_, lib->mapped_path_);
     return lib;
 }
 
@@ -288,7 +400,6 @@ std::shared_ptr<Library> VersionRepository::load_in_place(const std::string& cop
     std::shared_ptr<Library> lib(new Library());
     lib->path_ = path;
     lib->mapped_path_ = copy;
-    lib->owns_copy_ = false;
     map(*lib);
     return lib;
 }

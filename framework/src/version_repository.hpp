@@ -9,20 +9,13 @@
 #include <string>
 #include <vector>
 
+#include "library_copy_cache.hpp"
+#include "nonstop/config.hpp"
 #include "nonstop/library_info.hpp"
 #include "nonstop/module.hpp"
 #include "nonstop/store_records.hpp"
 
 namespace nonstop::detail {
-
-/// The identity of a library file on disk: a file rewritten in place gets a new one.
-struct FileIdentity {
-    std::uint64_t device = 0;
-    std::uint64_t inode = 0;
-    std::int64_t size = 0;
-    std::int64_t mtime_ns = 0;
-    bool operator==(const FileIdentity&) const = default;
-};
 
 /// One loaded module library. It stays mapped while a shared_ptr to it lives; every module
 /// instance created from it holds one, so the last instance destroyed unloads it.
@@ -35,7 +28,8 @@ public:
     /// The library's real path (symbolic links resolved).
     const std::string& path() const { return path_; }
     /// The file actually mapped: a private copy of `path()`'s content as it was read, so that
-    /// the file can be rewritten or removed while the library is loaded.
+    /// the file can be rewritten or removed while the library is loaded. Copies are never
+    /// rewritten: one name always holds one content.
     const std::string& mapped_path() const { return mapped_path_; }
     /// SHA-256 of that content, in hexadecimal.
     const std::string& sha256() const { return sha256_; }
@@ -55,23 +49,23 @@ private:
     const ModuleDescriptor* descriptor_ = nullptr;
     std::string path_, mapped_path_, kind_, version_, sha256_;
     FileIdentity identity_;
-    bool owns_copy_ = true;  // the mapped file is this process's private copy, removed with it
+    bool settled_ = false;  // identity_ proves the content (LibraryCopyCache)
+    // The private copy mapped (none for load_in_place); its file goes with its last holder.
+    std::shared_ptr<const LibraryCopyCache::Copy> copy_;
 };
 
 class VersionRepository {
 public:
-    /// `module_path`: directories searched for a library named without a '/'.
-    explicit VersionRepository(std::vector<std::string> module_path = {});
+    /// `config.module_path`: directories searched for a library named without a '/';
+    /// `config.library_cache_*`: the verified copies kept after their library unloads.
+    explicit VersionRepository(const Config& config = {});
     ~VersionRepository();
 
-    /// Resolves a library name against the module path (a name with '/' is used as given)
-    /// and returns its real path, symbolic links resolved; throws Error when no such file
-    /// exists.
-    std::string resolve(const std::string& library) const;
     /// Loads (or shares, when already loaded with the same content) the library: its content
     /// is read once, checked to be a complete ELF shared object for this machine, copied into
     /// the repository's private directory and loaded from there (now-binding, local symbols);
-    /// the ABI and the factory are checked before anything is created. Throws Error with a
+    /// the ABI and the factory are checked before anything is created. A file unchanged since
+    /// an earlier load reuses that verified copy (LibraryCopyCache). Throws Error with a
     /// one-sentence reason.
     /// `vet`, when given, is called with the real path and the private copy before that copy
     /// is loaded (or with the copy already loaded, when the library is shared): what it throws
@@ -100,14 +94,19 @@ public:
     std::vector<std::string> module_path() const;
 
 private:
+    struct Source;
+    Source open_source(const std::string& library) const;
+    std::shared_ptr<Library> verify(Source& source, Library& lib);
     static void map(Library& lib);
     std::shared_ptr<Library> shared_i(const std::string& path, const std::string& sha256);
+    std::shared_ptr<Library> unchanged_i(const std::string& path, const FileIdentity& identity);
     const std::string& private_dir_i();
     mutable std::mutex mutex_;
     std::string private_dir_;  // mkdtemp, mode 0700; made on first use, removed at the end
     std::vector<std::string> module_path_;
     std::vector<std::weak_ptr<Library>> libraries_;
-    std::uint64_t copies_ = 0;
+    LibraryCopyCache copies_;
+    std::uint64_t copied_ = 0;
 };
 
 }  // namespace nonstop::detail

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,18 @@ struct Config {
     std::chrono::milliseconds blackout_probe_limit{1000};
     /// Directories searched, in order, for a library named without a '/'.
     std::vector<std::string> module_path;
+    /// Verified private copies of library files kept after their library unloads, so that a
+    /// file loaded again unchanged is not read, checked, hashed and copied again: at most this
+    /// many copies and bytes (0 keeps none; loaded libraries keep their copies regardless).
+    /// They live in the runtime's private directory and go with the runtime.
+    std::size_t library_cache_entries = 64;
+    std::uint64_t library_cache_bytes = std::uint64_t{256} << 20;
+    /// A copy is reused without reading the file again only when the file's device, inode,
+    /// size, modification and change times are those it was verified with, and its last change
+    /// was at least this much older than that verification (time stamps are coarse: a file
+    /// changed more recently is read and hashed on every load, its copy reused if the content
+    /// is the same).
+    std::chrono::milliseconds library_settle{2000};
     /// Preflight: before the host loads a new library, a sandbox child process
     /// (nonstop-preflight) loads it, creates an instance and runs initialize(); a crash, abort,
     /// hang or exception there rejects the transaction. The default for transactions that do
