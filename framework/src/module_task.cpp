@@ -208,7 +208,15 @@ void ModuleTask::checkpoint_at(std::uint64_t term) {
             checkpoint_ = std::move(state);
         }
     }
-    if (successor.task) hand_over(successor, handed);
+    if (!successor.task) return;
+    try {
+        hand_over(successor, handed);
+    } catch (const std::exception& e) {  // out of memory running its deferred side effects
+        // The successor never got its start: the upgrader finds it refused and gives the
+        // module back to this version.
+        successor.task->refuse_start("module '" + name_ + "' could not start version " +
+                                     successor.task->version() + ": " + e.what());
+    }
 }
 
 // The steps the upgrader would take between the vote and the start, in the order it would
@@ -348,6 +356,13 @@ void ModuleTask::start(std::shared_ptr<InputQueue> queue, std::uint64_t transact
     start_error_.clear();
     decisions_[0] =
         Decision{false, std::move(queue), true, hold, std::move(state), std::move(from_version)};
+    cv_.notify_all();
+}
+
+void ModuleTask::refuse_start(std::string why) {
+    std::lock_guard lock(mutex_);
+    start_error_ = std::move(why);
+    enabling_ = Enabling::refused;
     cv_.notify_all();
 }
 

@@ -157,6 +157,9 @@ public:
     /// threw, empty when nothing.
     std::string try_state(const State& state);
     std::string start_error();
+    /// A start that could not be made (its predecessor's hand-over failed): wait_enabled()
+    /// returns false and start_error() says `why`.
+    void refuse_start(std::string why);
     /// Lets a task held after enable() serve.
     void go();
     /// Decides that the loop ends at `term`: terminate() runs, the instance is destroyed in
