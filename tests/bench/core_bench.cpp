@@ -268,87 +268,128 @@ double wakeup_handoff_us() {
     return stats(samples).median;
 }
 
-// Replaces "m" `swaps` times between two versions; a message is injected as soon as the proxy
-// buffers, so every swap has a first buffered message. Returns the blackouts in ms.
-std::vector<double> blackouts(Runtime& rt, int swaps, std::uint64_t* lost = nullptr,
-                              int producers = 0, double rate = 0, long backlog = 0) {
-    std::mutex mutex;
-    std::condition_variable cv;
-    bool armed = false, stop = false;
-    int armed_round = 0;  // the swap that armed the injector (it may end before it wakes)
-    std::atomic<int> completed{0};
-    std::atomic<std::uint64_t> injected{0};
-    const auto token = rt.observe([&](const LifecycleEvent& e) {
-        if (e.module == "m" && e.step == Step::disable) {
-            std::lock_guard lock(mutex);
-            armed = true;
-            armed_round = completed;
-            cv.notify_all();
+// Sends one message to "m" as soon as its proxy buffers, each time a swap of "m" begins, so that
+// every swap has a first buffered message.
+class Injector {
+public:
+    explicit Injector(Runtime& rt) : rt_(rt) {
+        token_ = rt.observe([this](const LifecycleEvent& e) {
+            if (e.module != "m" || e.step != Step::disable) return;
+            std::lock_guard lock(mutex_);
+            armed_ = true;
+            armed_round_ = completed_;
+            cv_.notify_all();
+        });
+        thread_ = std::thread([this] { run(); });
+    }
+    ~Injector() {
+        {
+            std::lock_guard lock(mutex_);
+            stop_ = true;
         }
-    });
-    std::thread injector([&] {
-        const auto port = rt.port("m");
+        cv_.notify_all();
+        thread_.join();
+        rt_.unobserve(token_);
+    }
+    void swap_completed() { ++completed_; }
+    std::uint64_t injected() const { return injected_; }
+
+private:
+    void run() {
+        const auto port = rt_.port("m");
         for (;;) {
             int round;
             {
-                std::unique_lock lock(mutex);
-                cv.wait(lock, [&] { return armed || stop; });
-                if (stop) return;
-                armed = false;
-                round = armed_round;
+                std::unique_lock lock(mutex_);
+                cv_.wait(lock, [&] { return armed_ || stop_; });
+                if (stop_) return;
+                armed_ = false;
+                round = armed_round_;  // the swap that armed it (it may end before this wakes)
             }
             // Inject once the proxy buffers; a swap that ends first just goes unmeasured.
-            while (!rt.info("m")->in_transaction && completed == round) std::this_thread::yield();
-            if (completed == round) {
+            while (!rt_.info("m")->in_transaction && completed_ == round) std::this_thread::yield();
+            if (completed_ == round) {
                 port->send(Message{1, 1, "injector", {}});
-                ++injected;
+                ++injected_;
             }
         }
-    });
-    const auto handled_before = rt.info("m")->handled;  // before the flood starts
-    std::atomic<bool> flood_stop{false};
+    }
+
+    Runtime& rt_;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    bool armed_ = false, stop_ = false;
+    int armed_round_ = 0;
+    std::atomic<int> completed_{0};
+    std::atomic<std::uint64_t> injected_{0};
+    std::uint64_t token_ = 0;
+    std::thread thread_;
+};
+
+// `producers` threads sending to "m" at `rate` messages/s in all, until destroyed.
+class Flood {
+public:
+    Flood(Runtime& rt, int producers, double rate) {
+        for (int p = 0; p < producers; ++p)
+            threads_.emplace_back([this, &rt, producers, rate] {
+                const auto port = rt.port("m");
+                const auto period =
+                    std::chrono::nanoseconds(static_cast<long>(1e9 * producers / rate));
+                auto next = Clock::now();
+                while (!stop_) {
+                    port->send(Message{1, 1, "load", {}});
+                    ++sent;
+                    next += period;
+                    std::this_thread::sleep_until(next);
+                }
+            });
+    }
+    ~Flood() { stop(); }
+    void stop() {
+        stop_ = true;
+        for (auto& t : threads_)
+            if (t.joinable()) t.join();
+    }
     std::atomic<std::uint64_t> sent{0};
-    std::vector<std::thread> flood;
-    for (int p = 0; p < producers; ++p)
-        flood.emplace_back([&] {
-            const auto port = rt.port("m");
-            const auto period = std::chrono::nanoseconds(static_cast<long>(1e9 * producers / rate));
-            auto next = Clock::now();
-            while (!flood_stop) {
-                port->send(Message{1, 1, "load", {}});
-                ++sent;
-                next += period;
-                std::this_thread::sleep_until(next);
-            }
-        });
+
+private:
+    std::atomic<bool> stop_{false};
+    std::vector<std::thread> threads_;
+};
+
+// Replaces "m" `swaps` times between two versions, a message injected into each swap's buffer;
+// `backlog` messages are sent before each. Returns the blackouts in ms; with `lost`, how many
+// accepted messages "m" did not handle.
+std::vector<double> blackouts(Runtime& rt, int swaps, std::uint64_t* lost = nullptr,
+                              int producers = 0, double rate = 0, long backlog = 0) {
+    const auto handled_before = rt.info("m")->handled;  // before the flood starts
+    std::uint64_t sent = 0, injected = 0;
     std::vector<double> out;
-    for (int i = 0; i < swaps; ++i) {
-        if (backlog > 0) {  // queued before the swap: the old version serves it first
-            const auto port = rt.port("m");
-            for (long b = 0; b < backlog; ++b) port->send(Message{1, 1, "backlog", {}});
-            sent += static_cast<std::uint64_t>(backlog);
-        }
-        auto report = rt.replace("m", i % 2 ? "libbench_v1.so" : "libbench_v2.so");
-        if (!report.ok()) {
-            std::fprintf(stderr, "%s", report.to_string().c_str());
-            std::exit(1);
-        }
-        ++completed;
-        if (report.targets[0].buffered > 0)
-            out.push_back(
-                std::chrono::duration<double, std::milli>(report.targets[0].blackout).count());
-    }
-    flood_stop = true;
-    for (auto& t : flood) t.join();
     {
-        std::lock_guard lock(mutex);
-        stop = true;
+        Injector injector(rt);
+        Flood flood(rt, producers, rate);
+        for (int i = 0; i < swaps; ++i) {
+            if (backlog > 0) {  // queued before the swap: the old version serves it first
+                const auto port = rt.port("m");
+                for (long b = 0; b < backlog; ++b) port->send(Message{1, 1, "backlog", {}});
+                sent += static_cast<std::uint64_t>(backlog);
+            }
+            auto report = rt.replace("m", i % 2 ? "libbench_v1.so" : "libbench_v2.so");
+            if (!report.ok()) {
+                std::fprintf(stderr, "%s", report.to_string().c_str());
+                std::exit(1);
+            }
+            injector.swap_completed();
+            if (report.targets[0].buffered > 0)
+                out.push_back(
+                    std::chrono::duration<double, std::milli>(report.targets[0].blackout).count());
+        }
+        flood.stop();
+        sent += flood.sent;
+        injected = injector.injected();
     }
-    cv.notify_all();
-    injector.join();
-    rt.unobserve(token);
     if (lost) {
-        const auto expected = handled_before + sent.load() + injected.load();
+        const auto expected = handled_before + sent + injected;
         const auto deadline = Clock::now() + std::chrono::seconds(10);
         while (rt.info("m")->handled < expected && Clock::now() < deadline)
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
