@@ -222,8 +222,7 @@ void shut_down(Runtime& runtime, RemoteConsole* console) {
         std::fprintf(stderr, "nonstop-router: a console transaction is still running\n");
     {
         IssuerScope issuer(kShutdownIssuer);
-        if (!runtime.config().state_dir.empty()) runtime.checkpoint();
-        RouterScenario::shut_down(runtime);
+        RouterScenario::shut_down(runtime, !runtime.config().state_dir.empty());
     }
     print_line("Non-Stop Router stopped");
 }

@@ -10,8 +10,9 @@ namespace nonstop::router {
 class RouterScenario {
 public:
     /// Stops the router in dependency order: the event source first, then the relay sources,
-    /// then OSPF, so every relay number consumed is served before its receiver goes.
-    static void shut_down(Runtime& runtime);
+    /// then OSPF, so every relay number consumed is served before its receiver goes. With
+    /// `checkpoint` (a state directory), each module is checkpointed just before it goes.
+    static void shut_down(Runtime& runtime, bool checkpoint = false);
 };
 
 }  // namespace nonstop::router
