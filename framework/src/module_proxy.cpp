@@ -252,10 +252,8 @@ void ModuleProxy::attach(Task task) {
 }
 
 ModuleProxy::Checkpoint ModuleProxy::prepare(std::chrono::milliseconds timeout, Intake intake,
-                                             std::uint64_t transaction,
-                                             std::optional<std::uint32_t> down_to, Task successor,
-                                             std::optional<std::size_t> keep) {
-    begin_prepare(intake, transaction, down_to, std::move(successor), keep);
+                                             std::uint64_t transaction) {
+    begin_prepare(intake, transaction);
     return await_prepared(timeout);
 }
 

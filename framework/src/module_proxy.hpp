@@ -116,17 +116,16 @@ public:
     /// syn_replace_prepare, serving → draining: buffer (or refuse) new input, make the
     /// implementation passive, append the termination message, wait until it is served within
     /// `timeout` (throws Timeout), and for a replacement (buffer) checkpoint (throws Error).
+    /// begin_prepare() and await_prepared() in one call.
+    Checkpoint prepare(std::chrono::milliseconds timeout, Intake intake, std::uint64_t transaction);
+    /// prepare() in two halves, so that one thread can drain many modules at once: the first
+    /// (serving → draining) returns at once, the second waits as prepare() does, `timeout`
+    /// counted from the first.
     /// A rollback passes `down_to`, the older version's state schema: the checkpoint is asked
     /// of put_state_for(down_to) first. With a `successor` (a replacement whose only vote is
     /// this checkpoint), the old version's thread starts it on the buffered input as soon as
     /// its checkpoint is taken (ModuleTask::hand_over_at); start() then only records it. It
     /// gets the checkpoint by move unless the release keeps it (at most `keep` bytes).
-    Checkpoint prepare(std::chrono::milliseconds timeout, Intake intake, std::uint64_t transaction,
-                       std::optional<std::uint32_t> down_to = std::nullopt,
-                       Task successor = nullptr, std::optional<std::size_t> keep = std::nullopt);
-    /// prepare() in two halves, so that one thread can drain many modules at once: the first
-    /// (serving → draining) returns at once, the second waits as prepare() does, `timeout`
-    /// counted from the first.
     void begin_prepare(Intake intake, std::uint64_t transaction,
                        std::optional<std::uint32_t> down_to = std::nullopt,
                        Task successor = nullptr, std::optional<std::size_t> keep = std::nullopt);
