@@ -1,7 +1,8 @@
 // A module whose state is a byte string of any size, for the state hand-over (issue 13):
 // HOLDER_TAKES builds override take_state() and keep the bytes they are handed; the others only
 // have get_state(), as modules written before take_state() existed. Each reports to the probe
-// (NAME.*): how it restored its state (restored_by: take_state or get_state), where its state's
+// (NAME.*): how it restored its state (restored_by: take_state or get_state; restored_in: the
+// version that restored last), where its state's
 // bytes lie (state_data) and where its put_state() handed them from (put_data), so a test sees
 // whether they were moved or copied; bytes: the size of its state after each step.
 // Options, read from the probe: NAME.state_bytes = the size of a fresh state (initialize());
@@ -49,16 +50,16 @@ public:
     void get_state(const nonstop::State& s) override {
         refuse();
         state_ = s.bytes;
-        probe::set(key("restored_by"), "get_state");
         report();
+        restored("get_state");
     }
 
 #ifdef HOLDER_TAKES
     void take_state(nonstop::State&& s) override {
         refuse();
         state_ = std::move(s.bytes);
-        probe::set(key("restored_by"), "take_state");
         report();
+        restored("take_state");
     }
 #endif
 
@@ -67,6 +68,11 @@ private:
     void refuse() {
         if (probe::get(key("refuse")) == HOLDER_VERSION)
             throw std::runtime_error("version " HOLDER_VERSION " was told to refuse its state");
+    }
+    // Last, after report(): a test that sees the version that restored last sees its bytes too.
+    void restored(const char* how) {
+        probe::set(key("restored_in"), HOLDER_VERSION);
+        probe::set(key("restored_by"), how);
     }
     void report() {
         probe::set(key("bytes"), std::to_string(state_.size()));
