@@ -276,7 +276,8 @@ void ModuleProxy::begin_prepare(Intake intake, std::uint64_t transaction,
     retarget_i(intake == Intake::buffer ? new_queue() : nullptr);
     term_ = current_->next_term(transaction, intake == Intake::buffer, down_to);
     if (successor) current_->hand_over_at(term_, {successor, queue_, transaction, keep});
-    trace(Step::will_term, current_, transaction);  // before the loop can reach it
+    if (intake == Intake::refuse) current_->finish_at(term_);  // a removal ends there
+    trace(Step::will_term, current_, transaction);             // before the loop can reach it
     drained->put_terminate(term_);
     draining_ = Draining{current_, std::move(successor), intake, begin};
 }
@@ -297,7 +298,11 @@ ModuleProxy::Checkpoint ModuleProxy::await_prepared(std::chrono::milliseconds ti
     const auto begin = d.begin;
     // Past a limit, an armed hand-over is taken back before the vote is no; one that happened
     // meanwhile stands (the successor already serves).
-    auto handed = [&] { return successor && !old->disarm_hand_over(); };
+    // A removal's end, decided with its termination message, is taken back the same way.
+    auto handed = [&] {
+        if (intake == Intake::refuse) return !old->disarm_finish(term);
+        return successor && !old->disarm_hand_over();
+    };
     // One wait, woken once: the loop parks after the termination message and its put_state().
     // Past the quiescence limit, a loop that took the message but still checkpoints gets the
     // state limit from the moment it took it (a removal asks for no checkpoint).

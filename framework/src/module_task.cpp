@@ -326,7 +326,7 @@ bool ModuleTask::wait_exited(Clock::time_point deadline) {
 bool ModuleTask::wait_quiescent(std::uint64_t term, Clock::time_point deadline) {
     std::unique_lock lock(mutex_);
     return cv_.wait_until(lock, deadline, [&] { return reached_term_ >= term || exited_; }) &&
-           !exited_;
+           reached_term_ >= term && (!exited_ || retiring_);
 }
 
 void ModuleTask::hold(std::uint64_t transaction) { trace(Step::wait_to_start, transaction); }
@@ -396,8 +396,24 @@ void ModuleTask::go() {
 
 void ModuleTask::finish(std::uint64_t term) {
     std::lock_guard lock(mutex_);
+    if (retiring_) return;
     decisions_[term] = Decision{true, nullptr, false, false, nullptr, {}};
     cv_.notify_all();
+}
+
+void ModuleTask::finish_at(std::uint64_t term) {
+    std::lock_guard lock(mutex_);
+    decisions_[term] = Decision{true, nullptr, false, false, nullptr, {}};
+    retiring_ = true;
+}
+
+bool ModuleTask::disarm_finish(std::uint64_t term) {
+    std::lock_guard lock(mutex_);
+    if (!retiring_) return true;
+    if (reached_term_ >= term) return false;  // the loop took the decision with the term
+    decisions_.erase(term);
+    retiring_ = false;
+    return true;
 }
 
 void ModuleTask::abandon() {

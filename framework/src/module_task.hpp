@@ -163,8 +163,15 @@ public:
     /// Lets a task held after enable() serve.
     void go();
     /// Decides that the loop ends at `term`: terminate() runs, the instance is destroyed in
-    /// this thread, and the thread exits.
+    /// this thread, and the thread exits. Nothing more once finish_at() armed it.
     void finish(std::uint64_t term);
+    /// A removal: decides the end at termination message `term` before the loop reaches it,
+    /// so that the loop goes on to terminate() without waiting to be told (one thread wake-up
+    /// fewer). wait_quiescent() then also succeeds once the thread has ended there.
+    void finish_at(std::uint64_t term);
+    /// Takes back what finish_at() decided if the loop has not reached `term`; false when it
+    /// has (it is ending: the removal stands).
+    bool disarm_finish(std::uint64_t term);
     /// Waits until the thread has exited (after finish()); false past `deadline`.
     bool wait_exited(Clock::time_point deadline);
     /// Waits for the thread to exit (after finish()).
@@ -277,6 +284,7 @@ private:
     std::string init_error_;
     std::uint64_t reached_term_ = 0;
     std::map<std::uint64_t, Decision> decisions_;
+    bool retiring_ = false;        // finish_at() decided the end
     std::uint64_t term_seen_ = 0;  // the latest termination message taken
     Clock::time_point term_seen_at_{};
     std::uint64_t checkpoint_term_ = 0;     // the one at which put_state() is due

@@ -18,13 +18,16 @@ void TimerService::stop() {
     if (thread_.joinable()) thread_.join();
 }
 
+// Only a new timer can make the thread's next wake-up earlier: a cancelled one at most wakes it
+// once for nothing, so cancelling (every removal does) does not wake it.
 void TimerService::set(const std::string& name, std::chrono::milliseconds period) {
     {
         std::lock_guard lock(mutex_);
-        if (period.count() <= 0)
+        if (period.count() <= 0) {
             entries_.erase(name);
-        else
-            entries_[name] = Entry{period, std::chrono::steady_clock::now() + period};
+            return;
+        }
+        entries_[name] = Entry{period, std::chrono::steady_clock::now() + period};
     }
     cv_.notify_all();
 }
