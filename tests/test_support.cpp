@@ -1,5 +1,7 @@
 #include "test_support.hpp"
 
+#include <cstdlib>
+
 #include <fstream>
 #include <thread>
 
@@ -41,6 +43,9 @@ bool wait_until(const std::function<bool()>& condition, std::chrono::millisecond
 void RuntimeTest::SetUp() {
     probe::clear();
     config.module_path = {NONSTOP_TEST_MODULE_DIR};
+    // The suites run a second time on kept module threads (tests/CMakeLists.txt).
+    if (const char* keep = std::getenv("NONSTOP_TEST_THREAD_KEEP_MS"))
+        config.module_thread_keep = std::chrono::milliseconds(std::atol(keep));
 }
 
 void RuntimeTest::TearDown() { runtime_.reset(); }

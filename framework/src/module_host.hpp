@@ -15,6 +15,8 @@
 
 namespace nonstop::detail {
 
+class ThreadPool;
+
 class ModuleHost {
 public:
     /// Delivers `m` to the module named `to`; false when the name is unknown or refuses input.
@@ -40,6 +42,9 @@ public:
     virtual void transition(const ReleaseTransition& /*t*/) {}
     /// The stack size of a module thread in bytes (Config::module_stack_size); 0: the default.
     virtual std::size_t thread_stack_size() const { return 0; }
+    /// Where module threads are kept for reuse (Config::module_thread_keep); null: each
+    /// instance starts a thread of its own, which ends with it.
+    virtual ThreadPool* thread_pool() { return nullptr; }
 
 protected:
     ~ModuleHost() = default;

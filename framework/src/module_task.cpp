@@ -10,6 +10,7 @@
 
 #include "crash_recorder.hpp"
 #include "nonstop/error.hpp"
+#include "thread_pool.hpp"
 #include "version_repository.hpp"
 
 namespace nonstop::detail {
@@ -84,9 +85,7 @@ void ModuleTask::launch(std::uint64_t transaction) {
         std::lock_guard lock(mutex_);
         launched_ = true;
     }
-    std::size_t stack_size[1] = {host_.thread_stack_size()};  // 0: the default
-    if (activate(THR_NEW_LWP | THR_JOINABLE, 1, 0, ACE_DEFAULT_THREAD_PRIORITY, -1, nullptr,
-                 nullptr, nullptr, stack_size) != 0) {
+    if (!start_thread()) {
         std::lock_guard lock(mutex_);
         launched_ = false;
         initialized_ = true;
@@ -94,6 +93,30 @@ void ModuleTask::launch(std::uint64_t transaction) {
         init_error_ = "cannot start a thread for module '" + name_ + "'";
         cv_.notify_all();
     }
+}
+
+// A thread of its own: a reused one when the runtime keeps them and the library has no
+// thread-locals of its own (see Library::thread_locals()), else a new ACE thread.
+bool ModuleTask::start_thread() {
+    ThreadPool* pool = host_.thread_pool();
+    if (pool != nullptr && !library_->thread_locals()) {
+        pooled_ = true;
+        return pool->run([this] {
+            struct Done {  // also when module code ends the thread (pthread_exit unwinds)
+                ModuleTask& task;
+                ~Done() {
+                    // Under the lock: the joiner may destroy the task as soon as it sees this.
+                    std::lock_guard lock(task.mutex_);
+                    task.thread_done_ = true;
+                    task.cv_.notify_all();
+                }
+            } done{*this};
+            svc();
+        });
+    }
+    std::size_t stack_size[1] = {host_.thread_stack_size()};  // 0: the default
+    return activate(THR_NEW_LWP | THR_JOINABLE, 1, 0, ACE_DEFAULT_THREAD_PRIORITY, -1, nullptr,
+                    nullptr, nullptr, stack_size) == 0;
 }
 
 void ModuleTask::wait_initialized(std::chrono::milliseconds limit) {
@@ -305,9 +328,17 @@ void ModuleTask::checkpoint_live() {
     cv_.notify_all();
 }
 
-void ModuleTask::join() { wait(); }
+void ModuleTask::join() {
+    if (!pooled_) {
+        wait();
+        return;
+    }
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return thread_done_; });
+}
 
 void ModuleTask::detach() {
+    if (pooled_) return;  // the pool's threads are detached: nothing joins them
     ACE_hthread_t threads[1];
     if (thr_mgr() != nullptr && thr_mgr()->hthread_list(this, threads, 1) == 1)
         ::pthread_detach(threads[0]);
@@ -351,12 +382,15 @@ void ModuleTask::start(std::shared_ptr<InputQueue> queue, std::uint64_t transact
     }
     for (auto& action : deferred) action();
     trace(Step::start, transaction);
-    std::lock_guard lock(mutex_);
-    enabling_ = Enabling::idle;
-    start_error_.clear();
-    decisions_[0] =
-        Decision{false, std::move(queue), true, hold, std::move(state), std::move(from_version)};
-    cv_.notify_all();
+    {
+        std::lock_guard lock(mutex_);
+        enabling_ = Enabling::idle;
+        start_error_.clear();
+        Decision decision{false, std::move(queue), true, hold, std::move(state), {}};
+        decision.from_version = std::move(from_version);
+        decisions_[0] = std::move(decision);
+    }
+    cv_.notify_all();  // outside the lock: the caller holds the task
 }
 
 void ModuleTask::refuse_start(std::string why) {
@@ -395,10 +429,12 @@ void ModuleTask::go() {
 }
 
 void ModuleTask::finish(std::uint64_t term) {
-    std::lock_guard lock(mutex_);
-    if (retiring_) return;
-    decisions_[term] = Decision{true, nullptr, false, false, nullptr, {}};
-    cv_.notify_all();
+    {
+        std::lock_guard lock(mutex_);
+        if (retiring_) return;
+        decisions_[term] = Decision{true, nullptr, false, false, nullptr, {}};
+    }
+    cv_.notify_all();  // outside the lock: the caller holds the task
 }
 
 void ModuleTask::finish_at(std::uint64_t term) {
@@ -542,13 +578,17 @@ void ModuleTask::initialize() {
         trace(Step::init);
         trace(Step::wait_to_start);
     }
-    std::lock_guard lock(mutex_);
-    initialized_ = true;
-    init_error_ = error;
-    if (!error.empty())
-        status_.store(ModuleStatus::stopped, std::memory_order_release);
-    else
-        status_.store(ModuleStatus::waiting, std::memory_order_release);
+    {
+        std::lock_guard lock(mutex_);
+        initialized_ = true;
+        init_error_ = error;
+        if (!error.empty())
+            status_.store(ModuleStatus::stopped, std::memory_order_release);
+        else
+            status_.store(ModuleStatus::waiting, std::memory_order_release);
+    }
+    // Outside the lock, so that the waiter does not wake into a held mutex (a second sleep);
+    // this thread keeps the task alive.
     cv_.notify_all();
 }
 
@@ -632,6 +672,7 @@ int ModuleTask::svc() {
             task.queue_.reset();
             task.cv_.notify_all();
             CrashRecorder::leave_module();
+            calling_task = nullptr;  // the thread may serve another instance (ThreadPool)
         }
     } mark{*this};
     initialize();
@@ -649,9 +690,12 @@ void ModuleTask::run_loop() {
     for (;;) {
         Decision decision;
         {
+            {
+                std::lock_guard lock(mutex_);
+                reached_term_ = term;
+            }
+            cv_.notify_all();  // outside the lock, as in initialize()
             std::unique_lock lock(mutex_);
-            reached_term_ = term;
-            cv_.notify_all();
             cv_.wait(lock, [&] { return decisions_.count(term) != 0 || abandoned(); });
             if (abandoned()) return;
             decision = std::move(decisions_[term]);

@@ -235,6 +235,7 @@ private:
     enum class Enabling { idle, enabling, enabled, refused, abandoned };
     enum class Begin { serve, parked, stop };
 
+    bool start_thread();
     std::optional<std::uint64_t> serve(InputQueue& queue);
     void initialize();
     void run_loop();
@@ -277,6 +278,8 @@ private:
     std::mutex mutex_;
     std::condition_variable cv_;
     bool launched_ = false;
+    bool pooled_ = false;       // runs on a ThreadPool thread (set before it starts)
+    bool thread_done_ = false;  // that thread has left the task for good
     bool initialized_ = false;
     bool exited_ = false;
     bool go_ = false;

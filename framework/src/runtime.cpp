@@ -22,6 +22,7 @@
 #include "name_service.hpp"
 #include "release_store.hpp"
 #include "send_error.hpp"
+#include "thread_pool.hpp"
 #include "timer_service.hpp"
 #include "upgrader.hpp"
 #include "version_repository.hpp"
@@ -46,6 +47,10 @@ struct Runtime::Services final : ModuleHost {
     explicit Services(Config c)
         : config(std::move(c)),
           store(open_store(config)),
+          pool(config.module_thread_keep.count() > 0
+                   ? std::make_unique<ThreadPool>(config.module_stack_size,
+                                                  config.module_thread_keep, kMaxParkedThreads)
+                   : nullptr),
           events(names),
           libraries(config),
           timers([this](const std::string& name) { tick(name); }),
@@ -108,13 +113,20 @@ struct Runtime::Services final : ModuleHost {
                Step step) override;
     void transition(const ReleaseTransition& t) override;
     std::size_t thread_stack_size() const override { return config.module_stack_size; }
+    ThreadPool* thread_pool() override { return pool.get(); }
     ModuleInfo described(ModuleInfo info) const {
         health.describe(info);
         return info;
     }
 
+    // Module threads parked at once, at most (Config::module_thread_keep): a burst of
+    // removals keeps this many for the loads that follow; each costs its stack's address space
+    // and about 8 KiB resident.
+    static constexpr std::size_t kMaxParkedThreads = 256;
+
     Config config;
     std::unique_ptr<ReleaseStore> store;
+    std::unique_ptr<ThreadPool> pool;  // null unless module threads are kept
     std::shared_mutex observers_mutex;
     std::map<std::uint64_t, std::function<void(const LifecycleEvent&)>> observers;
     std::map<std::uint64_t, std::function<void(const ReleaseTransition&)>> release_observers;

@@ -431,6 +431,9 @@ void VersionRepository::map(Library& lib) {
         throw Error("library '" + path + "' exports an empty module descriptor");
     lib.kind_ = lib.descriptor_->kind ? lib.descriptor_->kind : "";
     lib.version_ = lib.descriptor_->version ? lib.descriptor_->version : "";
+    std::size_t tls_module = 0;  // 0: the library has no thread-locals of its own
+    lib.thread_locals_ =
+        ::dlinfo(so.native(), RTLD_DI_TLS_MODID, &tls_module) != 0 || tls_module != 0;
 }
 
 std::vector<LibraryInfo> VersionRepository::list() const {

@@ -36,6 +36,10 @@ public:
     const std::string& kind() const { return kind_; }
     const std::string& version() const { return version_; }
     const FileIdentity& identity() const { return identity_; }
+    /// The library has thread-locals of its own (or the loader could not say): its instances
+    /// never run on a reused thread (Config::module_thread_keep), since glibc keeps a library
+    /// mapped until the threads that ran its thread-local destructors' registrations end.
+    bool thread_locals() const { return thread_locals_; }
     /// Creates one instance through the library's factory; throws Error naming the library.
     Module* create() const;
     /// Destroys an instance with the library's own code.
@@ -50,6 +54,7 @@ private:
     std::string path_, mapped_path_, kind_, version_, sha256_;
     FileIdentity identity_;
     bool settled_ = false;  // identity_ proves the content (LibraryCopyCache)
+    bool thread_locals_ = true;
     // The private copy mapped (none for load_in_place); its file goes with its last holder.
     std::shared_ptr<const LibraryCopyCache::Copy> copy_;
 };

@@ -7,11 +7,12 @@
 // state to schema 1 for a rollback.
 // What each message type does first is described in test_messages.hpp.
 // Options, read from the probe in initialize(): NAME.subscribe = "publisher event",
-// NAME.timer = period in ms, NAME.publish = event.
+// NAME.timer = period in ms, NAME.publish = event. It reports the thread it runs on (NAME.tid).
 #include <nonstop/module.hpp>
 #include <nonstop/runtime.hpp>
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <sstream>
@@ -49,6 +50,7 @@ class Counter : public nonstop::Module {
 public:
     void initialize() override {
         const auto& me = context().name();
+        probe::set(me + ".tid", std::to_string(::gettid()));  // the thread it runs on
         if (auto sub = probe::get(me + ".subscribe"); !sub.empty()) {
             std::istringstream in(sub);
             std::string publisher, event;

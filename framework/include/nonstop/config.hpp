@@ -47,6 +47,16 @@ struct Config {
     /// 83 GB and 40 MiB at 8 MiB, 3.6 GB and 5 MiB at 256 KiB (measured). A module whose
     /// handler recurses deeply or keeps large arrays on its stack needs the default.
     std::size_t module_stack_size = 0;
+    /// How long a module thread whose instance has ended stays parked for the next instance:
+    /// a load, replacement or removal then costs one wake-up, not a thread's start and end
+    /// (`core_bench --only load` prints both). 0 (the default): every instance gets a new
+    /// thread that ends with it. An instance still has a thread to itself for its whole life;
+    /// but a reused thread keeps what module code changed in it: its signal mask, priority,
+    /// affinity, name, locale (uselocale) and floating-point environment, and the thread-locals
+    /// of libraries the module uses. So set it for modules that leave their thread as they
+    /// found it. A module library with thread-locals of its own always gets a new thread
+    /// (their destructors run when the thread ends, and the library stays mapped until then).
+    std::chrono::milliseconds module_thread_keep{0};
     /// A replacement's commit-time checkpoint up to this many bytes is kept with its release
     /// for `rollback -from-checkpoint` (until the module is replaced again or rolled back), and
     /// the new version restores a copy of it (get_state). A larger one is handed to the new

@@ -1,0 +1,82 @@
+// Module threads kept for reuse (Config::module_thread_keep): an instance still runs on a thread
+// of its own, which serves the next instance once it has ended; a library with thread-locals of
+// its own never runs on a kept thread, so unloading it still unmaps it.
+#include <string>
+#include <vector>
+
+#include "test_support.hpp"
+
+namespace nonstop::test {
+namespace {
+
+class ThreadReuseTest : public RuntimeTest {
+protected:
+    // Loads `name` from `library` and returns the thread its initialize() ran on.
+    std::string load_on(const std::string& name, const std::string& library) {
+        probe::set(name + ".tid", "");
+        const auto report = rt().load(name, library);
+        EXPECT_TRUE(report.ok()) << report.to_string();
+        return probe::get(name + ".tid");
+    }
+};
+
+TEST_F(ThreadReuseTest, TheNextInstanceRunsOnTheThreadTheLastOneLeft) {
+    config.module_thread_keep = std::chrono::seconds(60);
+    const auto first = load_on("c", "libcounter_v1.so");
+    ASSERT_FALSE(first.empty());
+    ASSERT_TRUE(rt().unload("c").ok());
+    EXPECT_FALSE(mapped("libcounter_v1.so"));  // a parked thread holds nothing of it
+    EXPECT_EQ(load_on("d", "libcounter_v2.so"), first);
+    // It serves as any other: every message, in order.
+    for (int i = 0; i < 100; ++i)
+        ASSERT_TRUE(rt().send("d", Message{messages::kRecord, 1, {}, std::to_string(i)}));
+    ASSERT_TRUE(wait_until([&] { return rt().info("d")->handled == 100; }));
+    std::vector<std::string> served;
+    for (const auto& e : probe::events())
+        if (e.module == "d") served.push_back(e.payload);
+    ASSERT_EQ(served.size(), 100u);
+    for (int i = 0; i < 100; ++i) EXPECT_EQ(served[i], std::to_string(i));
+}
+
+TEST_F(ThreadReuseTest, WithoutKeepingEveryInstanceHasANewThread) {
+    config.module_thread_keep = std::chrono::milliseconds(0);  // the default
+    const auto first = load_on("c", "libcounter_v1.so");
+    ASSERT_TRUE(rt().unload("c").ok());
+    const auto second = load_on("c", "libcounter_v1.so");
+    ASSERT_FALSE(second.empty());
+    EXPECT_NE(second, first);
+}
+
+TEST_F(ThreadReuseTest, ALibraryWithThreadLocalsOfItsOwnGetsANewThreadAndUnmaps) {
+    config.module_thread_keep = std::chrono::seconds(60);
+    const auto parked = load_on("c", "libcounter_v1.so");
+    ASSERT_TRUE(rt().unload("c").ok());
+    const auto own = load_on("t", "libthread_local.so");
+    EXPECT_NE(own, parked);
+    ASSERT_TRUE(rt().send("t", Message{1, 1, {}, "+x"}));
+    ASSERT_TRUE(wait_until([] { return probe::get("t.seen") == "initialized+x"; }));
+    ASSERT_TRUE(rt().unload("t").ok());
+    // Its thread-local's destructor ran when its thread ended, before the library was closed.
+    EXPECT_TRUE(wait_until([] { return !mapped("libthread_local.so"); }));
+    EXPECT_EQ(load_on("c", "libcounter_v1.so"), parked);  // the kept thread is still there
+}
+
+TEST_F(ThreadReuseTest, AThreadLeftInsideAHungHookIsNotReused) {
+    config.module_thread_keep = std::chrono::seconds(60);
+    config.initialize_timeout = std::chrono::milliseconds(200);
+    const auto parked = load_on("c", "libcounter_v1.so");
+    ASSERT_TRUE(rt().unload("c").ok());
+    // The kept thread takes the hanging instance and stays in its initialize().
+    probe::close_gate("hang");
+    const auto hung = rt().load("h", "libhang_initialize.so");
+    EXPECT_EQ(hung.outcome, Outcome::aborted) << hung.to_string();
+    const auto next = load_on("c", "libcounter_v1.so");
+    ASSERT_FALSE(next.empty());
+    EXPECT_NE(next, parked);
+    EXPECT_TRUE(rt().send("c", Message{messages::kRecord, 1, {}, "served"}));
+    EXPECT_TRUE(wait_until([&] { return rt().info("c")->handled == 1; }));
+    probe::open_gate("hang");  // the abandoned instance ends; its thread is free again
+}
+
+}  // namespace
+}  // namespace nonstop::test
