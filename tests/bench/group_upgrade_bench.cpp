@@ -49,27 +49,34 @@ std::pair<Figure, Figure> group(const Config& config, int n, int repeats) {
 
 }  // namespace
 
-// usage: group_upgrade_bench [REPEATS] [--data FILE] [--figures FILE]
-//   --data     FILE receives "N concurrent sequential" (ms, 20 ms drain each)
-//   --figures  FILE receives the group64_* figures for scripts/bench --json
+// usage: group_upgrade_bench [REPEATS] [--data FILE] [--figures FILE] [--kept-threads]
+//   --data          FILE receives "N concurrent sequential" (ms, 20 ms drain each)
+//   --figures       FILE receives the group64_* figures for scripts/bench --json
+//   --kept-threads  module threads are kept for reuse (Config::module_thread_keep); the
+//                   figures' keys end in _kept_threads
 int main(int argc, char** argv) {
     int repeats = 5;
     std::FILE* data = nullptr;
     std::FILE* figures = nullptr;
-    for (int i = 1; i < argc; ++i) {
-        if (std::string(argv[i]) == "--data" && i + 1 < argc)
-            data = std::fopen(argv[++i], "w");
-        else if (std::string(argv[i]) == "--figures" && i + 1 < argc)
-            figures = std::fopen(argv[++i], "w");
-        else
-            repeats = std::atoi(argv[i]);
-    }
-    setenv("NONSTOP_BENCH_DRAIN_MS", "20", 1);
+    const char* suffix = "";
     Config config;
     config.module_path = {NONSTOP_BENCH_MODULE_DIR};
+    for (int i = 1; i < argc; ++i) {
+        if (std::string(argv[i]) == "--data" && i + 1 < argc) {
+            data = std::fopen(argv[++i], "w");
+        } else if (std::string(argv[i]) == "--figures" && i + 1 < argc) {
+            figures = std::fopen(argv[++i], "w");
+        } else if (std::string(argv[i]) == "--kept-threads") {
+            config.module_thread_keep = std::chrono::seconds(10);
+            suffix = "_kept_threads";
+        } else {
+            repeats = std::atoi(argv[i]);
+        }
+    }
+    setenv("NONSTOP_BENCH_DRAIN_MS", "20", 1);
     std::printf(
-        "group upgrade time, every module draining 20 ms, %d runs each (median [min-max] ms)\n",
-        repeats);
+        "group upgrade time, every module draining 20 ms, %d runs each (median [min-max] ms)%s\n",
+        repeats, *suffix ? ", module threads kept" : "");
     std::printf("%4s  %28s  %28s  %s\n", "N", "concurrent", "sequential", "seq/conc");
     double concurrent_one = 0, concurrent_max = 0;
     for (int n : {1, 2, 4, 8, 16, 32, 64}) {
@@ -90,10 +97,10 @@ int main(int argc, char** argv) {
         "(target <= 0.5)\n",
         c.median_ms, s.median_ms, c.median_ms / s.median_ms);
     if (figures) {
-        std::fprintf(figures, "group64_drain_conc_ratio\t%.6f\t%.6f\tms\n", concurrent_max,
-                     concurrent_one);
-        std::fprintf(figures, "group64_nodrain_conc_over_seq\t%.6f\t%.6f\tms\n", c.median_ms,
-                     s.median_ms);
+        std::fprintf(figures, "group64_drain_conc_ratio%s\t%.6f\t%.6f\tms\n", suffix,
+                     concurrent_max, concurrent_one);
+        std::fprintf(figures, "group64_nodrain_conc_over_seq%s\t%.6f\t%.6f\tms\n", suffix,
+                     c.median_ms, s.median_ms);
         std::fclose(figures);
     }
     return 0;

@@ -19,6 +19,9 @@ set targets {
     group64_nodrain_conc_over_seq {"<= 0.5" {$r <= 0.5}}
     group64_drain_conc_ratio      {"<= 1.2" {$r <= 1.2}}
     erlang_blackout_ratio         {"<= 1.0" {$r <= 1.0}}
+    load_cycle_kept_threads_ratio              {"<= 1.5" {$r <= 1.5}}
+    group64_nodrain_conc_over_seq_kept_threads {"<= 0.5" {$r <= 0.5}}
+    group64_drain_conc_ratio_kept_threads      {"<= 1.2" {$r <= 1.2}}
 }
 
 proc median {values} {
@@ -75,7 +78,7 @@ set rounds [lmap d $dirs { read_round $d }]
 set keys {}
 foreach r $rounds { foreach k [dict keys $r] { if {$k ni $keys} { lappend keys $k } } }
 
-puts [format "%-34s %-26s %-9s %-9s %-9s %-8s %s" figure "median measured/baseline" \
+puts [format "%-44s %-26s %-9s %-9s %-9s %-8s %s" figure "median measured/baseline" \
           min median max target met]
 set entries {}
 foreach key $keys {
@@ -93,7 +96,7 @@ foreach key $keys {
         lassign [dict get $targets $key] target test
         set met [expr $test ? "yes" : "NO"]
     }
-    puts [format "%-34s %-26s %-9.3g %-9.3g %-9.3g %-8s %s" $key \
+    puts [format "%-44s %-26s %-9.3g %-9.3g %-9.3g %-8s %s" $key \
               "[format %.4g [median $measured]] / [format %.4g [median $baseline]] $unit" \
               [lindex $sorted 0] $r [lindex $sorted end] $target $met]
     lappend entries [format {  "%s": {"ratio": %s, "ratio_min": %s, "ratio_max": %s, "ratio_rounds": [%s], "measured": %s, "baseline": %s, "unit": "%s", "target": "%s", "met": %s}} \
