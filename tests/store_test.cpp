@@ -394,9 +394,14 @@ TEST_F(StoreTest, ACrashDuringProbationComesBackOnThePermanentRelease) {
         const std::string id = db.one("SELECT max(id) FROM transactions");
         db.rows("INSERT INTO targets VALUES(" + id + ", 'a', 'replace', '" + v3 +
                 "', '2', '3', 'counter', '')");
-        db.rows("INSERT INTO releases VALUES('provisional', " + id + ", 5000, '')");
-        db.rows("INSERT INTO release_modules VALUES('provisional', 'a', '" + v3 +
-                "', '', 'counter', '3', 1)");
+        db.rows(
+            "INSERT INTO releases(which, transaction_id, quiescence_ms, limits) "
+            "VALUES('provisional', " +
+            id + ", 5000, '')");
+        db.rows(
+            "INSERT INTO release_modules(which, module, library, sha256, kind, version, enabled) "
+            "VALUES('provisional', 'a', '" +
+            v3 + "', '', 'counter', '3', 1)");
         std::ofstream(state_ + "/crash.log", std::ios::app)
             << "=== nonstop crash\npid 4242\ntime_ms 1000\nmodule a\nversion 3\nsignal 11 "
                "SIGSEGV\nbacktrace\nframe\n=== end\n";
@@ -420,6 +425,103 @@ foreach c [nonstop crashes] {
     EXPECT_EQ(db.one("SELECT release_state FROM transactions WHERE id = " + provisional),
               "rolled back");
     EXPECT_EQ(db.one("SELECT count(*) FROM releases WHERE which = 'provisional'"), "0");
+}
+
+// After the first command of a run, each command writes only the rows of the modules it
+// changed (a load beside 10,000 modules writes one row, not 10,001): the release still comes
+// back whole, with what was loaded, replaced, disabled and removed, during a probation too.
+TEST_F(StoreTest, AReleaseWrittenAsChangesComesBackWhole) {
+    auto [status, out] = run(R"(
+foreach m {a b c d e} { nonstop load $m libcounter_v1.so }
+nonstop replace b libcounter_v2.so
+nonstop disable c
+nonstop unload d
+nonstop probation 30
+nonstop replace a libcounter_v2.so
+nonstop load f libcounter_v3.so
+nonstop unload e
+)");
+    ASSERT_TRUE(exited_ok(status)) << out;
+    {
+        // The probation's release is still provisional: its three changes, nothing else.
+        Db db(db_path());
+        EXPECT_EQ(db.one("SELECT group_concat(module || ':' || removed, ' ') FROM (SELECT * FROM "
+                         "release_modules WHERE which = 'provisional' ORDER BY module)"),
+                  "a:0 e:1 f:0");
+        EXPECT_EQ(db.one("SELECT group_concat(module || ':' || version || ':' || enabled, ' ') "
+                         "FROM (SELECT * FROM release_modules WHERE which = 'permanent' ORDER BY "
+                         "module)"),
+                  "a:1:1 b:2:1 c:1:0 e:1:1");
+    }
+    // Ended during its probation: back on the permanent release.
+    std::tie(status, out) = run(R"(
+puts "running [nonstop modules]"
+foreach m [nonstop modules] { show $m }
+nonstop probation 30
+nonstop replace a libcounter_v3.so
+nonstop load g libcounter_v2.so
+nonstop unload b
+nonstop accept
+)");
+    ASSERT_TRUE(exited_ok(status)) << out;
+    // The clean end of the first run checkpointed a at version 2, which version 1 cannot read:
+    // a starts without it, and says so.
+    EXPECT_NE(out.find("module 'a' version 1 was restored without its checkpoint (taken of "
+                       "version 2): module 'a' version 1 failed to restore the state of version "
+                       "none: version 1 cannot read state schema 2"),
+              std::string::npos)
+        << out;
+    EXPECT_NE(out.find("running a b c e\na version=1 enabled=1\nb version=2 enabled=1\n"
+                       "c version=1 enabled=0\ne version=1 enabled=1\n"),
+              std::string::npos)
+        << out;
+    // Accepted: its changes applied to the permanent release.
+    std::tie(status, out) = run(R"(
+puts "running [nonstop modules]"
+foreach m [nonstop modules] { show $m }
+)");
+    ASSERT_TRUE(exited_ok(status)) << out;
+    EXPECT_NE(out.find("running a c e g\na version=3 enabled=1\nc version=1 enabled=0\n"
+                       "e version=1 enabled=1\ng version=2 enabled=1\n"),
+              std::string::npos)
+        << out;
+    Db db(db_path());
+    EXPECT_EQ(db.one("SELECT count(*) FROM release_modules WHERE which = 'provisional'"), "0");
+    EXPECT_EQ(db.one("SELECT count(*) FROM release_modules WHERE removed = 1"), "0");
+}
+
+// A database written by schema 1 (a provisional release written whole, no `delta` or `removed`
+// column) is brought to schema 2 when it is opened, and read as it was written.
+TEST_F(StoreTest, ASchemaOneDatabaseIsMigratedAndItsWholeReleasesRead) {
+    auto [status, out] = run("nonstop load a libcounter_v1.so\nnonstop load b libcounter_v2.so\n");
+    ASSERT_TRUE(exited_ok(status)) << out;
+    {
+        Db db(db_path());
+        db.rows("ALTER TABLE release_modules DROP COLUMN removed");
+        db.rows("ALTER TABLE releases DROP COLUMN delta");
+        db.rows("PRAGMA user_version = 1");
+        // As schema 1 left a probation: the whole release (b removed), provisional.
+        db.rows(
+            "INSERT INTO transactions(boot, runtime_id, started_ms, issuer, command, outcome, "
+            "reason, release_state, report) VALUES(1, 99, 0, 'local shell', 'x', 'committed', "
+            "'', 'provisional', '')");
+        const std::string id = db.one("SELECT max(id) FROM transactions");
+        db.rows("INSERT INTO releases VALUES('provisional', " + id + ", 5000, '')");
+        db.rows(
+            "INSERT INTO release_modules SELECT 'provisional', module, library, sha256, kind, "
+            "version, enabled FROM release_modules WHERE which = 'permanent' AND module = 'a'");
+    }
+    std::tie(status, out) = run(R"(
+puts "running [nonstop modules]"
+nonstop load c libcounter_v3.so
+)");
+    ASSERT_TRUE(exited_ok(status)) << out;
+    EXPECT_NE(out.find("running a b\n"), std::string::npos) << out;  // the provisional discarded
+    Db db(db_path());
+    EXPECT_EQ(db.one("PRAGMA user_version"), "2");
+    EXPECT_EQ(db.one("SELECT group_concat(module, ' ') FROM (SELECT module FROM release_modules "
+                     "WHERE which = 'permanent' ORDER BY module)"),
+              "a b c");
 }
 
 bool mapped(const std::string& fragment) {

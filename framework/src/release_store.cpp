@@ -24,7 +24,8 @@ std::chrono::system_clock::time_point from_unix_ms(std::int64_t ms) {
     return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
 }
 
-// Version 1. Every table is written only inside one SQLite transaction per store call.
+// Version 1 (version 2 adds what kSchema2 adds). Every table is written only inside one SQLite
+// transaction per store call.
 const char* const kSchema = R"sql(
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE transactions(
@@ -67,6 +68,14 @@ CREATE TABLE crashes(
   UNIQUE(time_ms, pid, module, signal));
 )sql";
 
+// Version 2: a provisional release may be written as the changes of its commands only
+// (`delta`), over the permanent one: rows of the modules they changed, and a `removed` row for
+// each module they removed. A release written whole (every version 1 release) has delta 0.
+const char* const kSchema2 = R"sql(
+ALTER TABLE releases ADD COLUMN delta INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE release_modules ADD COLUMN removed INTEGER NOT NULL DEFAULT 0;
+)sql";
+
 }  // namespace
 
 // One prepared statement; throws Error naming the store on every failure.
@@ -98,6 +107,12 @@ public:
     void run() {
         while (step()) {
         }
+    }
+    /// Ready to run again with new bindings (one statement for many rows).
+    Statement& reset() {
+        sqlite3_reset(stmt_);
+        sqlite3_clear_bindings(stmt_);
+        return *this;
     }
     std::int64_t integer(int col) { return sqlite3_column_int64(stmt_, col); }
     std::string text(int col) {
@@ -204,9 +219,10 @@ void ReleaseStore::migrate_i() {
                     " is newer than this program's (" + std::to_string(kSchemaVersion) + ")");
     exec_i("BEGIN IMMEDIATE");
     try {
-        if (version == 0) {
-            exec_i(kSchema);
-            exec_i("PRAGMA user_version=1");
+        if (version == 0) exec_i(kSchema);
+        if (version < 2) {
+            exec_i(kSchema2);
+            exec_i("PRAGMA user_version=2");
         }
         Statement(*this,
                   "INSERT INTO meta(key, value) VALUES('boots', '1') "
@@ -258,25 +274,63 @@ void ReleaseStore::write_release_i(const char* which, std::int64_t transaction,
     Statement(*this, "DELETE FROM release_modules WHERE which = ?").bind(1, which).run();
     Statement(*this, "DELETE FROM releases WHERE which = ?").bind(1, which).run();
     Statement(*this,
-              "INSERT INTO releases(which, transaction_id, quiescence_ms, limits) "
-              "VALUES(?, ?, ?, ?)")
+              "INSERT INTO releases(which, transaction_id, quiescence_ms, limits, delta) "
+              "VALUES(?, ?, ?, ?, 0)")
         .bind(1, which)
         .bind(2, transaction)
         .bind(3, release.quiescence_ms)
         .bind(4, release.limits)
         .run();
-    for (const auto& m : release.modules)
-        Statement(*this,
-                  "INSERT INTO release_modules(which, module, library, sha256, kind, version, "
-                  "enabled) VALUES(?, ?, ?, ?, ?, ?, ?)")
-            .bind(1, which)
-            .bind(2, m.name)
-            .bind(3, m.library)
-            .bind(4, m.sha256)
-            .bind(5, m.kind)
-            .bind(6, m.version)
-            .bind(7, m.enabled ? 1 : 0)
-            .run();
+    Statement insert(*this,
+                     "INSERT INTO release_modules(which, module, library, sha256, kind, version, "
+                     "enabled) VALUES(?, ?, ?, ?, ?, ?, ?)");
+    for (const auto& m : release.modules) bind_module(insert.reset().bind(1, which), m).run();
+}
+
+ReleaseStore::Statement& ReleaseStore::bind_module(Statement& s, const ReleaseModule& m) {
+    return s.bind(2, m.name)
+        .bind(3, m.library)
+        .bind(4, m.sha256)
+        .bind(5, m.kind)
+        .bind(6, m.version)
+        .bind(7, m.enabled ? 1 : 0);
+}
+
+// The provisional release as the permanent one (or the provisional one already there, under
+// probation) with `release.modules` written over it and `removed` taken out: what a command
+// changed, not every module, so that a command costs the same beside 10 modules or 10,000.
+void ReleaseStore::write_changes_i(std::int64_t transaction, const Release& release,
+                                   const std::vector<std::string>& removed) {
+    // Whether a provisional release is there, and how it is written. (bind_module() binds
+    // parameters 2 to 7, hence the numbered parameters of `upsert`.)
+    std::optional<bool> delta;
+    {
+        Statement s(*this, "SELECT delta FROM releases WHERE which = 'provisional'");
+        if (s.step()) delta = s.integer(0) != 0;
+    }
+    Statement(*this,
+              delta ? "UPDATE releases SET transaction_id = ?, quiescence_ms = ?, limits = ? "
+                      "WHERE which = 'provisional'"
+                    : "INSERT INTO releases(transaction_id, quiescence_ms, limits, which, delta) "
+                      "VALUES(?, ?, ?, 'provisional', 1)")
+        .bind(1, transaction)
+        .bind(2, release.quiescence_ms)
+        .bind(3, release.limits)
+        .run();
+    Statement upsert(*this,
+                     "INSERT INTO release_modules(which, module, library, sha256, kind, version, "
+                     "enabled, removed) VALUES('provisional', ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+                     "ON CONFLICT(which, module) DO UPDATE SET library = excluded.library, "
+                     "sha256 = excluded.sha256, kind = excluded.kind, version = excluded.version, "
+                     "enabled = excluded.enabled, removed = excluded.removed");
+    for (const auto& m : release.modules) bind_module(upsert.reset(), m).bind(8, 0).run();
+    const bool whole = delta && !*delta;  // a whole release: a removed module is left out
+    Statement remove(
+        *this, whole ? "DELETE FROM release_modules WHERE which = 'provisional' AND module = ?"
+                     : "INSERT INTO release_modules(which, module, library, sha256, kind, "
+                       "version, enabled, removed) VALUES('provisional', ?, '', '', '', '', "
+                       "0, 1) ON CONFLICT(which, module) DO UPDATE SET removed = 1");
+    for (const auto& name : removed) remove.reset().bind(1, name).run();
 }
 
 Release ReleaseStore::read_release_i(const char* which) {
@@ -291,7 +345,7 @@ Release ReleaseStore::read_release_i(const char* which) {
     }
     Statement s(*this,
                 "SELECT module, library, sha256, kind, version, enabled FROM release_modules "
-                "WHERE which = ? ORDER BY module");
+                "WHERE which = ? AND removed = 0 ORDER BY module");
     s.bind(1, which);
     while (s.step())
         release.modules.push_back(
@@ -300,10 +354,14 @@ Release ReleaseStore::read_release_i(const char* which) {
 }
 
 std::int64_t ReleaseStore::record_provisional(const TransactionReport& report,
-                                              const Release& release) {
+                                              const Release& release,
+                                              const std::vector<std::string>* removed) {
     return in_transaction([&] {
         const std::int64_t id = insert_report_i(report, "provisional");
-        write_release_i("provisional", id, release);
+        if (removed != nullptr)
+            write_changes_i(id, release, *removed);
+        else
+            write_release_i("provisional", id, release);
         // A module loaded afresh or removed has no state to come back to.
         for (const auto& t : report.targets)
             if (t.action == Action::load || t.action == Action::unload)
@@ -314,21 +372,48 @@ std::int64_t ReleaseStore::record_provisional(const TransactionReport& report,
 
 void ReleaseStore::make_permanent(std::int64_t transaction) {
     in_transaction([&] {
-        Statement s(*this, "SELECT transaction_id FROM releases WHERE which = 'provisional'");
+        Statement s(*this,
+                    "SELECT transaction_id, delta FROM releases WHERE which = 'provisional'");
         if (!s.step() || s.integer(0) != transaction)
             throw Error("transaction " + std::to_string(transaction) +
                         " is not the provisional one");
-        Statement(*this, "DELETE FROM release_modules WHERE which = 'permanent'").run();
-        Statement(*this, "DELETE FROM releases WHERE which = 'permanent'").run();
-        Statement(*this, "UPDATE releases SET which = 'permanent' WHERE which = 'provisional'")
-            .run();
-        Statement(*this,
-                  "UPDATE release_modules SET which = 'permanent' WHERE which = 'provisional'")
-            .run();
+        if (s.integer(1) != 0) {
+            apply_changes_i();
+        } else {
+            Statement(*this, "DELETE FROM release_modules WHERE which = 'permanent'").run();
+            Statement(*this, "DELETE FROM releases WHERE which = 'permanent'").run();
+            Statement(*this, "UPDATE releases SET which = 'permanent' WHERE which = 'provisional'")
+                .run();
+            Statement(*this,
+                      "UPDATE release_modules SET which = 'permanent' WHERE which = 'provisional'")
+                .run();
+        }
         Statement(*this, "UPDATE transactions SET release_state = 'permanent' WHERE id = ?")
             .bind(1, transaction)
             .run();
     });
+}
+
+// The provisional release written as changes, applied to the permanent one.
+void ReleaseStore::apply_changes_i() {
+    Statement(
+        *this,
+        "INSERT OR REPLACE INTO release_modules(which, module, library, sha256, kind, "
+        "version, enabled, removed) SELECT 'permanent', module, library, sha256, kind, "
+        "version, enabled, 0 FROM release_modules WHERE which = 'provisional' AND removed = 0")
+        .run();
+    Statement(*this,
+              "DELETE FROM release_modules WHERE which = 'permanent' AND module IN (SELECT module "
+              "FROM release_modules WHERE which = 'provisional' AND removed = 1)")
+        .run();
+    Statement(*this, "DELETE FROM release_modules WHERE which = 'provisional'").run();
+    Statement(
+        *this,
+        "INSERT OR REPLACE INTO releases(which, transaction_id, quiescence_ms, limits, delta) "
+        "SELECT 'permanent', transaction_id, quiescence_ms, limits, 0 FROM releases WHERE "
+        "which = 'provisional'")
+        .run();
+    Statement(*this, "DELETE FROM releases WHERE which = 'provisional'").run();
 }
 
 void ReleaseStore::discard_provisional(std::int64_t transaction, const std::string& why) {
@@ -357,9 +442,20 @@ std::optional<Release> ReleaseStore::permanent() {
 
 std::optional<std::pair<std::int64_t, Release>> ReleaseStore::provisional() {
     std::lock_guard lock(mutex_);
-    Statement s(*this, "SELECT transaction_id FROM releases WHERE which = 'provisional'");
+    Statement s(*this, "SELECT transaction_id, delta FROM releases WHERE which = 'provisional'");
     if (!s.step()) return std::nullopt;
-    return std::pair{s.integer(0), read_release_i("provisional")};
+    Release release = read_release_i("provisional");
+    if (s.integer(1) == 0) return std::pair{s.integer(0), std::move(release)};
+    // Written as changes: the permanent release with them applied.
+    std::map<std::string, ReleaseModule> modules;
+    for (auto& m : read_release_i("permanent").modules) modules[m.name] = std::move(m);
+    for (auto& m : release.modules) modules[m.name] = std::move(m);
+    Statement gone(
+        *this, "SELECT module FROM release_modules WHERE which = 'provisional' AND removed = 1");
+    while (gone.step()) modules.erase(gone.text(0));
+    release.modules.clear();
+    for (auto& [name, m] : modules) release.modules.push_back(std::move(m));
+    return std::pair{s.integer(0), std::move(release)};
 }
 
 std::vector<std::string> ReleaseStore::changed_by(std::int64_t transaction) {

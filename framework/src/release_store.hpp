@@ -42,7 +42,7 @@ struct Release {
 class ReleaseStore {
 public:
     /// The database schema this code writes (PRAGMA user_version).
-    static constexpr int kSchemaVersion = 1;
+    static constexpr int kSchemaVersion = 2;
 
     /// Opens (creating if needed) `dir`/nonstop.db, `dir` made with mode 0700; the file is
     /// opened without following a symbolic link, and `dir` is locked against a second process.
@@ -55,8 +55,12 @@ public:
     const std::string& path() const { return path_; }
 
     /// A committed transaction: its report and the release it produced, as the provisional
-    /// release. Returns the store's number for the transaction.
-    std::int64_t record_provisional(const TransactionReport& report, const Release& release);
+    /// release. Returns the store's number for the transaction. Without `removed`, `release`
+    /// is the whole release; with it, only what the transaction changed: `release.modules`
+    /// are the modules it loaded or changed, `*removed` those it removed, applied over the
+    /// permanent release (or over the provisional one still on probation).
+    std::int64_t record_provisional(const TransactionReport& report, const Release& release,
+                                    const std::vector<std::string>* removed = nullptr);
     /// The provisional release of `transaction` becomes the permanent one.
     void make_permanent(std::int64_t transaction);
     /// The provisional release of `transaction` is dropped (rolled back); `why` is kept.
@@ -88,6 +92,10 @@ private:
     void migrate_i();
     std::int64_t insert_report_i(const TransactionReport& report, const char* release_state);
     void write_release_i(const char* which, std::int64_t transaction, const Release& release);
+    void write_changes_i(std::int64_t transaction, const Release& release,
+                         const std::vector<std::string>& removed);
+    void apply_changes_i();
+    static Statement& bind_module(Statement& s, const ReleaseModule& m);
     Release read_release_i(const char* which);
     template <class F>
     auto in_transaction(F&& body);

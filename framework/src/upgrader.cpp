@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <set>
 #include <sstream>
 
 #include "crash_recorder.hpp"
@@ -70,22 +71,31 @@ void Upgrader::persist(const TransactionReport& report) {
             parts_.store->record_report(report);
             return;
         }
-        Release release;
-        release.quiescence_ms = timer().count();
-        const auto& c = parts_.config;
-        release.limits = "quiescence=" + std::to_string(release.quiescence_ms) +
-                         " initialize=" + std::to_string(c.initialize_timeout.count()) +
-                         " state=" + std::to_string(c.state_timeout.count()) +
-                         " enable=" + std::to_string(c.enable_timeout.count()) +
-                         " terminate=" + std::to_string(c.terminate_timeout.count()) +
-                         " shutdown=" + std::to_string(c.shutdown_timeout.count());
-        for (const auto& name : parts_.names.names())
-            if (auto proxy = parts_.names.find(name)) {
-                const ModuleInfo i = proxy->info();
-                release.modules.push_back(
-                    {i.name, i.library, i.sha256, i.kind, i.version, i.enabled});
+        Release release = release_header();
+        auto row = [&](const ModuleProxy& proxy) {
+            const ModuleInfo i = proxy.info();
+            release.modules.push_back({i.name, i.library, i.sha256, i.kind, i.version, i.enabled});
+        };
+        const bool whole = write_whole_.load();
+        std::vector<std::string> removed;  // written whole: none
+        if (whole) {
+            for (const auto& name : parts_.names.names())
+                if (auto proxy = parts_.names.find(name)) row(*proxy);
+        } else {
+            // Only the modules the command named, as they are now: beside 10,000 modules a
+            // command writes its own rows, not 10,000.
+            std::set<std::string> named;
+            for (const auto& t : report.targets) named.insert(t.name);
+            for (const auto& name : named) {
+                if (auto proxy = parts_.names.find(name))
+                    row(*proxy);
+                else
+                    removed.push_back(name);
             }
-        const auto stored = parts_.store->record_provisional(report, release);
+        }
+        const auto stored =
+            parts_.store->record_provisional(report, release, whole ? nullptr : &removed);
+        write_whole_.store(false);
         // Under probation (one provisional release at a time, as OTP's one temporary release)
         // the store's provisional release is the latest snapshot; it becomes permanent when
         // the probation ends clean and is discarded when it is rolled back.
@@ -96,9 +106,25 @@ void Upgrader::persist(const TransactionReport& report) {
         else
             settle(stored);
     } catch (const Error& e) {
+        write_whole_.store(true);  // the next release is written whole, this one with it
         std::cerr << "nonstop: transaction " << report.id << " was not recorded: " << e.what()
                   << "\n";
     }
+}
+
+// A release's header: the quiescence limit, which can change at run time, and every Config
+// limit as it was, for the record.
+Release Upgrader::release_header() const {
+    Release release;
+    release.quiescence_ms = timer().count();
+    const auto& c = parts_.config;
+    release.limits = "quiescence=" + std::to_string(release.quiescence_ms) +
+                     " initialize=" + std::to_string(c.initialize_timeout.count()) +
+                     " state=" + std::to_string(c.state_timeout.count()) +
+                     " enable=" + std::to_string(c.enable_timeout.count()) +
+                     " terminate=" + std::to_string(c.terminate_timeout.count()) +
+                     " shutdown=" + std::to_string(c.shutdown_timeout.count());
+    return release;
 }
 
 // Probation 0: a committed transaction is permanent at once. This is the one call site that
@@ -628,6 +654,8 @@ RestoreReport Upgrader::restore(const std::string& state_dir) {
     if (release->quiescence_ms > 0) timeout_ms_ = release->quiescence_ms;
     const auto saved = parts_.store->checkpoints();
     for (const auto& m : release->modules) restore_module(m, saved, out);
+    // What runs is the stored release exactly: from now on a command writes only its changes.
+    write_whole_.store(!out.errors.empty() || parts_.names.size() != release->modules.size());
     return out;
 }
 
@@ -654,11 +682,26 @@ void Upgrader::restore_module(const ReleaseModule& m,
         return;
     }
     Seeds seeds;
-    if (auto c = saved.find(m.name); c != saved.end())
+    const auto c = saved.find(m.name);
+    if (c != saved.end())
         seeds[m.name] = std::make_shared<const State>(State{c->second.schema, c->second.bytes});
     auto report = run("restore " + m.name + " " + m.library, {}, {{m.name, m.library}},
                       Mode::concurrent, false, TransactionOptions{}, std::move(seeds));
     out.transactions.push_back(report);
+    if (!report.ok() && c != saved.end()) {
+        // The checkpoint may be another version's (one saved at the end of a probation that was
+        // then discarded) that this one cannot read: the module starts without it rather than
+        // not at all, and the operator is told what was lost.
+        auto fresh = run("restore " + m.name + " " + m.library, {}, {{m.name, m.library}},
+                         Mode::concurrent, false, TransactionOptions{});
+        out.transactions.push_back(fresh);
+        if (fresh.ok()) {
+            out.errors.push_back("module '" + m.name + "' version " + m.version +
+                                 " was restored without its checkpoint (taken of version " +
+                                 c->second.version + "): " + report.reason);
+            report = std::move(fresh);
+        }
+    }
     if (!report.ok()) {
         out.errors.push_back(not_restored + report.reason);
         return;

@@ -105,6 +105,7 @@ private:
                           const TransactionOptions& options, Seeds seeds = {},
                           std::function<std::string()> agree = {});
     void persist(const TransactionReport& report);
+    Release release_header() const;
     void fit_threads();
     void settle(std::int64_t transaction);
     /// The store follows a release that leaves probation (permanent, or rolled back).
@@ -133,6 +134,10 @@ private:
     std::atomic<long long> probation_ms_;
     ReleaseLedger ledger_;
     std::map<std::uint64_t, std::int64_t> stored_;  // provisional: runtime id → store id
+    // The store may hold another release than what runs (nothing restored yet, a module left
+    // out by restore(), a write that failed): the next release is written whole, after that
+    // only what each command changed.
+    std::atomic<bool> write_whole_{true};
     std::atomic<std::size_t> queued_{0};
     mutable std::mutex history_mutex_;
     std::deque<TransactionReport> history_;
