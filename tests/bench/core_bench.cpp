@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -663,6 +664,45 @@ void many_modules() {
     unsetenv("NONSTOP_BENCH_STATE_BYTES");
 }
 
+// Modules loaded one by one into a runtime with a release store (a state directory): a load at
+// the end against a load at the start. A store that rewrote the whole release per command made
+// each load cost more with every module already loaded (quadratic in all); one that writes
+// what a command changed keeps the ratio near 1. A replace beside them is printed too.
+void store_scale() {
+    const int count = quick ? 1000 : 5000;
+    char dir[] = "/tmp/nonstop-bench-store-XXXXXX";
+    if (::mkdtemp(dir) == nullptr) std::abort();
+    std::vector<double> load_us(static_cast<std::size_t>(count));
+    std::vector<double> replace_us;
+    {
+        Config config = bench_config();
+        config.state_dir = dir;
+        Runtime rt(config);
+        for (int i = 0; i < count; ++i) {
+            const auto t = Clock::now();
+            if (!rt.load("m" + std::to_string(i), "libbench_v1.so").ok()) std::abort();
+            load_us[static_cast<std::size_t>(i)] = since(t) * 1e6;
+        }
+        for (int r = 0; r < 10; ++r) {
+            const auto t = Clock::now();
+            if (!rt.replace("m0", r % 2 ? "libbench_v1.so" : "libbench_v2.so").ok()) std::abort();
+            replace_us.push_back(since(t) * 1e6);
+        }
+    }
+    std::filesystem::remove_all(dir);
+    const auto tenth = static_cast<std::ptrdiff_t>(count / 10);
+    const double first =
+        stats(std::vector<double>(load_us.begin(), load_us.begin() + tenth)).median;
+    const double last = stats(std::vector<double>(load_us.end() - tenth, load_us.end())).median;
+    const double replace = stats(replace_us).median;
+    figure("store_load_last_over_first_ratio", last, first, "us");
+    const std::string label = std::to_string(count);
+    rows.push_back({"load, state dir: last 10% of " + label + " / first 10%", fmt("%.0f µs", last),
+                    fmt("%.0f µs", first), fmt("%.2f", last / first), "", ""});
+    rows.push_back({"  replace beside " + label + " modules, state dir",
+                    fmt("%.1f ms", replace / 1e3), "", "", "", ""});
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -684,9 +724,9 @@ int main(int argc, char** argv) {
             many_modules_count = std::max(1, std::atoi(argv[++i]));
     }
     const std::pair<const char*, void (*)()> parts[] = {
-        {"throughput", throughput}, {"latency", latency}, {"blackout", blackout},
-        {"state", state_size},      {"backlog", backlog}, {"load", load_cycle},
-        {"modules", many_modules}};
+        {"throughput", throughput}, {"latency", latency},  {"blackout", blackout},
+        {"state", state_size},      {"backlog", backlog},  {"load", load_cycle},
+        {"modules", many_modules},  {"store", store_scale}};
     for (const auto& [name, run] : parts)
         if (only.empty() || only.find(std::string(",") + name + ",") != std::string::npos) run();
     std::printf("%-50s %-22s %-26s %-12s %-20s %s\n", "figure", "nonstop", "baseline (same run)",
