@@ -199,5 +199,24 @@ TEST_F(StateHandoverTest, AGroupAbortedAtTheStartGivesAKeptCheckpointBack) {
     grow("b", 4098);
 }
 
+// Over the keep limit, the new version takes the checkpoint by move and holds it while its group
+// waits: when another target then refuses its state, it gives the state back (its put_state(),
+// in its own thread) and the old version takes it.
+TEST_F(StateHandoverTest, AGroupAbortedAfterANewVersionTookTheStateByMoveGetsItBack) {
+    config.checkpoint_keep_bytes = 0;
+    probe::set("h.move_out", "1");
+    load_holder("libholder_1.so", 4096);
+    ASSERT_TRUE(rt().load("c", "libcounter_v1.so").ok());
+    grow("a", 4097);
+    const auto report =
+        rt().syn_replace({{"h", "libholder_2.so"}, {"c", "libfaulty_get_state.so"}});
+    EXPECT_EQ(report.outcome, Outcome::aborted) << report.to_string();
+    EXPECT_EQ(rt().info("h")->version, "1");
+    EXPECT_EQ(rt().info("c")->version, "1");
+    EXPECT_TRUE(took_back());
+    EXPECT_TRUE(moved());  // version 2's put_state() bytes, not a copy
+    grow("b", 4098);       // every byte of it
+}
+
 }  // namespace
 }  // namespace nonstop::test

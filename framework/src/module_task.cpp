@@ -637,10 +637,47 @@ ModuleTask::Begin ModuleTask::begin_service(const Decision& decision) {
     std::unique_lock lock(mutex_);
     if (enabling_ == Enabling::abandoned || abandoned()) return Begin::stop;
     enabling_ = Enabling::enabled;
+    held_ = decision.hold;
     cv_.notify_all();
     if (!decision.hold) return Begin::serve;
-    cv_.wait(lock, [&] { return go_ || abandoned() || !decisions_.empty(); });
+    for (;;) {
+        cv_.wait(lock, [&] {
+            return go_ || abandoned() || !decisions_.empty() || give_back_schema_.has_value();
+        });
+        if (go_ || abandoned() || !decisions_.empty()) break;
+        const std::uint32_t schema = *std::exchange(give_back_schema_, std::nullopt);
+        lock.unlock();
+        std::optional<State> state;
+        const std::string error = call_hook("put_state", [&] {
+            state = module_->put_state_for(schema);
+            if (!state) state = module_->put_state();
+        });
+        lock.lock();
+        if (error.empty()) given_back_ = std::move(state);
+        give_back_done_ = true;
+        cv_.notify_all();
+    }
+    held_ = false;
     return go_ && !abandoned() ? Begin::serve : Begin::stop;
+}
+
+std::optional<State> ModuleTask::give_state_back(std::uint32_t schema,
+                                                 std::chrono::milliseconds limit) {
+    std::unique_lock lock(mutex_);
+    // Its group may have given up on another target while this one still enabled.
+    const auto deadline = Clock::now() + limit;
+    if (!cv_.wait_until(lock, deadline, [&] { return held_ || exited_ || abandoned(); }) ||
+        !held_ || abandoned())
+        return std::nullopt;
+    give_back_schema_ = schema;
+    give_back_done_ = false;
+    cv_.notify_all();
+    if (!cv_.wait_until(lock, deadline, [&] { return give_back_done_ || exited_; })) {
+        lock.unlock();
+        abandon();  // still in put_state(): it will never serve, and is disposed of as stuck
+        return std::nullopt;
+    }
+    return std::exchange(given_back_, std::nullopt);
 }
 
 // The end of service, in this thread: terminate(), then the instance is destroyed with its own

@@ -162,6 +162,11 @@ public:
     void refuse_start(std::string why);
     /// Lets a task held after enable() serve.
     void go();
+    /// A task held after it took its predecessor's checkpoint by move (take_state), whose group
+    /// aborted: asks it, in its own thread, for its state back (put_state_for(`schema`), the
+    /// predecessor's schema, else put_state()), so that the predecessor resumes with it. Empty
+    /// when the task is not held, the hook threw, or it did not return within `limit`.
+    std::optional<State> give_state_back(std::uint32_t schema, std::chrono::milliseconds limit);
     /// Decides that the loop ends at `term`: terminate() runs, the instance is destroyed in
     /// this thread, and the thread exits. Nothing more once finish_at() armed it.
     void finish(std::uint64_t term);
@@ -287,7 +292,11 @@ private:
     std::string init_error_;
     std::uint64_t reached_term_ = 0;
     std::map<std::uint64_t, Decision> decisions_;
-    bool retiring_ = false;        // finish_at() decided the end
+    bool retiring_ = false;                          // finish_at() decided the end
+    bool held_ = false;                              // waiting for go() after enable()
+    std::optional<std::uint32_t> give_back_schema_;  // give_state_back() asked, not answered
+    std::optional<State> given_back_;
+    bool give_back_done_ = false;
     std::uint64_t term_seen_ = 0;  // the latest termination message taken
     Clock::time_point term_seen_at_{};
     std::uint64_t checkpoint_term_ = 0;     // the one at which put_state() is due

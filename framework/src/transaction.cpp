@@ -366,8 +366,14 @@ StateHandover Transaction::restore(Target& t) {
 StateHandover Transaction::give_back(Target& t, bool started) {
     if (t.forced || !t.state) return nullptr;
     if (started && (!t.fresh || t.fresh->abandoned())) return nullptr;
-    if (started && t.given && t.fresh->start_error().empty()) return nullptr;  // it took it
-    if (t.state->bytes.empty()) return nullptr;                                // nothing to lose
+    if (started && t.given && t.fresh->start_error().empty()) {
+        // The new version took it by move and waits, held, for its group: it gives back what
+        // it now holds, converted to the old version's schema if it can.
+        auto back = t.fresh->give_state_back(t.state->schema, parts_.config.state_timeout);
+        if (!back) return nullptr;
+        return StateHandover::give(std::make_shared<State>(std::move(*back)), true);
+    }
+    if (t.state->bytes.empty()) return nullptr;  // nothing to lose
     return StateHandover::give(std::move(t.state), true);
 }
 
