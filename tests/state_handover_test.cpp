@@ -34,6 +34,19 @@ protected:
                    probe::get("h.restored_by") == "take_state";
         });
     }
+    // h (whose put_state() moves its state out, 4,097 bytes) and c replaced together, c's new
+    // version refusing its state: both stay on version 1.
+    void abort_a_group_whose_other_member_refuses_its_state() {
+        probe::set("h.move_out", "1");
+        load_holder("libholder_1.so", 4096);
+        ASSERT_TRUE(rt().load("c", "libcounter_v1.so").ok());
+        grow("a", 4097);
+        const auto report =
+            rt().syn_replace({{"h", "libholder_2.so"}, {"c", "libfaulty_get_state.so"}});
+        EXPECT_EQ(report.outcome, Outcome::aborted) << report.to_string();
+        EXPECT_EQ(rt().info("h")->version, "1");
+        EXPECT_EQ(rt().info("c")->version, "1");
+    }
     // The new version holds the very bytes the old one's put_state() returned: no copy.
     static bool moved() { return probe::get("h.state_data") == probe::get("h.put_data"); }
 };
@@ -185,15 +198,7 @@ TEST_F(StateHandoverTest, ANewVersionThatRefusesAGivenCheckpointLeavesItToTheOld
 }
 
 TEST_F(StateHandoverTest, AGroupAbortedAtTheStartGivesAKeptCheckpointBack) {
-    probe::set("h.move_out", "1");
-    load_holder("libholder_1.so", 4096);
-    ASSERT_TRUE(rt().load("c", "libcounter_v1.so").ok());
-    grow("a", 4097);
-    const auto report =
-        rt().syn_replace({{"h", "libholder_2.so"}, {"c", "libfaulty_get_state.so"}});
-    EXPECT_EQ(report.outcome, Outcome::aborted) << report.to_string();
-    EXPECT_EQ(rt().info("h")->version, "1");
-    EXPECT_EQ(rt().info("c")->version, "1");
+    abort_a_group_whose_other_member_refuses_its_state();
     EXPECT_TRUE(took_back());  // version 2 read the kept copy; version 1 takes it
     EXPECT_TRUE(moved());
     grow("b", 4098);
@@ -204,15 +209,7 @@ TEST_F(StateHandoverTest, AGroupAbortedAtTheStartGivesAKeptCheckpointBack) {
 // in its own thread) and the old version takes it.
 TEST_F(StateHandoverTest, AGroupAbortedAfterANewVersionTookTheStateByMoveGetsItBack) {
     config.checkpoint_keep_bytes = 0;
-    probe::set("h.move_out", "1");
-    load_holder("libholder_1.so", 4096);
-    ASSERT_TRUE(rt().load("c", "libcounter_v1.so").ok());
-    grow("a", 4097);
-    const auto report =
-        rt().syn_replace({{"h", "libholder_2.so"}, {"c", "libfaulty_get_state.so"}});
-    EXPECT_EQ(report.outcome, Outcome::aborted) << report.to_string();
-    EXPECT_EQ(rt().info("h")->version, "1");
-    EXPECT_EQ(rt().info("c")->version, "1");
+    abort_a_group_whose_other_member_refuses_its_state();
     EXPECT_TRUE(took_back());
     EXPECT_TRUE(moved());  // version 2's put_state() bytes, not a copy
     grow("b", 4098);       // every byte of it

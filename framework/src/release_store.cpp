@@ -273,18 +273,20 @@ void ReleaseStore::write_release_i(const char* which, std::int64_t transaction,
                                    const Release& release) {
     Statement(*this, "DELETE FROM release_modules WHERE which = ?").bind(1, which).run();
     Statement(*this, "DELETE FROM releases WHERE which = ?").bind(1, which).run();
-    Statement(*this,
-              "INSERT INTO releases(which, transaction_id, quiescence_ms, limits, delta) "
-              "VALUES(?, ?, ?, ?, 0)")
-        .bind(1, which)
-        .bind(2, transaction)
-        .bind(3, release.quiescence_ms)
-        .bind(4, release.limits)
-        .run();
+    Statement header(*this,
+                     "INSERT INTO releases(which, transaction_id, quiescence_ms, limits, delta) "
+                     "VALUES(?4, ?1, ?2, ?3, 0)");
+    bind_header(header, transaction, release).bind(4, which).run();
     Statement insert(*this,
                      "INSERT INTO release_modules(which, module, library, sha256, kind, version, "
                      "enabled) VALUES(?, ?, ?, ?, ?, ?, ?)");
     for (const auto& m : release.modules) bind_module(insert.reset().bind(1, which), m).run();
+}
+
+// Parameters 1 to 3: the release's transaction, quiescence limit and limits.
+ReleaseStore::Statement& ReleaseStore::bind_header(Statement& s, std::int64_t transaction,
+                                                   const Release& release) {
+    return s.bind(1, transaction).bind(2, release.quiescence_ms).bind(3, release.limits);
 }
 
 ReleaseStore::Statement& ReleaseStore::bind_module(Statement& s, const ReleaseModule& m) {
@@ -308,15 +310,12 @@ void ReleaseStore::write_changes_i(std::int64_t transaction, const Release& rele
         Statement s(*this, "SELECT delta FROM releases WHERE which = 'provisional'");
         if (s.step()) delta = s.integer(0) != 0;
     }
-    Statement(*this,
-              delta ? "UPDATE releases SET transaction_id = ?, quiescence_ms = ?, limits = ? "
-                      "WHERE which = 'provisional'"
-                    : "INSERT INTO releases(transaction_id, quiescence_ms, limits, which, delta) "
-                      "VALUES(?, ?, ?, 'provisional', 1)")
-        .bind(1, transaction)
-        .bind(2, release.quiescence_ms)
-        .bind(3, release.limits)
-        .run();
+    Statement header(*this,
+                     delta ? "UPDATE releases SET transaction_id = ?1, quiescence_ms = ?2, "
+                             "limits = ?3 WHERE which = 'provisional'"
+                           : "INSERT INTO releases(transaction_id, quiescence_ms, limits, which, "
+                             "delta) VALUES(?1, ?2, ?3, 'provisional', 1)");
+    bind_header(header, transaction, release).run();
     Statement upsert(*this,
                      "INSERT INTO release_modules(which, module, library, sha256, kind, version, "
                      "enabled, removed) VALUES('provisional', ?2, ?3, ?4, ?5, ?6, ?7, ?8) "

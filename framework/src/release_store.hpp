@@ -95,6 +95,7 @@ private:
     void write_changes_i(std::int64_t transaction, const Release& release,
                          const std::vector<std::string>& removed);
     void apply_changes_i();
+    static Statement& bind_header(Statement& s, std::int64_t transaction, const Release& release);
     static Statement& bind_module(Statement& s, const ReleaseModule& m);
     Release read_release_i(const char* which);
     template <class F>
