@@ -524,6 +524,29 @@ void time_batch(F&& cycle, int per, std::vector<double>& out) {
     out.push_back(since(t) * 1e6 / per);
 }
 
+// One load and unload of module "m" in `rt`.
+auto load_unload(Runtime& rt) {
+    return [&rt] {
+        rt.load("m", "libbench_v1.so");
+        rt.unload("m");
+    };
+}
+
+// Resident memory over many replaces of one module, and its libraries unmapped after it leaves.
+void replace_growth(Runtime& rt) {
+    const int replaces = quick ? 1000 : 10000;
+    rt.load("m", "libbench_v1.so");
+    for (int i = 0; i < 200; ++i) rt.replace("m", i % 2 ? "libbench_v1.so" : "libbench_v2.so");
+    const long before = resident_kib();
+    for (int i = 0; i < replaces; ++i) rt.replace("m", i % 2 ? "libbench_v1.so" : "libbench_v2.so");
+    const long growth = resident_kib() - before;
+    rt.unload("m");
+    const bool gone = !mapped("libbench_v1.so") && !mapped("libbench_v2.so");
+    rows.push_back({"resident growth over " + std::to_string(replaces) + " replaces",
+                    std::to_string(growth) + " KiB", "", gone ? "unmapped" : "STILL MAPPED",
+                    "< 1 MiB, unmapped", growth < 1024 && gone ? "yes" : "NO"});
+}
+
 void load_cycle() {
     // Batches of each kind take turns, so that the figure and its baseline see the same load on
     // a shared machine; each is the median of its batches.
@@ -535,35 +558,23 @@ void load_cycle() {
         dlclose(h);
     };
     Runtime rt(bench_config());
-    auto cached = [&] {
-        rt.load("m", "libbench_v1.so");
-        rt.unload("m");
-    };
     // Without the cache of verified copies, every load reads, checks, hashes and copies the
     // file, as the first load of a new or changed file does.
-    Config config = bench_config();
-    config.library_cache_entries = 0;
-    Runtime uncached_rt(config);
-    auto uncached = [&] {
-        uncached_rt.load("m", "libbench_v1.so");
-        uncached_rt.unload("m");
-    };
+    Config uncached = bench_config();
+    uncached.library_cache_entries = 0;
+    Runtime uncached_rt(uncached);
     // Module threads kept for reuse (Config::module_thread_keep): a wake-up for a thread start.
-    Config kept_config = bench_config();
-    kept_config.module_thread_keep = std::chrono::seconds(10);
-    Runtime kept_rt(kept_config);
-    auto kept = [&] {
-        kept_rt.load("m", "libbench_v1.so");
-        kept_rt.unload("m");
-    };
+    Config kept = bench_config();
+    kept.module_thread_keep = std::chrono::seconds(10);
+    Runtime kept_rt(kept);
     // What every module instance costs by default (its own ACE task thread), for comparison.
     auto thread = [] { std::thread([] {}).join(); };
     std::vector<double> bare_b, ours_b, first_b, kept_b, thread_b;
     for (int b = 0; b < batches; ++b) {
         time_batch(bare, per, bare_b);
-        time_batch(cached, per, ours_b);
-        time_batch(uncached, per / 4, first_b);
-        time_batch(kept, per, kept_b);
+        time_batch(load_unload(rt), per, ours_b);
+        time_batch(load_unload(uncached_rt), per / 4, first_b);
+        time_batch(load_unload(kept_rt), per, kept_b);
         time_batch(thread, per, thread_b);
     }
     const double bare_us = stats(bare_b).median, ours_us = stats(ours_b).median;
@@ -582,18 +593,7 @@ void load_cycle() {
     rows.push_back({"  the same, module threads kept (module_thread_keep)", fmt("%.0f µs", kept_us),
                     "", fmt("%.2f", kept_us / bare_us), "≤ 1.5",
                     kept_us / bare_us <= 1.5 ? "yes" : "NO"});
-
-    const int replaces = quick ? 1000 : 10000;
-    rt.load("m", "libbench_v1.so");
-    for (int i = 0; i < 200; ++i) rt.replace("m", i % 2 ? "libbench_v1.so" : "libbench_v2.so");
-    const long before = resident_kib();
-    for (int i = 0; i < replaces; ++i) rt.replace("m", i % 2 ? "libbench_v1.so" : "libbench_v2.so");
-    const long growth = resident_kib() - before;
-    rt.unload("m");
-    const bool gone = !mapped("libbench_v1.so") && !mapped("libbench_v2.so");
-    rows.push_back({"resident growth over " + std::to_string(replaces) + " replaces",
-                    std::to_string(growth) + " KiB", "", gone ? "unmapped" : "STILL MAPPED",
-                    "< 1 MiB, unmapped", growth < 1024 && gone ? "yes" : "NO"});
+    replace_growth(rt);
 }
 
 // --- many modules ------------------------------------------------------------------------------
