@@ -7,6 +7,7 @@
 
 #include <csignal>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -68,93 +69,79 @@ const char* const usage_text =
     "       fleet: --zookeeper HOST:PORT[/chroot] --cluster NAME [--member ID | --coordinator]\n"
     "       (a member by default, its id HOSTNAME-PID; --coordinator hosts nothing)\n";
 
+// The options that take a value, each with the field it sets.
+const std::pair<const char*, std::optional<std::string> Arguments::*> value_options[] = {
+    {"--module-path", &Arguments::module_path}, {"--connect", &Arguments::connect},
+    {"--state-dir", &Arguments::state_dir},     {"--token-file", &Arguments::token_file},
+    {"--tls-ca", &Arguments::tls_ca},           {"--zookeeper", &Arguments::zookeeper},
+    {"--cluster", &Arguments::cluster},         {"--member", &Arguments::member}};
+
+// Sets the flag `arg` names; false when it names none.
+bool flag(Arguments& a, const std::string& arg) {
+    if (arg == "--tls" || arg == "--tls-insecure") {
+        a.tls = true;
+        a.tls_insecure = a.tls_insecure || arg == "--tls-insecure";
+    } else if (arg == "--coordinator") {
+        a.coordinator = true;
+    } else if (arg == "--lifecycle") {
+        a.lifecycle = true;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+// Why the options given cannot go together; empty when they can.
+std::string conflict(Arguments& a) {
+    if (a.connect && a.module_path) return "--module-path is the host's business with --connect";
+    if (a.connect && a.state_dir) return "--state-dir is the host's business with --connect";
+    if (a.connect && a.lifecycle) return "--lifecycle shows this process's modules, not a host's";
+    if (a.tls_ca) a.tls = true;
+    if (!a.connect && a.tls) return "--tls needs --connect";
+    if (a.zookeeper.has_value() != a.cluster.has_value() ||
+        ((a.member || a.coordinator) && !a.zookeeper) || (a.member && a.coordinator) ||
+        (a.zookeeper && a.connect))
+        return "a fleet needs --zookeeper and --cluster (and no --connect); --member and "
+               "--coordinator exclude each other";
+    if (!a.connect && a.token_file) return "--token-file needs --connect";
+    return {};
+}
+
 std::optional<Arguments> parse(int argc, char** argv) {
     Arguments a;
     int i = 1;
-    auto value = [&](const char* option) -> std::optional<std::string> {
-        if (i + 1 >= argc) {
-            std::cerr << "nonstop-shell: option " << option << " needs a value\n" << usage_text;
-            return std::nullopt;
-        }
-        return std::string(argv[++i]);
-    };
     for (; i < argc; ++i) {
         const std::string arg = argv[i];
-        std::optional<std::string>* target = nullptr;
-        if (arg == "--module-path")
-            target = &a.module_path;
-        else if (arg == "--connect")
-            target = &a.connect;
-        else if (arg == "--state-dir")
-            target = &a.state_dir;
-        else if (arg == "--token") {
+        const auto option = std::find_if(std::begin(value_options), std::end(value_options),
+                                         [&](const auto& o) { return arg == o.first; });
+        if (option != std::end(value_options)) {
+            if (i + 1 >= argc) {
+                std::cerr << "nonstop-shell: option " << arg << " needs a value\n" << usage_text;
+                return std::nullopt;
+            }
+            a.*(option->second) = std::string(argv[++i]);
+        } else if (arg == "--token") {
             std::cerr << "nonstop-shell: --token would show the token to every user of this "
                          "machine (in the process list); use --token-file or "
                          "NONSTOP_CONSOLE_TOKEN\n";
             return std::nullopt;
-        } else if (arg == "--token-file")
-            target = &a.token_file;
-        else if (arg == "--tls-ca")
-            target = &a.tls_ca;
-        else if (arg == "--tls" || arg == "--tls-insecure") {
-            a.tls = true;
-            a.tls_insecure = a.tls_insecure || arg == "--tls-insecure";
-            continue;
-        } else if (arg == "--zookeeper")
-            target = &a.zookeeper;
-        else if (arg == "--cluster")
-            target = &a.cluster;
-        else if (arg == "--member")
-            target = &a.member;
-        else if (arg == "--coordinator") {
-            a.coordinator = true;
-            continue;
-        } else if (arg == "--lifecycle") {
-            a.lifecycle = true;
-            continue;
         } else if (arg == "--help" || arg == "-h") {
             std::cout << usage_text;
             std::exit(0);
         } else if (arg == "--") {
             ++i;
             break;
-        } else if (arg.size() > 1 && arg[0] == '-') {
-            std::cerr << "nonstop-shell: unknown option " << arg << "\n" << usage_text;
-            return std::nullopt;
-        } else {
+        } else if (!flag(a, arg)) {
+            if (arg.size() > 1 && arg[0] == '-') {
+                std::cerr << "nonstop-shell: unknown option " << arg << "\n" << usage_text;
+                return std::nullopt;
+            }
             break;
         }
-        auto v = value(arg.c_str());
-        if (!v) return std::nullopt;
-        *target = *v;
     }
     for (; i < argc; ++i) a.rest.emplace_back(argv[i]);
-    if (a.connect && a.module_path) {
-        std::cerr << "nonstop-shell: --module-path is the host's business with --connect\n";
-        return std::nullopt;
-    }
-    if (a.connect && a.state_dir) {
-        std::cerr << "nonstop-shell: --state-dir is the host's business with --connect\n";
-        return std::nullopt;
-    }
-    if (a.connect && a.lifecycle) {
-        std::cerr << "nonstop-shell: --lifecycle shows this process's modules, not a host's\n";
-        return std::nullopt;
-    }
-    if (a.tls_ca) a.tls = true;
-    if (!a.connect && a.tls) {
-        std::cerr << "nonstop-shell: --tls needs --connect\n";
-        return std::nullopt;
-    }
-    if (a.zookeeper.has_value() != a.cluster.has_value() ||
-        ((a.member || a.coordinator) && !a.zookeeper) || (a.member && a.coordinator) ||
-        (a.zookeeper && a.connect)) {
-        std::cerr << "nonstop-shell: a fleet needs --zookeeper and --cluster (and no --connect); "
-                     "--member and --coordinator exclude each other\n";
-        return std::nullopt;
-    }
-    if (!a.connect && a.token_file) {
-        std::cerr << "nonstop-shell: --token-file needs --connect\n";
+    if (const std::string why = conflict(a); !why.empty()) {
+        std::cerr << "nonstop-shell: " << why << "\n";
         return std::nullopt;
     }
     return a;
