@@ -7,6 +7,7 @@
 #include <nonstop/runtime.hpp>
 #include <nonstop/tcl_commands.hpp>
 
+#include <algorithm>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
@@ -74,6 +75,19 @@ struct Options {
     std::string zookeeper, cluster, member;
 };
 
+// The options that set a field, and those that pass their value to the modules (environment).
+const std::pair<const char*, std::string Options::*> field_options[] = {
+    {"--module-path", &Options::module_dir}, {"--console", &Options::console_port},
+    {"--token-file", &Options::token_file},  {"--console-address", &Options::console_address},
+    {"--tls-cert", &Options::tls_cert},      {"--tls-key", &Options::tls_key},
+    {"--zookeeper", &Options::zookeeper},    {"--cluster", &Options::cluster},
+    {"--member", &Options::member}};
+const std::pair<const char*, const char*> environment_options[] = {
+    {"--ip-monitor", kIpMonitorEnv},
+    {"--ospf-monitor", kOspfMonitorEnv},
+    {"--vrrp-monitor", kVrrpMonitorEnv},
+    {"--period", kPeriodEnv}};
+
 // Reads the command line into `o`; returns an exit status when the program should end now.
 std::optional<int> parse(int argc, char** argv, Options& o) {
     for (int i = 1; i < argc; ++i) {
@@ -85,39 +99,19 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
             }
             return argv[++i];
         };
-        if (arg == "--module-path")
-            o.module_dir = value();
-        else if (arg == "--ip-monitor")
-            ::setenv(kIpMonitorEnv, value().c_str(), 1);
-        else if (arg == "--ospf-monitor")
-            ::setenv(kOspfMonitorEnv, value().c_str(), 1);
-        else if (arg == "--vrrp-monitor")
-            ::setenv(kVrrpMonitorEnv, value().c_str(), 1);
-        else if (arg == "--period")
-            ::setenv(kPeriodEnv, value().c_str(), 1);
-        else if (arg == "--empty")
-            o.empty = true;
-        else if (arg == "--quiet")
-            o.quiet_mode = true;
-        else if (arg == "--console")
-            o.console_port = value();
-        else if (arg == "--token-file")
-            o.token_file = value();
-        else if (arg == "--state-dir")
+        auto named = [&](const auto& o) { return arg == o.first; };
+        if (auto f = std::find_if(std::begin(field_options), std::end(field_options), named);
+            f != std::end(field_options)) {
+            o.*(f->second) = value();
+        } else if (auto e = std::find_if(std::begin(environment_options),
+                                         std::end(environment_options), named);
+                   e != std::end(environment_options)) {
+            ::setenv(e->second, value().c_str(), 1);
+        } else if (arg == "--state-dir") {
             o.config.state_dir = value();
-        else if (arg == "--console-address")
-            o.console_address = value();
-        else if (arg == "--tls-cert")
-            o.tls_cert = value();
-        else if (arg == "--tls-key")
-            o.tls_key = value();
-        else if (arg == "--zookeeper")
-            o.zookeeper = value();
-        else if (arg == "--cluster")
-            o.cluster = value();
-        else if (arg == "--member")
-            o.member = value();
-        else if (arg == "--help" || arg == "-h") {
+        } else if (arg == "--empty" || arg == "--quiet") {
+            (arg == "--empty" ? o.empty : o.quiet_mode) = true;
+        } else if (arg == "--help" || arg == "-h") {
             usage(stdout);
             return 0;
         } else {
@@ -227,79 +221,93 @@ void shut_down(Runtime& runtime, RemoteConsole* console) {
     print_line("Non-Stop Router stopped");
 }
 
+// SIGINT and SIGTERM, blocked in every thread before the runtime starts any, taken by one
+// thread of their own: wait() returns once one came (or stop() sent one).
+class StopSignal {
+public:
+    StopSignal() {
+        sigemptyset(&signals_);
+        sigaddset(&signals_, SIGINT);
+        sigaddset(&signals_, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &signals_, nullptr);
+        waiter_ = std::thread([this] {
+            int signal = 0;
+            sigwait(&signals_, &signal);
+            std::lock_guard lock(mutex_);
+            stop_ = true;
+            changed_.notify_all();
+        });
+    }
+    ~StopSignal() {
+        stop();
+        waiter_.join();
+    }
+    void stop() {
+        std::lock_guard lock(mutex_);
+        if (!stop_) ::kill(::getpid(), SIGTERM);
+    }
+    void wait() {
+        std::unique_lock lock(mutex_);
+        changed_.wait(lock, [&] { return stop_; });
+    }
+
+private:
+    sigset_t signals_;
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    bool stop_ = false;
+    std::thread waiter_;
+};
+
+// The router from start to stop; its exit status.
+int serve(Runtime& runtime, const Options& o, StopSignal& stop) {
+    int status = 0;
+    bool empty = o.empty;
+    if (!o.quiet_mode)
+        runtime.observe([](const LifecycleEvent& e) { print_line(LifecyclePrinter::line(e)); });
+    print_line("Non-Stop Router");
+    if (restore_release(runtime, o)) empty = true;
+    std::unique_ptr<RemoteConsole> console;
+    if (!o.console_port.empty()) {
+        console = start_console(runtime, o);
+        if (!console) {
+            status = 1;
+            empty = true;
+            stop.stop();
+        }
+    }
+    if (!empty && !start_default(runtime)) status = 1;
+#ifdef NONSTOP_WITH_FLEET
+    // A member once its modules run; it leaves the fleet before they are removed.
+    std::unique_ptr<Fleet> fleet;
+    if (!o.zookeeper.empty() && status == 0) {
+        fleet = join_fleet(runtime, o);
+        if (!fleet) {
+            status = 1;
+            stop.stop();
+        }
+    }
+#endif
+    stop.wait();
+#ifdef NONSTOP_WITH_FLEET
+    fleet.reset();
+#endif
+    shut_down(runtime, console.get());
+    return status;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     Options o;
     if (const auto status = parse(argc, argv, o)) return *status;
-    bool empty = o.empty;
-
-    // Blocked before the runtime starts any thread, so only the waiter below receives them.
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
-    std::mutex stop_mutex;
-    std::condition_variable stop_changed;
-    bool stop = false;
-    std::thread waiter([&] {
-        int signal = 0;
-        sigwait(&stop_signals, &signal);
-        std::lock_guard lock(stop_mutex);
-        stop = true;
-        stop_changed.notify_all();
-    });
-
-    int status = 0;
-    {
-        std::optional<Runtime> holder;
-        try {
-            holder.emplace(o.config);
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "nonstop-router: %s\n", e.what());
-            ::kill(::getpid(), SIGTERM);  // ends the waiter
-            waiter.join();
-            return 1;
-        }
-        Runtime& runtime = *holder;
-        if (!o.quiet_mode)
-            runtime.observe([](const LifecycleEvent& e) { print_line(LifecyclePrinter::line(e)); });
-        print_line("Non-Stop Router");
-        if (restore_release(runtime, o)) empty = true;
-
-        std::unique_ptr<RemoteConsole> console;
-        if (!o.console_port.empty()) {
-            console = start_console(runtime, o);
-            if (!console) {
-                status = 1;
-                empty = true;
-                ::kill(::getpid(), SIGTERM);  // the waiter ends the run
-            }
-        }
-        if (!empty && !start_default(runtime)) status = 1;
-
-#ifdef NONSTOP_WITH_FLEET
-        // A member once its modules run; it leaves the fleet before they are removed.
-        std::unique_ptr<Fleet> fleet;
-        if (!o.zookeeper.empty() && status == 0) {
-            fleet = join_fleet(runtime, o);
-            if (!fleet) {
-                status = 1;
-                ::kill(::getpid(), SIGTERM);
-            }
-        }
-#endif
-        {
-            std::unique_lock lock(stop_mutex);
-            stop_changed.wait(lock, [&] { return stop; });
-        }
-#ifdef NONSTOP_WITH_FLEET
-        fleet.reset();
-#endif
-        shut_down(runtime, console.get());
+    StopSignal stop;
+    std::optional<Runtime> runtime;
+    try {
+        runtime.emplace(o.config);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "nonstop-router: %s\n", e.what());
+        return 1;
     }
-    waiter.join();
-    return status;
+    return serve(*runtime, o, stop);
 }
