@@ -360,59 +360,67 @@ void RemoteConsole::accept_loop() {
         if (fd < 0) continue;
         reap(false);
         std::lock_guard lock(mutex_);
-        // Unauthenticated connections never hold every slot: past their share, the oldest
-        // of them makes room for the new one (an operator sends the token at once).
-        std::size_t held = 0, waiting = 0;
-        Client* oldest_waiting = nullptr;
-        for (const auto& c : clients_) {
-            if (c->done || c->evicted) continue;
-            ++held;
-            if (c->authenticated) continue;
-            ++waiting;
-            if (!oldest_waiting) oldest_waiting = c.get();
-        }
-        if (oldest_waiting &&
-            (waiting >= options_.max_unauthenticated || held >= options_.max_clients)) {
-            oldest_waiting->evicted = true;
-            ::shutdown(oldest_waiting->fd, SHUT_RDWR);
-            --held;
-        }
-        if (held >= options_.max_clients) {
+        if (!make_room_i()) {
             // Under TLS nothing can be said before the handshake: the connection just closes.
             if (!tls_) reply(fd, false, "too many console connections", "NONSTOP BUSY");
             ::close(fd);
             continue;
         }
-        auto client = std::make_unique<Client>();
-        client->fd = fd;
-        client->peer = peer_of(address);
-        client->peer_port =
-            (address.ss_family == AF_INET6 ? "[" + client->peer + "]" : client->peer) + ":" +
-            std::to_string(port_of(address));
-        Client& c = *client;
-        clients_.push_back(std::move(client));
-        c.thread = std::thread([this, &c] {
-            // Sessions write to sockets that clients may close: never with SIGPIPE.
-            sigset_t pipe;
-            sigemptyset(&pipe);
-            sigaddset(&pipe, SIGPIPE);
-            pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
-            // Also when the thread exits from a Tcl panic (see panic_in_session).
-            struct Done {
-                RemoteConsole* console;
-                Client& client;
-                ~Done() {
-                    {
-                        std::lock_guard lock(console->mutex_);
-                        client.interp = nullptr;
-                    }
-                    client.done = true;
-                }
-            } done{this, c};
-            IssuerScope issuer("console " + c.peer);
-            serve(c);
-        });
+        start_session_i(fd, address);
     }
+}
+
+// Unauthenticated connections never hold every slot: past their share, the oldest of them makes
+// room for the new one (an operator sends the token at once). False when every slot is held.
+bool RemoteConsole::make_room_i() {
+    std::size_t held = 0, waiting = 0;
+    Client* oldest_waiting = nullptr;
+    for (const auto& c : clients_) {
+        if (c->done || c->evicted) continue;
+        ++held;
+        if (c->authenticated) continue;
+        ++waiting;
+        if (!oldest_waiting) oldest_waiting = c.get();
+    }
+    if (oldest_waiting &&
+        (waiting >= options_.max_unauthenticated || held >= options_.max_clients)) {
+        oldest_waiting->evicted = true;
+        ::shutdown(oldest_waiting->fd, SHUT_RDWR);
+        --held;
+    }
+    return held < options_.max_clients;
+}
+
+// A session of its own for the connection `fd` from `address`.
+void RemoteConsole::start_session_i(int fd, const sockaddr_storage& address) {
+    auto client = std::make_unique<Client>();
+    client->fd = fd;
+    client->peer = peer_of(address);
+    client->peer_port = (address.ss_family == AF_INET6 ? "[" + client->peer + "]" : client->peer) +
+                        ":" + std::to_string(port_of(address));
+    Client& c = *client;
+    clients_.push_back(std::move(client));
+    c.thread = std::thread([this, &c] {
+        // Sessions write to sockets that clients may close: never with SIGPIPE.
+        sigset_t pipe;
+        sigemptyset(&pipe);
+        sigaddset(&pipe, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+        // Also when the thread exits from a Tcl panic (see panic_in_session).
+        struct Done {
+            RemoteConsole* console;
+            Client& client;
+            ~Done() {
+                {
+                    std::lock_guard lock(console->mutex_);
+                    client.interp = nullptr;
+                }
+                client.done = true;
+            }
+        } done{this, c};
+        IssuerScope issuer("console " + c.peer);
+        serve(c);
+    });
 }
 
 // Evaluates one complete command within the session's time limit, replies with its result and

@@ -47,6 +47,7 @@
 
 struct ssl_ctx_st;
 struct Tcl_Interp;
+struct sockaddr_storage;
 
 namespace nonstop {
 
@@ -113,6 +114,8 @@ public:
 private:
     struct Client;
     void accept_loop();
+    bool make_room_i();
+    void start_session_i(int fd, const sockaddr_storage& address);
     void serve(Client& client);
     bool read_line(Client& client, std::string& input, std::string& line, bool incomplete,
                    std::chrono::steady_clock::time_point deadline);
