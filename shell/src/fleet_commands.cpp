@@ -13,54 +13,47 @@ namespace nonstop {
 
 namespace {
 
+using tcl_values::dict;
+using tcl_values::list_of;
 using tcl_values::put;
+using tcl_values::report_or_fail;
 using tcl_values::str;
 using tcl_values::text;
 
 Tcl_Obj* member_dict(const MemberInfo& m) {
-    Tcl_Obj* d = Tcl_NewDictObj();
-    put(d, "id", str(m.id));
-    put(d, "host", str(m.host));
-    put(d, "pid", Tcl_NewWideIntObj(m.pid));
-    put(d, "health", str(m.health));
-    put(d, "sessions", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(m.sessions)));
-    Tcl_Obj* modules = Tcl_NewListObj(0, nullptr);
-    for (const auto& mod : m.modules) {
-        Tcl_Obj* md = Tcl_NewDictObj();
-        put(md, "name", str(mod.name));
-        put(md, "version", str(mod.version));
-        put(md, "sha256", str(mod.sha256));
-        put(md, "handled", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(mod.handled)));
-        put(md, "status", str(mod.status));
-        put(md, "library", str(mod.library));
-        Tcl_ListObjAppendElement(nullptr, modules, md);
-    }
-    put(d, "modules", modules);
-    return d;
+    auto module = [](const auto& mod) {
+        return dict({{"name", str(mod.name)},
+                     {"version", str(mod.version)},
+                     {"sha256", str(mod.sha256)},
+                     {"handled", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(mod.handled))},
+                     {"status", str(mod.status)},
+                     {"library", str(mod.library)}});
+    };
+    return dict({{"id", str(m.id)},
+                 {"host", str(m.host)},
+                 {"pid", Tcl_NewWideIntObj(m.pid)},
+                 {"health", str(m.health)},
+                 {"sessions", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(m.sessions))},
+                 {"modules", list_of(m.modules, module)}});
 }
 
 Tcl_Obj* plan_dict(const PlanReport& r) {
-    Tcl_Obj* d = Tcl_NewDictObj();
-    put(d, "id", str(r.id));
-    put(d, "kind", str(r.kind));
-    put(d, "command", str(r.command));
-    put(d, "state", str(r.state));
-    put(d, "reason", str(r.reason));
-    put(d, "decision", str(r.decision));
-    Tcl_Obj* members = Tcl_NewListObj(0, nullptr);
-    for (const auto& m : r.members) {
-        Tcl_Obj* md = Tcl_NewDictObj();
-        put(md, "member", str(m.member));
-        put(md, "state", str(m.state));
-        put(md, "before", str(m.before));
-        put(md, "after", str(m.after));
-        put(md, "blackout_ms", Tcl_NewDoubleObj(m.blackout_ms));
-        put(md, "reason", str(m.reason));
-        put(md, "release", str(m.release));
-        Tcl_ListObjAppendElement(nullptr, members, md);
-    }
-    put(d, "members", members);
-    return d;
+    auto member = [](const auto& m) {
+        return dict({{"member", str(m.member)},
+                     {"state", str(m.state)},
+                     {"before", str(m.before)},
+                     {"after", str(m.after)},
+                     {"blackout_ms", Tcl_NewDoubleObj(m.blackout_ms)},
+                     {"reason", str(m.reason)},
+                     {"release", str(m.release)}});
+    };
+    return dict({{"id", str(r.id)},
+                 {"kind", str(r.kind)},
+                 {"command", str(r.command)},
+                 {"state", str(r.state)},
+                 {"reason", str(r.reason)},
+                 {"decision", str(r.decision)},
+                 {"members", list_of(r.members, member)}});
 }
 
 int fail(Tcl_Interp* interp, const std::string& message, const char* code) {
@@ -72,24 +65,10 @@ int fail(Tcl_Interp* interp, const std::string& message, const char* code) {
 /// A plan that succeeded is the result; any other raises NONSTOP FLEET ABORTED ID with the
 /// report in the return options (-report), as the local commands do.
 int finish(Tcl_Interp* interp, const PlanReport& r) {
-    Tcl_Obj* report = plan_dict(r);
-    if (r.ok()) {
-        Tcl_SetObjResult(interp, report);
-        return TCL_OK;
-    }
     const std::string reason = r.reason.empty() ? "fleet plan " + r.id + " ended " + r.state
                                                 : "fleet plan " + r.id + ": " + r.reason;
-    Tcl_SetObjResult(interp, str(reason));
-    Tcl_Obj* ec = Tcl_NewListObj(0, nullptr);
-    for (const char* word : {"NONSTOP", "FLEET", "ABORTED"})
-        Tcl_ListObjAppendElement(nullptr, ec, Tcl_NewStringObj(word, -1));
-    Tcl_ListObjAppendElement(nullptr, ec, str(r.id));
-    Tcl_Obj* options = Tcl_NewDictObj();
-    put(options, "-code", Tcl_NewIntObj(TCL_ERROR));
-    put(options, "-level", Tcl_NewIntObj(0));
-    put(options, "-errorcode", ec);
-    put(options, "-report", report);
-    return Tcl_SetReturnOptions(interp, options);
+    return report_or_fail(interp, r.ok(), plan_dict(r), reason,
+                          {str("NONSTOP"), str("FLEET"), str("ABORTED"), str(r.id)});
 }
 
 int usage(Tcl_Interp* interp, const char* args) {

@@ -22,7 +22,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
+using tcl_values::dict;
+using tcl_values::list_of;
 using tcl_values::put;
+using tcl_values::report_or_fail;
 using tcl_values::str;
 using tcl_values::text;
 
@@ -70,9 +73,7 @@ Tcl_Obj* report_dict(const TransactionReport& r) {
     put(d, "undoes", Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(r.undoes)));
     put(d, "rule", str(r.rule));
     put(d, "evidence", str(r.evidence));
-    Tcl_Obj* targets = Tcl_NewListObj(0, nullptr);
-    for (const auto& t : r.targets) Tcl_ListObjAppendElement(nullptr, targets, target_dict(t));
-    put(d, "targets", targets);
+    put(d, "targets", list_of(r.targets, target_dict));
     return d;
 }
 
@@ -91,24 +92,10 @@ int fail(Tcl_Interp* interp, const std::string& message, const char* code,
 /// A committed report is the result; any other raises an error that scripts can trap by
 /// outcome and that still carries the whole report in the return options (-report).
 int finish(Tcl_Interp* interp, const TransactionReport& r) {
-    Tcl_Obj* report = report_dict(r);
-    if (r.ok()) {
-        Tcl_SetObjResult(interp, report);
-        return TCL_OK;
-    }
-    Tcl_SetObjResult(interp,
-                     str(r.reason.empty() ? std::string("the transaction failed") : r.reason));
-    Tcl_Obj* ec = Tcl_NewListObj(0, nullptr);
-    Tcl_ListObjAppendElement(nullptr, ec, Tcl_NewStringObj("NONSTOP", -1));
-    Tcl_ListObjAppendElement(
-        nullptr, ec, Tcl_NewStringObj(r.outcome == Outcome::aborted ? "ABORTED" : "REJECTED", -1));
-    Tcl_ListObjAppendElement(nullptr, ec, Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(r.id)));
-    Tcl_Obj* options = Tcl_NewDictObj();
-    put(options, "-code", Tcl_NewIntObj(TCL_ERROR));
-    put(options, "-level", Tcl_NewIntObj(0));
-    put(options, "-errorcode", ec);
-    put(options, "-report", report);
-    return Tcl_SetReturnOptions(interp, options);
+    return report_or_fail(
+        interp, r.ok(), report_dict(r), r.reason.empty() ? "the transaction failed" : r.reason,
+        {str("NONSTOP"), str(r.outcome == Outcome::aborted ? "ABORTED" : "REJECTED"),
+         Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(r.id))});
 }
 
 // Framework calls left running by a command that stopped waiting for them.
@@ -649,10 +636,9 @@ int TclCommands::accept(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     } catch (const Error& e) {
         return fail(interp, e.what(), "NOT_PROVISIONAL");
     }
-    Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
-    for (auto a : accepted)
-        Tcl_ListObjAppendElement(nullptr, list, Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(a)));
-    Tcl_SetObjResult(interp, list);
+    Tcl_SetObjResult(interp, list_of(accepted, [](auto a) {
+                         return Tcl_NewWideIntObj(static_cast<Tcl_WideInt>(a));
+                     }));
     return TCL_OK;
 }
 
@@ -685,9 +671,8 @@ int TclCommands::rollback(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
 
 int TclCommands::modules(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     if (objc != 1) return usage(interp, objv);
-    Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
-    for (const auto& m : runtime_.modules()) Tcl_ListObjAppendElement(nullptr, list, str(m.name));
-    Tcl_SetObjResult(interp, list);
+    Tcl_SetObjResult(interp,
+                     list_of(runtime_.modules(), [](const auto& m) { return str(m.name); }));
     return TCL_OK;
 }
 
@@ -764,17 +749,13 @@ int TclCommands::send(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
 
 int TclCommands::abandoned(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     if (objc != 1) return usage(interp, objv);
-    Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
-    for (const auto& a : runtime_.abandoned()) {
-        Tcl_Obj* d = Tcl_NewDictObj();
-        put(d, "name", str(a.name));
-        put(d, "version", str(a.version));
-        put(d, "library", str(a.library));
-        put(d, "in", str(a.in));
-        put(d, "busy_ms", Tcl_NewDoubleObj(to_ms(a.busy_for)));
-        Tcl_ListObjAppendElement(nullptr, list, d);
-    }
-    Tcl_SetObjResult(interp, list);
+    Tcl_SetObjResult(interp, list_of(runtime_.abandoned(), [](const auto& a) {
+                         return dict({{"name", str(a.name)},
+                                      {"version", str(a.version)},
+                                      {"library", str(a.library)},
+                                      {"in", str(a.in)},
+                                      {"busy_ms", Tcl_NewDoubleObj(to_ms(a.busy_for))}});
+                     }));
     return TCL_OK;
 }
 
@@ -794,35 +775,25 @@ int TclCommands::history(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
 
 int TclCommands::libraries(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     if (objc != 1) return usage(interp, objv);
-    Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
-    for (const auto& l : runtime_.libraries()) {
-        Tcl_Obj* d = Tcl_NewDictObj();
-        put(d, "path", str(l.path));
-        put(d, "mapped_path", str(l.mapped_path));
-        put(d, "kind", str(l.kind));
-        put(d, "version", str(l.version));
-        put(d, "instances", Tcl_NewLongObj(l.instances));
-        put(d, "sha256", str(l.sha256));
-        Tcl_ListObjAppendElement(nullptr, list, d);
-    }
-    Tcl_SetObjResult(interp, list);
+    Tcl_SetObjResult(interp, list_of(runtime_.libraries(), [](const auto& l) {
+                         return dict({{"path", str(l.path)},
+                                      {"mapped_path", str(l.mapped_path)},
+                                      {"kind", str(l.kind)},
+                                      {"version", str(l.version)},
+                                      {"instances", Tcl_NewLongObj(l.instances)},
+                                      {"sha256", str(l.sha256)}});
+                     }));
     return TCL_OK;
 }
 
 int TclCommands::events(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     if (objc != 1) return usage(interp, objv);
-    Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
-    for (const auto& tag : runtime_.events()) {
-        Tcl_Obj* d = Tcl_NewDictObj();
-        put(d, "publisher", str(tag.publisher));
-        put(d, "event", str(tag.event));
-        put(d, "published", Tcl_NewBooleanObj(tag.published));
-        Tcl_Obj* subs = Tcl_NewListObj(0, nullptr);
-        for (const auto& s : tag.subscribers) Tcl_ListObjAppendElement(nullptr, subs, str(s));
-        put(d, "subscribers", subs);
-        Tcl_ListObjAppendElement(nullptr, list, d);
-    }
-    Tcl_SetObjResult(interp, list);
+    Tcl_SetObjResult(interp, list_of(runtime_.events(), [](const auto& tag) {
+                         return dict({{"publisher", str(tag.publisher)},
+                                      {"event", str(tag.event)},
+                                      {"published", Tcl_NewBooleanObj(tag.published)},
+                                      {"subscribers", list_of(tag.subscribers, str)}});
+                     }));
     return TCL_OK;
 }
 
@@ -840,9 +811,7 @@ int TclCommands::module_path(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]
         for (int i = 0; i < n; ++i) dirs.push_back(text(items[i]));
         runtime_.set_module_path(std::move(dirs));
     }
-    Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
-    for (const auto& d : runtime_.module_path()) Tcl_ListObjAppendElement(nullptr, list, str(d));
-    Tcl_SetObjResult(interp, list);
+    Tcl_SetObjResult(interp, list_of(runtime_.module_path(), str));
     return TCL_OK;
 }
 
@@ -858,72 +827,58 @@ int TclCommands::checkpoint(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[])
     const auto taken = runtime_.checkpoint(objc == 2 ? text(objv[1]) : std::string());
     if (objc == 2 && !taken.empty() && !taken[0].error.empty())
         return fail(interp, taken[0].error, "CHECKPOINT", taken[0].module);
-    Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
-    for (const auto& c : taken) {
-        Tcl_Obj* d = Tcl_NewDictObj();
-        put(d, "name", str(c.module));
-        put(d, "version", str(c.version));
-        put(d, "schema", Tcl_NewWideIntObj(c.schema));
-        put(d, "bytes",
-            Tcl_NewByteArrayObj(reinterpret_cast<const unsigned char*>(c.bytes.data()),
-                                static_cast<int>(c.bytes.size())));
-        put(d, "saved", Tcl_NewBooleanObj(c.saved));
-        put(d, "error", str(c.error));
-        Tcl_ListObjAppendElement(nullptr, list, d);
-    }
-    Tcl_SetObjResult(interp, list);
+    Tcl_SetObjResult(
+        interp, list_of(taken, [](const auto& c) {
+            return dict({{"name", str(c.module)},
+                         {"version", str(c.version)},
+                         {"schema", Tcl_NewWideIntObj(c.schema)},
+                         {"bytes", Tcl_NewByteArrayObj(
+                                       reinterpret_cast<const unsigned char*>(c.bytes.data()),
+                                       static_cast<int>(c.bytes.size()))},
+                         {"saved", Tcl_NewBooleanObj(c.saved)},
+                         {"error", str(c.error)}});
+        }));
     return TCL_OK;
 }
 
 int TclCommands::crashes(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     if (objc != 1) return usage(interp, objv);
-    Tcl_Obj* list = Tcl_NewListObj(0, nullptr);
-    for (const auto& c : runtime_.crashes()) {
-        Tcl_Obj* d = Tcl_NewDictObj();
-        put(d, "id", Tcl_NewWideIntObj(c.id));
-        put(d, "time_ms", unix_ms(c.time));
-        put(d, "pid", Tcl_NewWideIntObj(c.pid));
-        put(d, "module", str(c.module));
-        put(d, "version", str(c.version));
-        put(d, "signal", str(c.signal_name));
-        put(d, "provisional_transaction", Tcl_NewWideIntObj(c.provisional_transaction));
-        put(d, "backtrace", str(c.backtrace));
-        Tcl_ListObjAppendElement(nullptr, list, d);
-    }
-    Tcl_SetObjResult(interp, list);
+    Tcl_SetObjResult(
+        interp, list_of(runtime_.crashes(), [](const auto& c) {
+            return dict({{"id", Tcl_NewWideIntObj(c.id)},
+                         {"time_ms", unix_ms(c.time)},
+                         {"pid", Tcl_NewWideIntObj(c.pid)},
+                         {"module", str(c.module)},
+                         {"version", str(c.version)},
+                         {"signal", str(c.signal_name)},
+                         {"provisional_transaction", Tcl_NewWideIntObj(c.provisional_transaction)},
+                         {"backtrace", str(c.backtrace)}});
+        }));
     return TCL_OK;
 }
 
 int TclCommands::versions(Tcl_Interp* interp, int objc, Tcl_Obj* const objv[]) {
     if (objc > 2) return usage(interp, objv);
     const auto catalogue = runtime_.versions(objc == 2 ? text(objv[1]) : std::string());
-    Tcl_Obj* libraries = Tcl_NewListObj(0, nullptr);
-    for (const auto& e : catalogue.libraries) {
-        Tcl_Obj* d = Tcl_NewDictObj();
-        put(d, "kind", str(e.kind));
-        put(d, "version", str(e.version));
-        put(d, "sha256", str(e.sha256));
-        put(d, "path", str(e.path));
-        Tcl_ListObjAppendElement(nullptr, libraries, d);
-    }
-    Tcl_Obj* history = Tcl_NewListObj(0, nullptr);
-    for (const auto& h : catalogue.history) {
-        Tcl_Obj* d = Tcl_NewDictObj();
-        put(d, "transaction", Tcl_NewWideIntObj(h.transaction));
-        put(d, "time_ms", unix_ms(h.time));
-        put(d, "issuer", str(h.issuer));
-        put(d, "action", str(h.action));
-        put(d, "old_version", str(h.old_version));
-        put(d, "new_version", str(h.new_version));
-        put(d, "library", str(h.library));
-        put(d, "sha256", str(h.sha256));
-        Tcl_ListObjAppendElement(nullptr, history, d);
-    }
-    Tcl_Obj* d = Tcl_NewDictObj();
-    put(d, "kind", str(catalogue.kind));
-    put(d, "libraries", libraries);
-    put(d, "history", history);
-    Tcl_SetObjResult(interp, d);
+    auto library = [](const auto& e) {
+        return dict({{"kind", str(e.kind)},
+                     {"version", str(e.version)},
+                     {"sha256", str(e.sha256)},
+                     {"path", str(e.path)}});
+    };
+    auto change = [](const auto& h) {
+        return dict({{"transaction", Tcl_NewWideIntObj(h.transaction)},
+                     {"time_ms", unix_ms(h.time)},
+                     {"issuer", str(h.issuer)},
+                     {"action", str(h.action)},
+                     {"old_version", str(h.old_version)},
+                     {"new_version", str(h.new_version)},
+                     {"library", str(h.library)},
+                     {"sha256", str(h.sha256)}});
+    };
+    Tcl_SetObjResult(interp, dict({{"kind", str(catalogue.kind)},
+                                   {"libraries", list_of(catalogue.libraries, library)},
+                                   {"history", list_of(catalogue.history, change)}}));
     return TCL_OK;
 }
 
