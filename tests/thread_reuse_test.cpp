@@ -1,6 +1,7 @@
 // Module threads kept for reuse (Config::module_thread_keep): an instance still runs on a thread
 // of its own, which serves the next instance once it has ended; a library with thread-locals of
 // its own never runs on a kept thread, so unloading it still unmaps it.
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,19 @@ TEST_F(ThreadReuseTest, AThreadLeftInsideAHungHookIsNotReused) {
     EXPECT_TRUE(rt().send("c", Message{messages::kRecord, 1, {}, "served"}));
     EXPECT_TRUE(wait_until([&] { return rt().info("c")->handled == 1; }));
     probe::open_gate("hang");  // the abandoned instance ends; its thread is free again
+}
+
+// A parked thread is not kept for ever: past Config::module_thread_keep without an instance to
+// serve, it ends (while the runtime goes on), and the next instance gets a new one.
+TEST_F(ThreadReuseTest, AParkedThreadEndsOnceItIsNotWantedWithinTheKeepTime) {
+    config.module_thread_keep = std::chrono::milliseconds(50);
+    const auto first = load_on("c", "libcounter_v1.so");
+    ASSERT_FALSE(first.empty());
+    ASSERT_TRUE(rt().unload("c").ok());
+    EXPECT_TRUE(wait_until([&] { return !std::filesystem::exists("/proc/self/task/" + first); }));
+    const auto second = load_on("c", "libcounter_v1.so");
+    ASSERT_FALSE(second.empty());
+    EXPECT_NE(second, first);
 }
 
 }  // namespace

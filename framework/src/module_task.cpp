@@ -101,18 +101,15 @@ bool ModuleTask::start_thread() {
     ThreadPool* pool = host_.thread_pool();
     if (pool != nullptr && !library_->thread_locals()) {
         pooled_ = true;
-        return pool->run([this] {
-            struct Done {  // also when module code ends the thread (pthread_exit unwinds)
-                ModuleTask& task;
-                ~Done() {
-                    // Under the lock: the joiner may destroy the task as soon as it sees this.
-                    std::lock_guard lock(task.mutex_);
-                    task.thread_done_ = true;
-                    task.cv_.notify_all();
-                }
-            } done{*this};
-            svc();
-        });
+        // Told done by the pool once the thread is parked again (also when module code ended
+        // it), so that an instance loaded after this one ended finds the thread.
+        return pool->run([this] { svc(); },
+                         [this] {
+                             // Under the lock: the joiner may destroy the task once it sees it.
+                             std::lock_guard lock(mutex_);
+                             thread_done_ = true;
+                             cv_.notify_all();
+                         });
     }
     std::size_t stack_size[1] = {host_.thread_stack_size()};  // 0: the default
     return activate(THR_NEW_LWP | THR_JOINABLE, 1, 0, ACE_DEFAULT_THREAD_PRIORITY, -1, nullptr,

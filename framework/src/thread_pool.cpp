@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 namespace nonstop::detail {
@@ -13,7 +14,23 @@ namespace {
 // One parked thread: it waits on its own condition, so a job wakes exactly the thread given it.
 struct Slot {
     std::condition_variable cv;
-    std::function<void()> job;
+    std::function<void()> job, done;
+};
+
+// Calls a job's `done` once: when the thread has parked, or when it ends (also by unwinding,
+// when module code ends the thread).
+class Finish {
+public:
+    explicit Finish(std::function<void()>& done) : done_(done) {}
+    ~Finish() { call(); }
+    void call() {
+        if (!done_) return;
+        auto done = std::exchange(done_, nullptr);
+        done();
+    }
+
+private:
+    std::function<void()>& done_;
 };
 }  // namespace
 
@@ -30,7 +47,7 @@ struct ThreadPool::State {
 
 struct ThreadPool::Start {
     std::shared_ptr<State> state;
-    std::function<void()> job;
+    std::function<void()> job, done;
 };
 
 ThreadPool::ThreadPool(std::size_t stack_size, std::chrono::milliseconds keep, std::size_t max_idle)
@@ -47,20 +64,21 @@ ThreadPool::~ThreadPool() {
     state_->left.wait(lock, [&] { return state_->idle.empty(); });
 }
 
-bool ThreadPool::run(std::function<void()> job) {
+bool ThreadPool::run(std::function<void()> job, std::function<void()> done) {
     {
         std::lock_guard lock(state_->mutex);
         if (!state_->idle.empty()) {
             Slot* slot = state_->idle.back();
             state_->idle.pop_back();
             slot->job = std::move(job);
+            slot->done = std::move(done);
             // Under the lock: the slot lives on its thread's stack, which runs the job and
             // leaves the slot as soon as it sees it.
             slot->cv.notify_one();
             return true;
         }
     }
-    auto* start = new Start{state_, std::move(job)};
+    auto* start = new Start{state_, std::move(job), std::move(done)};
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -91,14 +109,20 @@ void* ThreadPool::work(void* arg) {
     std::unique_ptr<Start> start(static_cast<Start*>(arg));
     const std::shared_ptr<State> state = std::move(start->state);
     std::function<void()> job = std::move(start->job);
+    std::function<void()> done = std::move(start->done);
     start.reset();
     for (;;) {
+        Finish finish(done);
         job();
         job = nullptr;
         std::unique_lock lock(state->mutex);
+        // Not kept: `finish` tells of the end after the lock is released.
         if (state->stopping || state->idle.size() >= state->max_idle) return nullptr;
         Slot slot;
         state->idle.push_back(&slot);
+        lock.unlock();
+        finish.call();  // parked (a job given meanwhile waits in the slot)
+        lock.lock();
         slot.cv.wait_for(lock, state->keep, [&] { return slot.job || state->stopping; });
         if (!slot.job) {  // not wanted within `keep`, or the pool ends: this thread ends
             state->idle.erase(std::find(state->idle.begin(), state->idle.end(), &slot));
@@ -106,6 +130,7 @@ void* ThreadPool::work(void* arg) {
             return nullptr;
         }
         job = std::move(slot.job);
+        done = std::move(slot.done);
     }
 }
 

@@ -23,7 +23,9 @@ public:
     ThreadPool& operator=(const ThreadPool&) = delete;
 
     /// Runs `job` on a parked thread, or on a new one; false when no thread could be started.
-    bool run(std::function<void()> job);
+    /// `done` runs on that thread once `job` has returned (or ended the thread) and the thread
+    /// is parked again, so that whoever `done` tells finds it parked for the next job.
+    bool run(std::function<void()> job, std::function<void()> done);
     /// Threads parked now, and threads started since the pool was made.
     std::size_t parked() const;
     std::size_t started() const;
