@@ -313,6 +313,31 @@ TEST_F(ProbationTest, OneMemberTrippingRollsTheWholeGroupBack) {
     EXPECT_TRUE(rollback.ok()) << rollback.to_string();
 }
 
+// A release's change of standing is told once the command that made it is in the history: an
+// observer that looks there finds the report it is told about.
+TEST_F(ProbationTest, AnObserverToldOfATransitionFindsItsCommandInTheHistory) {
+    std::mutex mutex;
+    std::vector<std::string> found;  // per transition: the command the history ends with
+    const auto token = rt().observe_releases([&](const ReleaseTransition& t) {
+        const auto history = rt().history(1);
+        std::lock_guard lock(mutex);
+        found.push_back(
+            to_string(t.state) + std::string(" ") +
+            (history.empty() ? "none" : std::to_string(history.back().id)) + " " +
+            std::to_string(t.state == ReleaseState::rolled_back ? t.rollback : t.transaction));
+    });
+    ASSERT_TRUE(rt().load("a", "libcounter_v2.so").ok());
+    const auto up = rt().replace("a", "libcounter_v3.so");
+    ASSERT_TRUE(up.ok()) << up.to_string();
+    const auto back = rt().rollback("a");
+    ASSERT_TRUE(back.ok()) << back.to_string();
+    rt().unobserve(token);
+    std::lock_guard lock(mutex);
+    const std::string u = std::to_string(up.id), b = std::to_string(back.id);
+    EXPECT_EQ(found, (std::vector<std::string>{"provisional " + u + " " + u,
+                                               "rolled back " + b + " " + b}));
+}
+
 class RollbackTest : public RuntimeTest {};
 
 // After probation the old library is loaded again from its recorded path, and only if that

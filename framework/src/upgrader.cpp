@@ -43,14 +43,21 @@ public:
         report.duration = Clock::now() - begin_;
         upgrader_.announce(report, nonstop::to_string(outcome));
         upgrader_.persist(report);
-        return upgrader_.record(report);
+        auto recorded = upgrader_.record(report);
+        // A release's change of standing is told once the command's report is in the history
+        // (still under the lock), so an observer that reads the history finds it there.
+        for (const auto& t : transitions_) upgrader_.parts_.host.transition(t);
+        return recorded;
     }
+    /// Tells `t` once the command is done (see done()).
+    void transition(ReleaseTransition t) { transitions_.push_back(std::move(t)); }
     TransactionReport report;
 
 private:
     Upgrader& upgrader_;
     std::unique_lock<std::mutex> lock_;
     Clock::time_point begin_;
+    std::vector<ReleaseTransition> transitions_;
 };
 
 Upgrader::Upgrader(UpgraderParts parts)
@@ -417,9 +424,8 @@ void Upgrader::keep_release(Session& s, const Transaction& transaction,
     if (!provisional)
         for (auto& t : release.targets) t.old_library.reset();
     s.report.probation = provisional ? release.probation : std::chrono::milliseconds{0};
-    auto transition = release.transition(provisional ? "probation" : "no probation", {});
+    s.transition(release.transition(provisional ? "probation" : "no probation", {}));
     ledger_.add(std::move(release));
-    parts_.host.transition(transition);
 }
 
 std::vector<std::uint64_t> Upgrader::accept(std::uint64_t transaction) {
@@ -559,7 +565,7 @@ TransactionReport Upgrader::rollback(const RollbackRequest& request) {
                          "rolled back by transaction " + std::to_string(s.report.id) + " (" +
                              request.rule + (request.evidence.empty() ? "" : ": ") +
                              request.evidence + ")");
-        parts_.host.transition(t);
+        s.transition(std::move(t));
     }
     return s.done(Outcome::committed);
 }
