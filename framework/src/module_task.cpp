@@ -72,7 +72,7 @@ void ModuleTask::discard() {
     // after enable()) ends; one already told to finish (a replaced version) is left to it.
     std::lock_guard lock(mutex_);
     if (launched_ && !exited_ && decisions_.empty()) {
-        decisions_[reached_term_] = Decision{true, nullptr, false, false, nullptr, {}};
+        decisions_[reached_term_] = Decision::end();
         cv_.notify_all();
     }
 }
@@ -184,6 +184,17 @@ State ModuleTask::take_checkpoint(bool* converted) {
     return state;
 }
 
+// put_state() in this thread, within the hook's limits; first put_state_for(*down_to) when a
+// schema is asked for (`converted`: it gave the state). The hook's error, empty if none.
+std::string ModuleTask::put_state_hook(std::optional<std::uint32_t> down_to,
+                                       std::optional<State>& state, bool& converted) {
+    return call_hook("put_state", [&] {
+        if (down_to) state = module_->put_state_for(*down_to);
+        converted = state.has_value();
+        if (!converted) state = module_->put_state();
+    });
+}
+
 // put_state() at the termination message that asked for it, before the loop parks.
 void ModuleTask::checkpoint_at(std::uint64_t term) {
     std::optional<std::uint32_t> down_to;
@@ -201,11 +212,7 @@ void ModuleTask::checkpoint_at(std::uint64_t term) {
     }
     std::optional<State> state;
     bool converted = false;
-    std::string error = call_hook("put_state", [&] {
-        if (down_to) state = module_->put_state_for(*down_to);
-        converted = state.has_value();
-        if (!converted) state = module_->put_state();
-    });
+    std::string error = put_state_hook(down_to, state, converted);
     if (!error.empty()) error = "module '" + name_ + "' failed to checkpoint its state: " + error;
     Successor successor;
     Handed handed;
@@ -429,14 +436,14 @@ void ModuleTask::finish(std::uint64_t term) {
     {
         std::lock_guard lock(mutex_);
         if (retiring_) return;
-        decisions_[term] = Decision{true, nullptr, false, false, nullptr, {}};
+        decisions_[term] = Decision::end();
     }
     cv_.notify_all();  // outside the lock: the caller holds the task
 }
 
 void ModuleTask::finish_at(std::uint64_t term) {
     std::lock_guard lock(mutex_);
-    decisions_[term] = Decision{true, nullptr, false, false, nullptr, {}};
+    decisions_[term] = Decision::end();
     retiring_ = true;
 }
 
@@ -645,10 +652,8 @@ ModuleTask::Begin ModuleTask::begin_service(const Decision& decision) {
         const std::uint32_t schema = *std::exchange(give_back_schema_, std::nullopt);
         lock.unlock();
         std::optional<State> state;
-        const std::string error = call_hook("put_state", [&] {
-            state = module_->put_state_for(schema);
-            if (!state) state = module_->put_state();
-        });
+        bool converted = false;
+        const std::string error = put_state_hook(schema, state, converted);
         lock.lock();
         if (error.empty()) given_back_ = std::move(state);
         give_back_done_ = true;

@@ -236,6 +236,8 @@ private:
         bool hold = false;
         StateHandover state;  // get_state() or take_state() before serving, when set
         std::string from_version;
+        /// The loop ends at its term.
+        static Decision end() { return Decision{true, nullptr, false, false, nullptr, {}}; }
     };
     enum class Enabling { idle, enabling, enabled, refused, abandoned };
     enum class Begin { serve, parked, stop };
@@ -247,6 +249,8 @@ private:
     void serve_message(ACE_Message_Block* block);
     Begin begin_service(const Decision& decision);
     bool restore(const Decision& decision);
+    std::string put_state_hook(std::optional<std::uint32_t> down_to, std::optional<State>& state,
+                               bool& converted);
     void checkpoint_at(std::uint64_t term);
     void hand_over(const Successor& successor, const Handed& handed);
     void checkpoint_live();

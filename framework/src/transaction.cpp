@@ -369,7 +369,7 @@ StateHandover Transaction::give_back(Target& t, bool started) {
     if (started && t.given && t.fresh->start_error().empty()) {
         // The new version took it by move and waits, held, for its group: it gives back what
         // it now holds, converted to the old version's schema if it can.
-        auto back = t.fresh->give_state_back(t.state->schema, parts_.config.state_timeout);
+        auto back = t.fresh->give_state_back(t.schema, parts_.config.state_timeout);
         if (!back) return nullptr;
         return StateHandover::give(std::make_shared<State>(std::move(*back)), true);
     }

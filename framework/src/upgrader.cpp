@@ -687,20 +687,22 @@ void Upgrader::restore_module(const ReleaseModule& m,
         out.errors.push_back(not_restored + e.what());
         return;
     }
+    auto load = [&](Seeds seeds) {
+        auto report = run("restore " + m.name + " " + m.library, {}, {{m.name, m.library}},
+                          Mode::concurrent, false, TransactionOptions{}, std::move(seeds));
+        out.transactions.push_back(report);
+        return report;
+    };
     Seeds seeds;
     const auto c = saved.find(m.name);
     if (c != saved.end())
         seeds[m.name] = std::make_shared<const State>(State{c->second.schema, c->second.bytes});
-    auto report = run("restore " + m.name + " " + m.library, {}, {{m.name, m.library}},
-                      Mode::concurrent, false, TransactionOptions{}, std::move(seeds));
-    out.transactions.push_back(report);
+    auto report = load(std::move(seeds));
     if (!report.ok() && c != saved.end()) {
         // The checkpoint may be another version's (one saved at the end of a probation that was
         // then discarded) that this one cannot read: the module starts without it rather than
         // not at all, and the operator is told what was lost.
-        auto fresh = run("restore " + m.name + " " + m.library, {}, {{m.name, m.library}},
-                         Mode::concurrent, false, TransactionOptions{});
-        out.transactions.push_back(fresh);
+        auto fresh = load({});
         if (fresh.ok()) {
             out.errors.push_back("module '" + m.name + "' version " + m.version +
                                  " was restored without its checkpoint (taken of version " +
