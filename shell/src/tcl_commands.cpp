@@ -109,6 +109,28 @@ Background& background() {
     return *b;
 }
 
+/// Runs `work` on a detached thread, counted in background() until it returns (throws when no
+/// thread can be started: nothing then runs in the background).
+void in_background(std::function<void()> work) {
+    {
+        std::lock_guard lock(background().mutex);
+        ++background().running;
+    }
+    auto leave = [] {
+        std::lock_guard lock(background().mutex);
+        if (--background().running == 0) background().idle.notify_all();
+    };
+    try {
+        std::thread([work = std::move(work), leave] {
+            work();
+            leave();
+        }).detach();
+    } catch (...) {
+        leave();
+        throw;
+    }
+}
+
 /// Runs `call` on a thread of its own when the policy bounds waiting, and waits for it at most
 /// until the policy's deadline or a cancellation. TCL_OK with *out set, or a Tcl error.
 template <class T>
@@ -128,38 +150,22 @@ int bounded(Tcl_Interp* interp, const TclCommands::Policy& policy, std::function
         std::exception_ptr error;
     };
     auto state = std::make_shared<State>();
-    {
-        std::lock_guard lock(background().mutex);
-        ++background().running;
-    }
-    auto leave = [] {
-        std::lock_guard lock(background().mutex);
-        if (--background().running == 0) background().idle.notify_all();
-    };
-    std::thread worker;
-    try {
-        worker = std::thread([state, call = std::move(call), leave] {
-            std::optional<T> result;
-            std::exception_ptr error;
-            try {
-                result = call();
-            } catch (...) {
-                error = std::current_exception();
-            }
-            {
-                std::lock_guard lock(state->mutex);
-                state->result = std::move(result);
-                state->error = error;
-                state->done = true;
-            }
-            state->done_changed.notify_all();
-            leave();
-        });
-    } catch (...) {
-        leave();  // no thread: nothing runs in the background
-        throw;
-    }
-    worker.detach();
+    in_background([state, call = std::move(call)] {
+        std::optional<T> result;
+        std::exception_ptr error;
+        try {
+            result = call();
+        } catch (...) {
+            error = std::current_exception();
+        }
+        {
+            std::lock_guard lock(state->mutex);
+            state->result = std::move(result);
+            state->error = error;
+            state->done = true;
+        }
+        state->done_changed.notify_all();
+    });
     const auto deadline = policy.wait_until();
     std::unique_lock lock(state->mutex);
     for (;;) {
