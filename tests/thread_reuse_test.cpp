@@ -92,5 +92,36 @@ TEST_F(ThreadReuseTest, AParkedThreadEndsOnceItIsNotWantedWithinTheKeepTime) {
     EXPECT_NE(second, first);
 }
 
+// Module code may change what its thread carries and leave it so; a kept thread is given back
+// the state it started with before it serves the next instance, as a new thread would be.
+TEST_F(ThreadReuseTest, AReusedThreadIsGivenBackTheStateItStartedWith) {
+    config.module_thread_keep = std::chrono::seconds(60);
+    const auto first = load_on("a", "libthread_state.so");
+    const auto fresh = probe::get("a.found");
+    EXPECT_EQ(fresh.rfind("usr2 open, name ", 0), 0u) << fresh;
+    EXPECT_NE(fresh.find(", rounding other, locale global, cancel enabled"), std::string::npos)
+        << fresh;
+    EXPECT_EQ(fresh.find("name changed"), std::string::npos) << fresh;
+    ASSERT_TRUE(rt().unload("a").ok());
+    EXPECT_EQ(load_on("b", "libthread_state.so"), first);
+    EXPECT_EQ(probe::get("b.found"), fresh);
+}
+
+// Thread-specific data whose destructor is in the module's library: the thread that holds it
+// is not kept, and the unload returns once it has ended, its destructors run while the library
+// was still mapped, and the library is gone.
+TEST_F(ThreadReuseTest, AThreadLeftWithThreadSpecificDataEndsBeforeItsLibraryIsClosed) {
+    config.module_thread_keep = std::chrono::seconds(60);
+    const auto tid = load_on("k", "libthread_state.so");
+    ASSERT_FALSE(tid.empty());
+    probe::set("k.key_destroyed", "");
+    ASSERT_TRUE(rt().unload("k").ok());
+    EXPECT_EQ(probe::get("k.key_destroyed"), tid);
+    EXPECT_FALSE(mapped("libthread_state.so"));
+    EXPECT_FALSE(std::filesystem::exists("/proc/self/task/" + tid));
+    const auto next = load_on("c", "libcounter_v1.so");
+    EXPECT_NE(next, tid);
+}
+
 }  // namespace
 }  // namespace nonstop::test

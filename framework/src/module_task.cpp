@@ -104,9 +104,13 @@ bool ModuleTask::start_thread() {
         // Told done by the pool once the thread is parked again (also when module code ended
         // it), so that an instance loaded after this one ended finds the thread.
         return pool->run([this] { svc(); },
-                         [this] {
+                         [this](std::optional<pthread_t> ending) {
                              // Under the lock: the joiner may destroy the task once it sees it.
                              std::lock_guard lock(mutex_);
+                             if (ending && detached_)
+                                 ::pthread_detach(*ending);
+                             else
+                                 ending_thread_ = ending;
                              thread_done_ = true;
                              cv_.notify_all();
                          });
@@ -339,10 +343,22 @@ void ModuleTask::join() {
     }
     std::unique_lock lock(mutex_);
     cv_.wait(lock, [&] { return thread_done_; });
+    // A thread that ended rather than parking: its thread-specific data's destructors, perhaps
+    // in this task's library, have run once it is joined.
+    if (const auto ending = std::exchange(ending_thread_, std::nullopt)) {
+        lock.unlock();
+        ::pthread_join(*ending, nullptr);
+    }
 }
 
 void ModuleTask::detach() {
-    if (pooled_) return;  // the pool's threads are detached: nothing joins them
+    if (pooled_) {
+        std::lock_guard lock(mutex_);
+        detached_ = true;
+        if (const auto ending = std::exchange(ending_thread_, std::nullopt))
+            ::pthread_detach(*ending);
+        return;
+    }
     ACE_hthread_t threads[1];
     if (thr_mgr() != nullptr && thr_mgr()->hthread_list(this, threads, 1) == 1)
         ::pthread_detach(threads[0]);

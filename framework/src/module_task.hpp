@@ -5,6 +5,7 @@
 #pragma once
 
 #include <ace/Task.h>
+#include <pthread.h>
 
 #include <atomic>
 #include <chrono>
@@ -287,8 +288,10 @@ private:
     std::mutex mutex_;
     std::condition_variable cv_;
     bool launched_ = false;
-    bool pooled_ = false;       // runs on a ThreadPool thread (set before it starts)
-    bool thread_done_ = false;  // that thread has left the task for good
+    bool pooled_ = false;                     // runs on a ThreadPool thread (set before it starts)
+    bool thread_done_ = false;                // that thread has left the task for good
+    std::optional<pthread_t> ending_thread_;  // it ends instead of parking: join() joins it
+    bool detached_ = false;                   // nobody will join: detach it instead
     bool initialized_ = false;
     bool exited_ = false;
     bool go_ = false;

@@ -1,9 +1,20 @@
 #include "thread_pool.hpp"
 
+#include <fenv.h>
+#include <limits.h>
+#include <locale.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <bitset>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -14,23 +25,100 @@ namespace {
 // One parked thread: it waits on its own condition, so a job wakes exactly the thread given it.
 struct Slot {
     std::condition_variable cv;
-    std::function<void()> job, done;
+    std::function<void()> job;
+    ThreadPool::Done done;
 };
 
-// Calls a job's `done` once: when the thread has parked, or when it ends (also by unwinding,
-// when module code ends the thread).
+// Calls a job's `done` once: when the thread has parked (handing nothing), or when it ends
+// (handing the thread to join; also by unwinding, when module code ends the thread).
 class Finish {
 public:
-    explicit Finish(std::function<void()>& done) : done_(done) {}
-    ~Finish() { call(); }
-    void call() {
+    explicit Finish(ThreadPool::Done done) : done_(std::move(done)) {}
+    ~Finish() { call(pthread_self()); }
+    void call(std::optional<pthread_t> ending) {
         if (!done_) return;
         auto done = std::exchange(done_, nullptr);
-        done();
+        done(ending);
     }
 
 private:
-    std::function<void()>& done_;
+    ThreadPool::Done done_;
+};
+
+// What a thread carried when it started, given back to it after each job: module code may
+// change any of it and leave it so, and the next instance must find the thread as a new one.
+class Baseline {
+public:
+    Baseline() {
+        pthread_sigmask(SIG_SETMASK, nullptr, &mask_);
+        prctl(PR_GET_NAME, name_);
+        pthread_getschedparam(pthread_self(), &policy_, &param_);
+        errno = 0;
+        nice_ = getpriority(PRIO_PROCESS, 0);
+        has_nice_ = errno == 0;
+        has_affinity_ = sched_getaffinity(0, sizeof affinity_, &affinity_) == 0;
+        fegetenv(&fenv_);
+        for (pthread_key_t key = 0; key < PTHREAD_KEYS_MAX; ++key)
+            keys_[key] = pthread_getspecific(key) != nullptr;
+    }
+
+    // False when the thread cannot serve another instance: it holds thread-specific data set
+    // since it started (whose destructor may be in a library about to be closed: only the
+    // thread's end runs it), or a setting could not be given back (e.g. a nice value lowered
+    // without the privilege to raise it again).
+    bool restore() const {
+        for (pthread_key_t key = 0; key < PTHREAD_KEYS_MAX; ++key)
+            if (!keys_[key] && pthread_getspecific(key) != nullptr) return false;
+        stack_t alternate{};
+        if (sigaltstack(nullptr, &alternate) != 0) return false;
+        if (!(alternate.ss_flags & SS_DISABLE)) {
+            stack_t none{};
+            none.ss_flags = SS_DISABLE;
+            if (sigaltstack(&none, nullptr) != 0) return false;
+        }
+        pthread_sigmask(SIG_SETMASK, &mask_, nullptr);
+        prctl(PR_SET_NAME, name_);
+        fesetenv(&fenv_);
+        uselocale(LC_GLOBAL_LOCALE);
+        pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, nullptr);
+        pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, nullptr);
+        return restore_scheduling();
+    }
+
+private:
+    bool restore_scheduling() const {
+        int policy = 0;
+        sched_param param{};
+        if (pthread_getschedparam(pthread_self(), &policy, &param) != 0) return false;
+        if ((policy != policy_ || param.sched_priority != param_.sched_priority) &&
+            pthread_setschedparam(pthread_self(), policy_, &param_) != 0)
+            return false;
+        if (has_nice_) {
+            errno = 0;
+            const int nice = getpriority(PRIO_PROCESS, 0);
+            if (errno != 0 || (nice != nice_ && setpriority(PRIO_PROCESS, 0, nice_) != 0))
+                return false;
+        }
+        if (has_affinity_) {
+            cpu_set_t now;
+            if (sched_getaffinity(0, sizeof now, &now) != 0) return false;
+            if (!CPU_EQUAL(&now, &affinity_) &&
+                sched_setaffinity(0, sizeof affinity_, &affinity_) != 0)
+                return false;
+        }
+        return true;
+    }
+
+    sigset_t mask_;
+    char name_[16] = {};
+    int policy_ = 0;
+    sched_param param_{};
+    int nice_ = 0;
+    bool has_nice_ = false;
+    cpu_set_t affinity_;
+    bool has_affinity_ = false;
+    fenv_t fenv_;
+    std::bitset<PTHREAD_KEYS_MAX> keys_;
 };
 }  // namespace
 
@@ -47,7 +135,8 @@ struct ThreadPool::State {
 
 struct ThreadPool::Start {
     std::shared_ptr<State> state;
-    std::function<void()> job, done;
+    std::function<void()> job;
+    Done done;
 };
 
 ThreadPool::ThreadPool(std::size_t stack_size, std::chrono::milliseconds keep, std::size_t max_idle)
@@ -64,7 +153,7 @@ ThreadPool::~ThreadPool() {
     state_->left.wait(lock, [&] { return state_->idle.empty(); });
 }
 
-bool ThreadPool::run(std::function<void()> job, std::function<void()> done) {
+bool ThreadPool::run(std::function<void()> job, Done done) {
     {
         std::lock_guard lock(state_->mutex);
         if (!state_->idle.empty()) {
@@ -81,7 +170,8 @@ bool ThreadPool::run(std::function<void()> job, std::function<void()> done) {
     auto* start = new Start{state_, std::move(job), std::move(done)};
     pthread_attr_t attr;
     pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    // Joinable: a thread that ends after a job is joined by whoever its `done` tells; one that
+    // ends parked detaches itself.
     if (state_->stack_size != 0) pthread_attr_setstacksize(&attr, state_->stack_size);
     pthread_t thread;
     const int error = pthread_create(&thread, &attr, &ThreadPool::work, start);
@@ -109,24 +199,27 @@ void* ThreadPool::work(void* arg) {
     std::unique_ptr<Start> start(static_cast<Start*>(arg));
     const std::shared_ptr<State> state = std::move(start->state);
     std::function<void()> job = std::move(start->job);
-    std::function<void()> done = std::move(start->done);
+    Done done = std::move(start->done);
     start.reset();
+    const Baseline baseline;
     for (;;) {
-        Finish finish(done);
+        Finish finish(std::move(done));  // this job's, whatever happens to `done` next
         job();
         job = nullptr;
+        const bool clean = baseline.restore();
         std::unique_lock lock(state->mutex);
-        // Not kept: `finish` tells of the end after the lock is released.
-        if (state->stopping || state->idle.size() >= state->max_idle) return nullptr;
+        // Not kept: `finish` hands this thread to its joiner after the lock is released.
+        if (!clean || state->stopping || state->idle.size() >= state->max_idle) return nullptr;
         Slot slot;
         state->idle.push_back(&slot);
         lock.unlock();
-        finish.call();  // parked (a job given meanwhile waits in the slot)
+        finish.call(std::nullopt);  // parked (a job given meanwhile waits in the slot)
         lock.lock();
         slot.cv.wait_for(lock, state->keep, [&] { return slot.job || state->stopping; });
         if (!slot.job) {  // not wanted within `keep`, or the pool ends: this thread ends
             state->idle.erase(std::find(state->idle.begin(), state->idle.end(), &slot));
             state->left.notify_all();
+            pthread_detach(pthread_self());  // no job, so no joiner
             return nullptr;
         }
         job = std::move(slot.job);

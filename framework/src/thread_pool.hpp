@@ -4,10 +4,13 @@
 // and removing a module then cost a wake-up instead of a thread's creation and its end.
 #pragma once
 
+#include <pthread.h>
+
 #include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 
 namespace nonstop::detail {
 
@@ -22,10 +25,18 @@ public:
     ThreadPool(const ThreadPool&) = delete;
     ThreadPool& operator=(const ThreadPool&) = delete;
 
+    /// What a job's `done` is handed: the thread to join when it ends instead of parking, so
+    /// that its thread-specific data's destructors have run once it is joined; else nothing.
+    using Done = std::function<void(std::optional<pthread_t> ending)>;
+
     /// Runs `job` on a parked thread, or on a new one; false when no thread could be started.
     /// `done` runs on that thread once `job` has returned (or ended the thread) and the thread
-    /// is parked again, so that whoever `done` tells finds it parked for the next job.
-    bool run(std::function<void()> job, std::function<void()> done);
+    /// is parked again, so that whoever `done` tells finds it parked for the next job. Before
+    /// it parks, the thread is given back what module code may have changed in it (signal mask
+    /// and alternate stack, name, scheduling, nice value, affinity, floating-point environment,
+    /// locale, cancellation); a thread left with thread-specific data set during the job, or
+    /// whose state cannot be given back, ends instead.
+    bool run(std::function<void()> job, Done done);
     /// Threads parked now, and threads started since the pool was made.
     std::size_t parked() const;
     std::size_t started() const;
