@@ -62,6 +62,22 @@ TEST_F(ThreadReuseTest, ALibraryWithThreadLocalsOfItsOwnGetsANewThreadAndUnmaps)
     EXPECT_EQ(load_on("c", "libcounter_v1.so"), parked);  // the kept thread is still there
 }
 
+// The same for thread-locals in a library the module alone brought in: its thread ends with it,
+// and both libraries are unmapped by the time the unload returns.
+TEST_F(ThreadReuseTest, ALibraryWhosePrivateDependencyHasThreadLocalsGetsANewThreadAndUnmaps) {
+    config.module_thread_keep = std::chrono::seconds(60);
+    const auto parked = load_on("c", "libcounter_v1.so");
+    ASSERT_TRUE(rt().unload("c").ok());
+    const auto own = load_on("t", "libthread_local_dep.so");
+    EXPECT_NE(own, parked);
+    EXPECT_EQ(probe::get("t.seen"), "initialized");
+    ASSERT_TRUE(mapped("libtls_dependency.so"));
+    ASSERT_TRUE(rt().unload("t").ok());
+    EXPECT_FALSE(mapped("libtls_dependency.so"));
+    EXPECT_FALSE(mapped("libthread_local_dep.so"));
+    EXPECT_EQ(load_on("c", "libcounter_v1.so"), parked);
+}
+
 TEST_F(ThreadReuseTest, AThreadLeftInsideAHungHookIsNotReused) {
     config.module_thread_keep = std::chrono::seconds(60);
     config.initialize_timeout = std::chrono::milliseconds(200);

@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
+#include <link.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <tuple>
+#include <unordered_map>
 
 #include "nonstop/error.hpp"
 
@@ -404,12 +406,34 @@ std::shared_ptr<Library> VersionRepository::load_in_place(const std::string& cop
     return lib;
 }
 
+namespace {
+// The objects mapped in the process now, each known by its program headers, and whether it
+// has thread-locals (a TLS module id).
+std::unordered_map<const void*, bool> mapped_objects() {
+    std::unordered_map<const void*, bool> objects;
+    dl_iterate_phdr(
+        [](dl_phdr_info* info, std::size_t, void* out) {
+            (*static_cast<std::unordered_map<const void*, bool>*>(out))[info->dlpi_phdr] =
+                info->dlpi_tls_modid != 0;
+            return 0;
+        },
+        &objects);
+    return objects;
+}
+}  // namespace
+
 void VersionRepository::map(Library& lib) {
     const std::string& path = lib.path_;
     auto handle = std::make_unique<Library::Handle>();
     boost::dll::fs::error_code ec;
+    // What this load brings in besides the library (its private dependencies) is unmapped with
+    // it: one with thread-locals counts as the library's own (see Library::thread_locals()).
+    const auto before = mapped_objects();
     handle->library.load(lib.mapped_path_, ec,
                          boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+    bool private_thread_locals = false;
+    for (const auto& [object, thread_locals] : mapped_objects())
+        private_thread_locals = private_thread_locals || (thread_locals && !before.count(object));
     if (ec) {
         // The loader's own sentence (Boost.DLL's error code only says that dlopen failed).
         const char* reason = ::dlerror();
@@ -432,8 +456,9 @@ void VersionRepository::map(Library& lib) {
     lib.kind_ = lib.descriptor_->kind ? lib.descriptor_->kind : "";
     lib.version_ = lib.descriptor_->version ? lib.descriptor_->version : "";
     std::size_t tls_module = 0;  // 0: the library has no thread-locals of its own
-    lib.thread_locals_ =
-        ::dlinfo(so.native(), RTLD_DI_TLS_MODID, &tls_module) != 0 || tls_module != 0;
+    lib.thread_locals_ = private_thread_locals ||
+                         ::dlinfo(so.native(), RTLD_DI_TLS_MODID, &tls_module) != 0 ||
+                         tls_module != 0;
 }
 
 std::vector<LibraryInfo> VersionRepository::list() const {

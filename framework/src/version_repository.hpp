@@ -36,7 +36,8 @@ public:
     const std::string& kind() const { return kind_; }
     const std::string& version() const { return version_; }
     const FileIdentity& identity() const { return identity_; }
-    /// The library has thread-locals of its own (or the loader could not say): its instances
+    /// The library, or a dependency that its load brought in (and its unload takes out), has
+    /// thread-locals (or the loader could not say): its instances
     /// never run on a reused thread (Config::module_thread_keep), since glibc keeps a library
     /// mapped until the threads that ran its thread-local destructors' registrations end.
     bool thread_locals() const { return thread_locals_; }
