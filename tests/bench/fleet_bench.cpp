@@ -32,82 +32,106 @@ std::string lib(int v) {
     return std::string(NONSTOP_BENCH_MODULE_DIR) + "/libbench_v" + std::to_string(v) + ".so";
 }
 
+// Three members, each a runtime of its own with "m" loaded, and a coordinator.
+struct Bench {
+    static constexpr int kMembers = 3;
+    test::ZooKeeperServer zk;
+    std::vector<std::unique_ptr<Runtime>> runtimes;
+    std::vector<std::unique_ptr<Fleet>> members;
+    std::unique_ptr<Fleet> coordinator;
+    int version = 1;
+
+    bool start() {
+        Config config;
+        config.module_path = {NONSTOP_BENCH_MODULE_DIR};
+        for (int i = 0; i < kMembers; ++i) {
+            runtimes.push_back(std::make_unique<Runtime>(config));
+            if (!runtimes.back()->load("m", lib(1)).ok()) return false;
+            members.push_back(std::make_unique<Fleet>(member("b" + std::to_string(i + 1)),
+                                                      runtimes.back().get()));
+        }
+        coordinator = std::make_unique<Fleet>(member(""), nullptr);
+        return test::eventually([&] { return coordinator->members().size() == kMembers; });
+    }
+    FleetConfig member(const std::string& name) {
+        FleetConfig fc;
+        fc.zookeeper = zk.connect();
+        fc.cluster = "bench";
+        fc.member = name;
+        return fc;
+    }
+    std::string next() {
+        version = 3 - version;
+        return lib(version);
+    }
+};
+
+struct Figures {
+    std::vector<double> total, local, cost;
+    void add(double total_ms, double local_ms, double cost_ms) {
+        total.push_back(total_ms);
+        local.push_back(local_ms);
+        cost.push_back(cost_ms);
+    }
+};
+
+// A rolling replace in batches of 1: its time beyond the members' local transactions, per batch.
+bool rolling(Bench& b, Figures& f) {
+    const auto t0 = Clock::now();
+    const auto plan = b.coordinator->replace("m", b.next(), 1, std::chrono::milliseconds(0));
+    const double total = ms(Clock::now() - t0);
+    if (!plan.ok()) {
+        std::fprintf(stderr, "%s\n", plan.to_string().c_str());
+        return false;
+    }
+    double local = 0;
+    for (auto& rt : b.runtimes) local += ms(rt->history(1).front().duration);
+    f.add(total, local / Bench::kMembers, (total - local) / Bench::kMembers);
+    return true;
+}
+
+// An atomic fleet syn_replace against the slowest member's plain local syn_replace.
+bool atomic(Bench& b, Figures& f) {
+    const std::string library = b.next();
+    double slowest = 0;
+    for (auto& rt : b.runtimes) {
+        const auto rep = rt->syn_replace({{"m", library}});
+        if (!rep.ok()) return false;
+        slowest = std::max(slowest, ms(rep.duration));
+    }
+    const auto t0 = Clock::now();
+    const auto report = b.coordinator->syn_replace({{"m", b.next()}});
+    const double total = ms(Clock::now() - t0);
+    if (!report.ok()) {
+        std::fprintf(stderr, "%s\n", report.to_string().c_str());
+        return false;
+    }
+    f.add(total, slowest, total - slowest);
+    return true;
+}
+
 }  // namespace
 
 // usage: fleet_bench [ROUNDS]
 int main(int argc, char** argv) {
     const int rounds = argc > 1 ? std::atoi(argv[1]) : 10;
-    constexpr int kMembers = 3;
-    test::ZooKeeperServer zk;
-    Config config;
-    config.module_path = {NONSTOP_BENCH_MODULE_DIR};
-    std::vector<std::unique_ptr<Runtime>> runtimes;
-    std::vector<std::unique_ptr<Fleet>> members;
-    for (int i = 0; i < kMembers; ++i) {
-        runtimes.push_back(std::make_unique<Runtime>(config));
-        if (!runtimes.back()->load("m", lib(1)).ok()) return 1;
-        FleetConfig fc;
-        fc.zookeeper = zk.connect();
-        fc.cluster = "bench";
-        fc.member = "b" + std::to_string(i + 1);
-        members.push_back(std::make_unique<Fleet>(fc, runtimes.back().get()));
-    }
-    FleetConfig fc;
-    fc.zookeeper = zk.connect();
-    fc.cluster = "bench";
-    Fleet coordinator(fc, nullptr);
-    if (!test::eventually([&] { return coordinator.members().size() == kMembers; })) return 1;
-
-    int version = 1;
-    std::vector<double> rolling_total, rolling_local, rolling_cost;
-    std::vector<double> atomic_total, atomic_local, atomic_cost;
-    for (int r = 0; r < rounds; ++r) {
-        version = 3 - version;
-        auto t0 = Clock::now();
-        const auto plan = coordinator.replace("m", lib(version), 1, std::chrono::milliseconds(0));
-        const double total = ms(Clock::now() - t0);
-        if (!plan.ok()) {
-            std::fprintf(stderr, "%s\n", plan.to_string().c_str());
-            return 1;
-        }
-        double local = 0;
-        for (auto& rt : runtimes) local += ms(rt->history(1).front().duration);
-        rolling_total.push_back(total);
-        rolling_local.push_back(local / kMembers);
-        rolling_cost.push_back((total - local) / kMembers);
-
-        // Baseline: each member's plain local syn_replace, one after the other; the slowest.
-        version = 3 - version;
-        double slowest = 0;
-        for (auto& rt : runtimes) {
-            const auto rep = rt->syn_replace({{"m", lib(version)}});
-            if (!rep.ok()) return 1;
-            slowest = std::max(slowest, ms(rep.duration));
-        }
-        version = 3 - version;
-        t0 = Clock::now();
-        const auto atomic = coordinator.syn_replace({{"m", lib(version)}});
-        const double atomic_ms = ms(Clock::now() - t0);
-        if (!atomic.ok()) {
-            std::fprintf(stderr, "%s\n", atomic.to_string().c_str());
-            return 1;
-        }
-        atomic_total.push_back(atomic_ms);
-        atomic_local.push_back(slowest);
-        atomic_cost.push_back(atomic_ms - slowest);
-    }
+    Bench bench;
+    if (!bench.start()) return 1;
+    Figures rolled, atomics;
+    for (int r = 0; r < rounds; ++r)
+        if (!rolling(bench, rolled) || !atomic(bench, atomics)) return 1;
     std::printf(
         "fleet coordination cost, %d members on loopback ZooKeeper, %d rounds (median ms)\n",
-        kMembers, rounds);
+        Bench::kMembers, rounds);
     std::printf(
         "  rolling replace, batch 1:  plan %.1f  local transaction per member %.2f  "
         "coordination per batch %.1f  (target <= 50)\n",
-        median(rolling_total), median(rolling_local), median(rolling_cost));
+        median(rolled.total), median(rolled.local), median(rolled.cost));
     std::printf(
         "  atomic syn_replace:        plan %.1f  slowest local syn_replace %.2f  "
         "coordination %.1f  (target <= 50)\n",
-        median(atomic_total), median(atomic_local), median(atomic_cost));
-    coordinator.history();  // the plans stay in ZooKeeper until the server goes
-    members.clear();
+        median(atomics.total), median(atomics.local), median(atomics.cost));
+    bench.coordinator->history();  // the plans stay in ZooKeeper until the server goes
+    bench.members.clear();
     return 0;
 }

@@ -43,6 +43,41 @@ void row(const char* figure, const Series& s, double baseline_median) {
     std::printf("\n");
 }
 
+// Replaces "m" with each variant in turn, `rounds` times after one warm-up round (the first
+// loads fill the page cache), while a producer sends; false with the report of a failure.
+bool run(Runtime& rt, Variant (&variants)[3], int rounds) {
+    std::atomic<bool> stop{false};
+    std::thread producer([&] {
+        while (!stop.load(std::memory_order_relaxed)) {
+            rt.send("m", Message{1, 1, {}, "x"});
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
+        }
+    });
+    int version = 1;
+    bool ok = true;
+    for (int r = 0; r < rounds + 1 && ok; ++r) {
+        for (auto& v : variants) {
+            version = 3 - version;
+            const auto report =
+                rt.replace("m", "libbench_v" + std::to_string(version) + ".so", v.options);
+            if (!report.ok()) {
+                std::fprintf(stderr, "%s", report.to_string().c_str());
+                ok = false;
+                break;
+            }
+            if (r == 0) continue;
+            const auto& t = report.targets.at(0);
+            v.duration.add(report.duration);
+            v.preflight.add(t.preflight_time);
+            v.state.add(t.preflight_state_time);
+            v.blackout.add(t.blackout);
+        }
+    }
+    stop = true;
+    producer.join();
+    return ok;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -65,37 +100,8 @@ int main(int argc, char** argv) {
     variants[1].options.preflight = true;
     variants[2].options.preflight = true;
     variants[2].options.preflight_state = true;
+    if (!run(rt, variants, rounds)) return 1;
 
-    std::atomic<bool> stop{false};
-    std::thread producer([&] {
-        while (!stop.load(std::memory_order_relaxed)) {
-            rt.send("m", Message{1, 1, {}, "x"});
-            std::this_thread::sleep_for(std::chrono::microseconds(50));
-        }
-    });
-    int version = 1;
-    for (int r = 0; r < rounds + 1; ++r) {
-        for (auto& v : variants) {
-            version = 3 - version;
-            const auto report =
-                rt.replace("m", "libbench_v" + std::to_string(version) + ".so", v.options);
-            if (!report.ok()) {
-                std::fprintf(stderr, "%s", report.to_string().c_str());
-                stop = true;
-                producer.join();
-                return 1;
-            }
-            if (r == 0) continue;  // warm-up: the first loads fill the page cache
-            const auto& t = report.targets.at(0);
-            v.duration.add(report.duration);
-            v.preflight.add(t.preflight_time);
-            v.state.add(t.preflight_state_time);
-            v.blackout.add(t.blackout);
-        }
-    }
-
-    stop = true;
-    producer.join();
     std::printf("preflight cost per transaction: %d rounds, state %ld B (ms)\n", rounds,
                 state_bytes);
     std::printf("%-46s %9s %9s %9s   %s\n", "figure", "min", "median", "max", "ratio of medians");
