@@ -134,7 +134,8 @@ TEST_F(ThreadReuseTest, AThreadLeftWithThreadSpecificDataEndsBeforeItsLibraryIsC
     ASSERT_TRUE(rt().unload("k").ok());
     EXPECT_EQ(probe::get("k.key_destroyed"), tid);
     EXPECT_FALSE(mapped("libthread_state.so"));
-    EXPECT_FALSE(std::filesystem::exists("/proc/self/task/" + tid));
+    // Joined; the kernel lets go of it a moment after.
+    EXPECT_TRUE(wait_until([&] { return !std::filesystem::exists("/proc/self/task/" + tid); }));
     const auto next = load_on("c", "libcounter_v1.so");
     EXPECT_NE(next, tid);
 }
