@@ -58,6 +58,13 @@ proc read_round {dir} {
             dict set round $key [list [lindex [dict get $round $ours] 0] [dict get $otp $theirs] us]
         }
     }
+    # The floor of any blackout with OS threads, one condition-variable hand-off (the
+    # blackout's own baseline), over OTP's suspend + change_code + resume.
+    if {[dict exists $round blackout_median_handoffs] && [dict exists $otp suspend_change_code_resume]} {
+        dict set round erlang_handoff_floor_ratio [list \
+            [lindex [dict get $round blackout_median_handoffs] 1] \
+            [dict get $otp suspend_change_code_resume] us]
+    }
     dict unset round idle_blackout_median_us
     dict unset round rtt_median_us
     return $round

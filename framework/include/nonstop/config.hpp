@@ -50,12 +50,16 @@ struct Config {
     /// How long a module thread whose instance has ended stays parked for the next instance:
     /// a load, replacement or removal then costs one wake-up, not a thread's start and end
     /// (`core_bench --only load` prints both). 0 (the default): every instance gets a new
-    /// thread that ends with it. An instance still has a thread to itself for its whole life;
-    /// but a reused thread keeps what module code changed in it: its signal mask, priority,
-    /// affinity, name, locale (uselocale) and floating-point environment, and the thread-locals
-    /// of libraries the module uses. So set it for modules that leave their thread as they
-    /// found it. A module library with thread-locals of its own always gets a new thread
-    /// (their destructors run when the thread ends, and the library stays mapped until then).
+    /// thread that ends with it. An instance still has a thread to itself for its whole life.
+    /// Before a thread is parked it is given back its signal mask and alternate signal stack,
+    /// name, scheduling policy and priority, nice value, affinity, floating-point environment,
+    /// locale (uselocale) and cancellation state; a thread left with thread-specific data
+    /// (pthread_setspecific) or a setting it cannot get back ends instead, and the unload
+    /// returns once it has. What it cannot give back is the thread-locals of libraries that
+    /// stay loaded (the C and C++ libraries, the host's): set it for modules that do not rely
+    /// on those starting fresh. A module library with thread-locals of its own, or one whose
+    /// load brings in a dependency with thread-locals, always gets a new thread (their
+    /// destructors run when the thread ends, and glibc keeps the library mapped until then).
     std::chrono::milliseconds module_thread_keep{0};
     /// A replacement's commit-time checkpoint up to this many bytes is kept with its release
     /// for `rollback -from-checkpoint` (until the module is replaced again or rolled back), and
