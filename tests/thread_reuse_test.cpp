@@ -19,6 +19,12 @@ protected:
         EXPECT_TRUE(report.ok()) << report.to_string();
         return probe::get(name + ".tid");
     }
+    // Loads and unloads a counter: the thread it ran on is left parked for the next instance.
+    std::string park_a_thread() {
+        const auto tid = load_on("c", "libcounter_v1.so");
+        EXPECT_TRUE(rt().unload("c").ok());
+        return tid;
+    }
 };
 
 TEST_F(ThreadReuseTest, TheNextInstanceRunsOnTheThreadTheLastOneLeft) {
@@ -50,8 +56,7 @@ TEST_F(ThreadReuseTest, WithoutKeepingEveryInstanceHasANewThread) {
 
 TEST_F(ThreadReuseTest, ALibraryWithThreadLocalsOfItsOwnGetsANewThreadAndUnmaps) {
     config.module_thread_keep = std::chrono::seconds(60);
-    const auto parked = load_on("c", "libcounter_v1.so");
-    ASSERT_TRUE(rt().unload("c").ok());
+    const auto parked = park_a_thread();
     const auto own = load_on("t", "libthread_local.so");
     EXPECT_NE(own, parked);
     ASSERT_TRUE(rt().send("t", Message{1, 1, {}, "+x"}));
@@ -66,8 +71,7 @@ TEST_F(ThreadReuseTest, ALibraryWithThreadLocalsOfItsOwnGetsANewThreadAndUnmaps)
 // and both libraries are unmapped by the time the unload returns.
 TEST_F(ThreadReuseTest, ALibraryWhosePrivateDependencyHasThreadLocalsGetsANewThreadAndUnmaps) {
     config.module_thread_keep = std::chrono::seconds(60);
-    const auto parked = load_on("c", "libcounter_v1.so");
-    ASSERT_TRUE(rt().unload("c").ok());
+    const auto parked = park_a_thread();
     const auto own = load_on("t", "libthread_local_dep.so");
     EXPECT_NE(own, parked);
     EXPECT_EQ(probe::get("t.seen"), "initialized");
@@ -81,8 +85,7 @@ TEST_F(ThreadReuseTest, ALibraryWhosePrivateDependencyHasThreadLocalsGetsANewThr
 TEST_F(ThreadReuseTest, AThreadLeftInsideAHungHookIsNotReused) {
     config.module_thread_keep = std::chrono::seconds(60);
     config.initialize_timeout = std::chrono::milliseconds(200);
-    const auto parked = load_on("c", "libcounter_v1.so");
-    ASSERT_TRUE(rt().unload("c").ok());
+    const auto parked = park_a_thread();
     // The kept thread takes the hanging instance and stays in its initialize().
     probe::close_gate("hang");
     const auto hung = rt().load("h", "libhang_initialize.so");
