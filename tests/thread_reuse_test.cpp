@@ -67,6 +67,21 @@ TEST_F(ThreadReuseTest, ALibraryWithThreadLocalsOfItsOwnGetsANewThreadAndUnmaps)
     EXPECT_EQ(load_on("c", "libcounter_v1.so"), parked);  // the kept thread is still there
 }
 
+// Module code that cancels its own thread while it has cancellation disabled leaves the
+// cancellation pending: it ends that thread once the instance has ended (the thread is not
+// kept), and the next instance gets a new one that serves.
+TEST_F(ThreadReuseTest, ACancellationLeftPendingEndsTheThreadNotTheNextInstance) {
+    config.module_thread_keep = std::chrono::seconds(60);
+    const auto parked = park_a_thread();
+    EXPECT_EQ(load_on("x", "libthread_state.so"), parked);
+    ASSERT_TRUE(rt().unload("x").ok());
+    EXPECT_TRUE(wait_until([&] { return !std::filesystem::exists("/proc/self/task/" + parked); }));
+    const auto next = load_on("c", "libcounter_v1.so");
+    EXPECT_NE(next, parked);
+    ASSERT_TRUE(rt().send("c", Message{messages::kRecord, 1, {}, "served"}));
+    EXPECT_TRUE(wait_until([&] { return rt().info("c")->handled == 1; }));
+}
+
 // The same for thread-locals in a library the module alone brought in: its thread ends with it,
 // and both libraries are unmapped by the time the unload returns.
 TEST_F(ThreadReuseTest, ALibraryWhosePrivateDependencyHasThreadLocalsGetsANewThreadAndUnmaps) {
@@ -118,8 +133,10 @@ TEST_F(ThreadReuseTest, AReusedThreadIsGivenBackTheStateItStartedWith) {
     const auto first = load_on("a", "libthread_state.so");
     const auto fresh = probe::get("a.found");
     EXPECT_EQ(fresh.rfind("usr2 open, name ", 0), 0u) << fresh;
-    EXPECT_NE(fresh.find(", rounding other, locale global, cancel enabled"), std::string::npos)
+    EXPECT_NE(fresh.find(", rounding other, locale global, cancel enabled, policy other, cpus "),
+              std::string::npos)
         << fresh;
+    EXPECT_NE(fresh.find(", alternate stack other"), std::string::npos) << fresh;
     EXPECT_EQ(fresh.find("name changed"), std::string::npos) << fresh;
     ASSERT_TRUE(rt().unload("a").ok());
     EXPECT_EQ(load_on("b", "libthread_state.so"), first);

@@ -51,8 +51,12 @@ class Baseline {
 public:
     Baseline() {
         pthread_sigmask(SIG_SETMASK, nullptr, &mask_);
+        sigaltstack(nullptr, &alternate_);
         prctl(PR_GET_NAME, name_);
-        pthread_getschedparam(pthread_self(), &policy_, &param_);
+        // The kernel's values: pthread_getschedparam answers from glibc's copy, which a
+        // sched_setscheduler() in module code would leave stale.
+        policy_ = sched_getscheduler(0);
+        sched_getparam(0, &param_);
         errno = 0;
         nice_ = getpriority(PRIO_PROCESS, 0);
         has_nice_ = errno == 0;
@@ -65,31 +69,43 @@ public:
     // False when the thread cannot serve another instance: it holds thread-specific data set
     // since it started (whose destructor may be in a library about to be closed: only the
     // thread's end runs it), or a setting could not be given back (e.g. a nice value lowered
-    // without the privilege to raise it again).
+    // without the privilege to raise it again). A cancellation that module code left pending
+    // (requested while it had cancellation disabled) ends the thread here, by unwinding.
     bool restore() const {
         for (pthread_key_t key = 0; key < PTHREAD_KEYS_MAX; ++key)
             if (!keys_[key] && pthread_getspecific(key) != nullptr) return false;
-        stack_t alternate{};
-        if (sigaltstack(nullptr, &alternate) != 0) return false;
-        if (!(alternate.ss_flags & SS_DISABLE)) {
-            stack_t none{};
-            none.ss_flags = SS_DISABLE;
-            if (sigaltstack(&none, nullptr) != 0) return false;
-        }
+        pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, nullptr);
+        pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, nullptr);
+        pthread_testcancel();
+        if (!restore_alternate_stack()) return false;
         pthread_sigmask(SIG_SETMASK, &mask_, nullptr);
         prctl(PR_SET_NAME, name_);
         fesetenv(&fenv_);
         uselocale(LC_GLOBAL_LOCALE);
-        pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, nullptr);
-        pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, nullptr);
         return restore_scheduling();
     }
 
 private:
+    // The one the thread started with (a sanitizer installs one on every thread), not one in
+    // module memory that may be unmapped by the next signal.
+    bool restore_alternate_stack() const {
+        stack_t now{};
+        if (sigaltstack(nullptr, &now) != 0) return false;
+        const bool was_off = (alternate_.ss_flags & SS_DISABLE) != 0;
+        const bool is_off = (now.ss_flags & SS_DISABLE) != 0;
+        if (was_off == is_off &&
+            (was_off || (now.ss_sp == alternate_.ss_sp && now.ss_size == alternate_.ss_size)))
+            return true;
+        stack_t wanted = alternate_;
+        wanted.ss_flags = was_off ? SS_DISABLE : 0;
+        return sigaltstack(&wanted, nullptr) == 0;
+    }
+
     bool restore_scheduling() const {
-        int policy = 0;
         sched_param param{};
-        if (pthread_getschedparam(pthread_self(), &policy, &param) != 0) return false;
+        const int policy = sched_getscheduler(0);
+        if (policy < 0 || sched_getparam(0, &param) != 0) return false;
+        // pthread_setschedparam, so that glibc's copy is right again too.
         if ((policy != policy_ || param.sched_priority != param_.sched_priority) &&
             pthread_setschedparam(pthread_self(), policy_, &param_) != 0)
             return false;
@@ -110,6 +126,7 @@ private:
     }
 
     sigset_t mask_;
+    stack_t alternate_{};
     char name_[16] = {};
     int policy_ = 0;
     sched_param param_{};

@@ -1,11 +1,14 @@
 // A module that changes what a thread carries and does not put it back, as module code may:
-// its signal mask, name, floating-point rounding, locale and cancellation state. Its
-// initialize() reports what it found first (NAME.found) and its thread (NAME.tid). A module
-// whose name starts with 'k' also leaves thread-specific data whose destructor is in this
-// library, and reports that destructor's run (NAME.key_destroyed).
+// its signal mask and alternate signal stack, name, scheduling policy, affinity,
+// floating-point rounding, locale and cancellation state. Its initialize() reports what it
+// found first (NAME.found) and its thread (NAME.tid). A module whose name starts with 'k' also
+// leaves thread-specific data whose destructor is in this library, and reports that
+// destructor's run (NAME.key_destroyed); one whose name starts with 'x' leaves a cancellation
+// of its thread pending (requested while it had cancellation disabled).
 #include <fenv.h>
 #include <locale.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -18,6 +21,7 @@
 namespace {
 
 locale_t own_locale = nullptr;
+alignas(16) char own_stack[1 << 16];
 pthread_key_t key;
 pthread_once_t key_once = PTHREAD_ONCE_INIT;
 
@@ -36,12 +40,32 @@ std::string found() {
     char name[16] = {};
     prctl(PR_GET_NAME, name);
     int cancel = 0;
-    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &cancel);
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
     pthread_setcancelstate(cancel, nullptr);
+    stack_t alternate{};
+    sigaltstack(nullptr, &alternate);
+    cpu_set_t cpus;
+    sched_getaffinity(0, sizeof cpus, &cpus);
     return std::string("usr2 ") + (sigismember(&mask, SIGUSR2) ? "blocked" : "open") + ", name " +
            name + ", rounding " + (fegetround() == FE_UPWARD ? "upward" : "other") + ", locale " +
            (uselocale(nullptr) == LC_GLOBAL_LOCALE ? "global" : "own") + ", cancel " +
-           (cancel == PTHREAD_CANCEL_ENABLE ? "enabled" : "disabled");
+           (cancel == PTHREAD_CANCEL_ENABLE ? "enabled" : "disabled") + ", policy " +
+           (sched_getscheduler(0) == SCHED_BATCH ? "batch" : "other") + ", cpus " +
+           std::to_string(CPU_COUNT(&cpus)) + ", alternate stack " +
+           (alternate.ss_sp == own_stack ? "own" : "other");
+}
+
+// Keeps the thread on the first of its CPUs.
+void pin() {
+    cpu_set_t cpus;
+    sched_getaffinity(0, sizeof cpus, &cpus);
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+        if (!CPU_ISSET(cpu, &cpus)) continue;
+        CPU_ZERO(&cpus);
+        CPU_SET(cpu, &cpus);
+        sched_setaffinity(0, sizeof cpus, &cpus);
+        return;
+    }
 }
 
 class ThreadState : public nonstop::Module {
@@ -59,6 +83,14 @@ public:
         if (own_locale == nullptr) own_locale = newlocale(LC_ALL_MASK, "C", nullptr);
         uselocale(own_locale);
         pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, nullptr);
+        const sched_param normal{};
+        sched_setscheduler(0, SCHED_BATCH, &normal);  // unprivileged, and back again
+        pin();
+        stack_t alternate{};
+        alternate.ss_sp = own_stack;
+        alternate.ss_size = sizeof own_stack;
+        sigaltstack(&alternate, nullptr);  // in this library: unmapped once it is unloaded
+        if (name.front() == 'x') pthread_cancel(pthread_self());
         if (name.front() == 'k') {
             pthread_once(&key_once, &make_key);
             pthread_setspecific(key, new std::string(name));
