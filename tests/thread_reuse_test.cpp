@@ -91,9 +91,14 @@ TEST_F(ThreadReuseTest, ALibraryWhosePrivateDependencyHasThreadLocalsGetsANewThr
     EXPECT_NE(own, parked);
     EXPECT_EQ(probe::get("t.seen"), "initialized");
     ASSERT_TRUE(mapped("libtls_dependency.so"));
+    // A new version that shares the dependency (already mapped when it loads) is no different.
+    probe::set("t.tid", "");
+    const auto replaced = rt().replace("t", "libthread_local_dep2.so");
+    ASSERT_TRUE(replaced.ok()) << replaced.to_string();
+    EXPECT_NE(probe::get("t.tid"), parked);
     ASSERT_TRUE(rt().unload("t").ok());
     EXPECT_FALSE(mapped("libtls_dependency.so"));
-    EXPECT_FALSE(mapped("libthread_local_dep.so"));
+    EXPECT_FALSE(mapped("libthread_local_dep"));
     EXPECT_EQ(load_on("c", "libcounter_v1.so"), parked);
 }
 

@@ -17,8 +17,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "nonstop/error.hpp"
 
@@ -407,18 +409,77 @@ std::shared_ptr<Library> VersionRepository::load_in_place(const std::string& cop
 }
 
 namespace {
-// The objects mapped in the process now, each known by its program headers, and whether it
-// has thread-locals (a TLS module id).
-std::unordered_map<const void*, bool> mapped_objects() {
-    std::unordered_map<const void*, bool> objects;
+struct MappedObject {
+    bool thread_locals;  // it has a TLS module id
+    const char* name;    // its path, valid while it is mapped
+};
+
+// The objects mapped in the process now, each known by its program headers.
+std::unordered_map<const void*, MappedObject> mapped_objects() {
+    std::unordered_map<const void*, MappedObject> objects;
     dl_iterate_phdr(
         [](dl_phdr_info* info, std::size_t, void* out) {
-            (*static_cast<std::unordered_map<const void*, bool>*>(out))[info->dlpi_phdr] =
-                info->dlpi_tls_modid != 0;
+            (*static_cast<std::unordered_map<const void*, MappedObject>*>(out))[info->dlpi_phdr] = {
+                info->dlpi_tls_modid != 0, info->dlpi_name};
             return 0;
         },
         &objects);
     return objects;
+}
+
+std::string file_name(const char* path) {
+    const char* slash = std::strrchr(path, '/');
+    return slash != nullptr ? slash + 1 : path;
+}
+
+// The names a loaded object needs (DT_NEEDED).
+std::vector<std::string> needed(void* handle) {
+    link_map* map = nullptr;
+    if (::dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == nullptr || map->l_ld == nullptr)
+        return {};
+    ElfW(Addr) strings = 0;
+    std::vector<ElfW(Xword)> offsets;
+    for (const ElfW(Dyn)* d = map->l_ld; d->d_tag != DT_NULL; ++d) {
+        if (d->d_tag == DT_STRTAB) strings = d->d_un.d_ptr;
+        if (d->d_tag == DT_NEEDED) offsets.push_back(d->d_un.d_val);
+    }
+    if (strings == 0) return {};
+    if (strings < map->l_addr) strings += map->l_addr;  // not relocated in place (MIPS, RISC-V)
+    std::vector<std::string> names;
+    for (auto offset : offsets) names.emplace_back(reinterpret_cast<const char*>(strings + offset));
+    return names;
+}
+
+// Objects that a module library's load brought into the process together with thread-locals
+// (all of that load's, to be safe): a later library that needs one of them shares it, and a
+// kept thread that ran it would keep it mapped as well. Process-wide, by file name.
+class SharedThreadLocals {
+public:
+    // Whether the library just loaded (`handle`, from `copy`) has thread-locals through what it
+    // needs: what its load brought in (`brought`, `brought_thread_locals`) or what an earlier
+    // such load did.
+    bool check(void* handle, const std::string& copy, const std::vector<std::string>& brought,
+               bool brought_thread_locals) {
+        std::lock_guard lock(mutex_);
+        if (brought_thread_locals) {
+            for (const auto& name : brought)
+                if (name != file_name(copy.c_str())) names_.insert(name);
+            return true;
+        }
+        if (names_.empty()) return false;
+        for (const auto& name : needed(handle))
+            if (names_.count(name)) return true;
+        return false;
+    }
+
+private:
+    std::mutex mutex_;
+    std::unordered_set<std::string> names_;
+};
+
+SharedThreadLocals& shared_thread_locals() {
+    static auto* shared = new SharedThreadLocals();  // never destroyed: used until the end
+    return *shared;
 }
 }  // namespace
 
@@ -431,9 +492,13 @@ void VersionRepository::map(Library& lib) {
     const auto before = mapped_objects();
     handle->library.load(lib.mapped_path_, ec,
                          boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
-    bool private_thread_locals = false;
-    for (const auto& [object, thread_locals] : mapped_objects())
-        private_thread_locals = private_thread_locals || (thread_locals && !before.count(object));
+    std::vector<std::string> brought;
+    bool brought_thread_locals = false;
+    for (const auto& [phdr, object] : mapped_objects()) {
+        if (before.count(phdr)) continue;
+        brought.push_back(file_name(object.name));
+        brought_thread_locals = brought_thread_locals || object.thread_locals;
+    }
     if (ec) {
         // The loader's own sentence (Boost.DLL's error code only says that dlopen failed).
         const char* reason = ::dlerror();
@@ -456,7 +521,8 @@ void VersionRepository::map(Library& lib) {
     lib.kind_ = lib.descriptor_->kind ? lib.descriptor_->kind : "";
     lib.version_ = lib.descriptor_->version ? lib.descriptor_->version : "";
     std::size_t tls_module = 0;  // 0: the library has no thread-locals of its own
-    lib.thread_locals_ = private_thread_locals ||
+    lib.thread_locals_ = shared_thread_locals().check(so.native(), lib.mapped_path_, brought,
+                                                      brought_thread_locals) ||
                          ::dlinfo(so.native(), RTLD_DI_TLS_MODID, &tls_module) != 0 ||
                          tls_module != 0;
 }

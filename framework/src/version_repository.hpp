@@ -36,10 +36,11 @@ public:
     const std::string& kind() const { return kind_; }
     const std::string& version() const { return version_; }
     const FileIdentity& identity() const { return identity_; }
-    /// The library, or a dependency that its load brought in (and its unload takes out), has
-    /// thread-locals (or the loader could not say): its instances
-    /// never run on a reused thread (Config::module_thread_keep), since glibc keeps a library
-    /// mapped until the threads that ran its thread-local destructors' registrations end.
+    /// The library, or a dependency that its load brought in or that it shares with an earlier
+    /// library whose load did (unloaded with them), has thread-locals (or the loader could not
+    /// say): its instances never run on a reused thread (Config::module_thread_keep), since
+    /// glibc keeps a library mapped until the threads that registered its thread-local
+    /// destructors end.
     bool thread_locals() const { return thread_locals_; }
     /// Creates one instance through the library's factory; throws Error naming the library.
     Module* create() const;

@@ -23,4 +23,7 @@ public:
 
 }  // namespace
 
-NONSTOP_MODULE(ThreadLocalDep, "thread_local_dep", "1")
+#ifndef DEP_VERSION
+#define DEP_VERSION "1"
+#endif
+NONSTOP_MODULE(ThreadLocalDep, "thread_local_dep", DEP_VERSION)

@@ -57,8 +57,8 @@ struct Config {
     /// (pthread_setspecific) or a setting it cannot get back ends instead, and the unload
     /// returns once it has. What it cannot give back is the thread-locals of libraries that
     /// stay loaded (the C and C++ libraries, the host's): set it for modules that do not rely
-    /// on those starting fresh. A module library with thread-locals of its own, or one whose
-    /// load brings in a dependency with thread-locals, always gets a new thread (their
+    /// on those starting fresh. A module library with thread-locals of its own, or one that
+    /// brings in or shares a dependency with thread-locals, always gets a new thread (their
     /// destructors run when the thread ends, and glibc keeps the library mapped until then).
     std::chrono::milliseconds module_thread_keep{0};
     /// A replacement's commit-time checkpoint up to this many bytes is kept with its release
