@@ -71,18 +71,21 @@ public:
     // thread's end runs it), or a setting could not be given back (e.g. a nice value lowered
     // without the privilege to raise it again). A cancellation that module code left pending
     // (requested while it had cancellation disabled) ends the thread here, by unwinding.
+    // Everything is given back first, also to a thread that then ends: its end must not run
+    // on an alternate stack in a library about to be closed.
     bool restore() const {
-        for (pthread_key_t key = 0; key < PTHREAD_KEYS_MAX; ++key)
-            if (!keys_[key] && pthread_getspecific(key) != nullptr) return false;
         pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, nullptr);
         pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, nullptr);
-        pthread_testcancel();
-        if (!restore_alternate_stack()) return false;
+        bool restored = restore_alternate_stack();
         pthread_sigmask(SIG_SETMASK, &mask_, nullptr);
         prctl(PR_SET_NAME, name_);
         fesetenv(&fenv_);
         uselocale(LC_GLOBAL_LOCALE);
-        return restore_scheduling();
+        restored = restore_scheduling() && restored;
+        pthread_testcancel();
+        for (pthread_key_t key = 0; key < PTHREAD_KEYS_MAX && restored; ++key)
+            if (!keys_[key] && pthread_getspecific(key) != nullptr) restored = false;
+        return restored;
     }
 
 private:
