@@ -406,9 +406,8 @@ void ModuleTask::start(std::shared_ptr<InputQueue> queue, std::uint64_t transact
         std::lock_guard lock(mutex_);
         enabling_ = Enabling::idle;
         start_error_.clear();
-        Decision decision{false, std::move(queue), true, hold, std::move(state), {}};
-        decision.from_version = std::move(from_version);
-        decisions_[0] = std::move(decision);
+        decisions_[0] = Decision{false, std::move(queue), true,
+                                 hold,  std::move(state), std::move(from_version)};
     }
     cv_.notify_all();  // outside the lock: the caller holds the task
 }

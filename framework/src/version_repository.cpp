@@ -462,8 +462,9 @@ public:
                bool brought_thread_locals) {
         std::lock_guard lock(mutex_);
         if (brought_thread_locals) {
+            const std::string own = file_name(copy.c_str());
             for (const auto& name : brought)
-                if (name != file_name(copy.c_str())) names_.insert(name);
+                if (name != own) names_.insert(name);
             return true;
         }
         if (names_.empty()) return false;

@@ -563,18 +563,22 @@ Tcl_Interp* session_interp(Runtime& runtime, const RemoteConsole::Options& optio
 }
 }  // namespace
 
+// The TLS handshake, when the console speaks TLS, within the time allowed to authenticate;
+// false, the connection closed and logged, when it fails.
+bool RemoteConsole::handshake(Client& client, std::chrono::steady_clock::time_point deadline) {
+    if (!tls_) return true;
+    std::string why;
+    if (client.channel->accept_tls(tls_, deadline, why)) return true;
+    log(client, "closed: " + why);
+    ::shutdown(client.fd, SHUT_RDWR);
+    return false;
+}
+
 void RemoteConsole::serve(Client& client) {
     const auto auth_deadline = std::chrono::steady_clock::now() + options_.auth_time_limit;
     client.channel = std::make_unique<Channel>(client.fd);
     log(client, std::string("connected") + (tls_ ? " (TLS)" : ""));
-    if (tls_) {
-        std::string why;
-        if (!client.channel->accept_tls(tls_, auth_deadline, why)) {
-            log(client, "closed: " + why);
-            ::shutdown(client.fd, SHUT_RDWR);
-            return;
-        }
-    }
+    if (!handshake(client, auth_deadline)) return;
     std::function<void(const std::string&)> on_panic = [this, &client](const std::string& why) {
         reply(*client.channel, false,
               "the command made Tcl give up (" + why + "); this session ends, the host goes on",

@@ -428,6 +428,26 @@ int join_fleet(const Arguments& args, nonstop::Runtime& runtime) {
 #endif
 }
 
+// Commands from a terminal, with line editing and history (Repl::run ends the process), or
+// from a pipe, through Tcl's own loop.
+int run_interactive(char* argv0) {
+    if (::isatty(0)) {
+        Tcl_Interp* interp = Tcl_CreateInterp();
+        Tcl_SetVar(interp, "tcl_interactive", "1", TCL_GLOBAL_ONLY);
+        Tcl_SetVar(interp, "argv0", argv0, TCL_GLOBAL_ONLY);
+        Tcl_SetVar(interp, "argv", "", TCL_GLOBAL_ONLY);
+        Tcl_SetVar(interp, "argc", "0", TCL_GLOBAL_ONLY);
+        if (app_init(interp) != TCL_OK) {
+            std::cerr << "nonstop-shell: " << Tcl_GetStringResult(interp) << "\n";
+            return 1;
+        }
+        nonstop::Repl::run(interp, nullptr, "nonstop> ");
+    }
+    char* interactive_argv[] = {argv0, nullptr};
+    Tcl_Main(1, interactive_argv, app_init);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -476,19 +496,5 @@ int main(int argc, char** argv) {
         if (const int status = join_fleet(*args, runtime); status != 0) return status;
     }
     if (!args->rest.empty()) return run_batch(argv[0], args->rest);
-    if (::isatty(0)) {
-        Tcl_Interp* interp = Tcl_CreateInterp();
-        Tcl_SetVar(interp, "tcl_interactive", "1", TCL_GLOBAL_ONLY);
-        Tcl_SetVar(interp, "argv0", argv[0], TCL_GLOBAL_ONLY);
-        Tcl_SetVar(interp, "argv", "", TCL_GLOBAL_ONLY);
-        Tcl_SetVar(interp, "argc", "0", TCL_GLOBAL_ONLY);
-        if (app_init(interp) != TCL_OK) {
-            std::cerr << "nonstop-shell: " << Tcl_GetStringResult(interp) << "\n";
-            return 1;
-        }
-        nonstop::Repl::run(interp, nullptr, "nonstop> ");
-    }
-    char* interactive_argv[] = {argv[0], nullptr};
-    Tcl_Main(1, interactive_argv, app_init);
-    return 0;
+    return run_interactive(argv[0]);
 }

@@ -117,6 +117,7 @@ private:
     bool make_room_i();
     void start_session_i(int fd, const sockaddr_storage& address);
     void serve(Client& client);
+    bool handshake(Client& client, std::chrono::steady_clock::time_point deadline);
     bool read_line(Client& client, std::string& input, std::string& line, bool incomplete,
                    std::chrono::steady_clock::time_point deadline);
     bool authenticate(Client& client, const std::string& line);
